@@ -1,0 +1,72 @@
+"""Authentication of API callers: partners by `Api-Key <key>`, members by `Bearer <token>`."""
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from config.api.principals import MemberPrincipal, PartnerPrincipal
+from members.models import PartnerKey
+from members.selectors import member_for_token
+
+
+def _credentials(request, scheme: str) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    prefix, _sep, value = header.partition(" ")
+    if prefix.lower() != scheme.lower():
+        return None
+    if not value.strip():
+        raise exceptions.AuthenticationFailed(_("Empty credentials."))
+    return value.strip()
+
+
+class PartnerKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        key = _credentials(request, self.keyword)
+        if key is None:
+            return None
+        try:
+            api_key = PartnerKey.objects.select_related("business_unit", "merchant").get_from_key(key)
+        except PartnerKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed(_("Invalid API key.")) from None
+        if not api_key.is_valid(key) or not api_key.business_unit.is_active:
+            raise exceptions.AuthenticationFailed(_("API key revoked or expired."))
+        principal = PartnerPrincipal(key=api_key, business_unit=api_key.business_unit, merchant=api_key.merchant)
+        return principal, api_key
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class MemberTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        token = _credentials(request, self.keyword)
+        if token is None:
+            return None
+        member = member_for_token(token=token)
+        if member is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
+        return MemberPrincipal(member=member), token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class PartnerKeyScheme(OpenApiAuthenticationExtension):
+    target_class = PartnerKeyAuthentication
+    name = "PartnerApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Api-Key <key>`: a partner key scoped to one business unit (and optionally a merchant)."}
+
+
+class MemberTokenScheme(OpenApiAuthenticationExtension):
+    target_class = MemberTokenAuthentication
+    name = "MemberBearer"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A member token from POST /api/v1/auth/token/."}

@@ -1,0 +1,17 @@
+from rest_framework.permissions import BasePermission
+
+from config.api.principals import MemberPrincipal, PartnerPrincipal
+
+
+class IsPartner(BasePermission):
+    message = "This endpoint is for partner systems (Authorization: Api-Key <key>)."
+
+    def has_permission(self, request, view):
+        return isinstance(request.user, PartnerPrincipal)
+
+
+class IsMember(BasePermission):
+    message = "This endpoint is for members (Authorization: Bearer <token>)."
+
+    def has_permission(self, request, view):
+        return isinstance(request.user, MemberPrincipal)

@@ -1,0 +1,23 @@
+"""Who is calling the API: a partner system (API key) or a member (bearer token)."""
+
+from dataclasses import dataclass
+
+from members.models import BusinessUnit, Member, Merchant, PartnerKey
+
+
+@dataclass(frozen=True)
+class PartnerPrincipal:
+    key: PartnerKey
+    business_unit: BusinessUnit
+    merchant: Merchant | None
+    is_authenticated: bool = True
+
+    @property
+    def idempotency_scope(self) -> str:
+        return f"partner:{self.key.pk}"
+
+
+@dataclass(frozen=True)
+class MemberPrincipal:
+    member: Member
+    is_authenticated: bool = True

@@ -1,0 +1,193 @@
+"""Parties of the group: business units, merchants, organizations, members and partner keys."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.models import AbstractAPIKey
+
+
+class BusinessUnitKind(models.TextChoices):
+    MALL = "mall", _("Shopping mall")
+    OFFICE_PARK = "office_park", _("Office park")
+    HOTEL = "hotel", _("Hotel")
+    PROPERTY = "property", _("Property management")
+    TOURISM = "tourism", _("Tourism site")
+
+
+class BusinessUnit(models.Model):
+    """One business of the group. Its point value and base earn rate are CNY-based Decimals."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=20, choices=BusinessUnitKind.choices)
+    point_value_cny = models.DecimalField(
+        _("value of one point (CNY)"), max_digits=12, decimal_places=6, default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("What one point is worth in CNY, e.g. 0.01 when 100 points = 1 CNY."),
+    )
+    earn_rate = models.DecimalField(
+        _("base earn rate (points per CNY)"), max_digits=10, decimal_places=4, default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    pending_days = models.PositiveIntegerField(
+        _("pending days"), default=0,
+        help_text=_("Days before earned points become available (e.g. a return window)."),
+    )
+    expiry_months = models.PositiveIntegerField(_("expiry (months)"), default=12)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("business unit")
+        verbose_name_plural = _("business units")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(point_value_cny__gte=0), name="bu_point_value_non_negative"),
+            models.CheckConstraint(condition=Q(earn_rate__gte=0), name="bu_earn_rate_non_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+
+class MerchantCategory(models.TextChoices):
+    RETAIL = "retail", _("Retail")
+    ELECTRONICS = "electronics", _("Electronics")
+    GROCERY = "grocery", _("Grocery")
+    FOOD = "food", _("Food and beverage")
+    PARKING = "parking", _("Parking")
+    SERVICE = "service", _("Services")
+    HOSPITALITY = "hospitality", _("Hospitality")
+    ENTERTAINMENT = "entertainment", _("Entertainment")
+    OTHER = "other", _("Other")
+
+
+class Merchant(models.Model):
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="merchants", verbose_name=_("business unit")
+    )
+    code = models.SlugField(_("code"), max_length=32)
+    name = models.CharField(_("name"), max_length=120)
+    category = models.CharField(_("category"), max_length=20, choices=MerchantCategory.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("merchant")
+        verbose_name_plural = _("merchants")
+        ordering = ["business_unit__code", "code"]
+        constraints = [models.UniqueConstraint(fields=["business_unit", "code"], name="merchant_code_unique_in_bu")]
+
+    def __str__(self):
+        return f"{self.name} ({self.business_unit.code}/{self.code})"
+
+
+class Organization(models.Model):
+    """A tenant company (To-B); its employees can be members."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+
+    class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.name
+
+
+class MemberStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    CLOSED = "closed", _("Closed")
+
+
+class Member(models.Model):
+    """A person with one account and one points balance across every business unit."""
+
+    phone = models.CharField(_("phone"), max_length=20, unique=True)
+    card_no = models.CharField(_("card number"), max_length=20, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="members",
+        verbose_name=_("organization"),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
+    consent_marketing = models.BooleanField(_("consents to marketing"), default=False)
+    consent_sms = models.BooleanField(_("consents to SMS"), default=False)
+    consent_data_sharing = models.BooleanField(_("consents to data sharing across the group"), default=False)
+    referral_code = models.CharField(_("referral code"), max_length=12, unique=True, editable=False)
+    referred_by = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="referrals", verbose_name=_("referred by")
+    )
+    enrolled_business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("enrolled at"),
+    )
+    enrolled_at = models.DateTimeField(_("enrolled at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.name or self.phone} ({self.card_no})"
+
+
+class PartnerKey(AbstractAPIKey):
+    """An API key for a partner system, scoped to one business unit and optionally one merchant.
+
+    Only a hash of the key is stored; the full key is shown once, when it is created.
+    """
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="partner_keys", verbose_name=_("business unit")
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="partner_keys",
+        verbose_name=_("merchant"),
+    )
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("partner API key")
+        verbose_name_plural = _("partner API keys")
+
+
+class MemberToken(models.Model):
+    """A member's bearer token. Only its SHA-256 is stored; it expires and can be revoked."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tokens", verbose_name=_("member"))
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("member token")
+        verbose_name_plural = _("member tokens")
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.member} · {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class OneTimeCode(models.Model):
+    """A sign-in code sent by SMS. Only its SHA-256 is stored; it is single-use and expires."""
+
+    phone = models.CharField(_("phone"), max_length=20, db_index=True)
+    code_hash = models.CharField(_("code hash"), max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("one-time code")
+        verbose_name_plural = _("one-time codes")
+        ordering = ["-id"]

@@ -1,0 +1,63 @@
+"""Domain errors of the ledger; each declares its HTTP status, stable code and message."""
+
+from django.utils.translation import gettext_lazy as _
+
+from config.errors import DomainError, IdempotencyConflict, NotFound
+
+__all__ = [
+    "IdempotencyConflict",
+    "NotFound",
+    "InsufficientPoints",
+    "AccountFrozen",
+    "InvalidPoints",
+    "InvalidOccurredAt",
+    "NotReversible",
+    "ReversalExceedsOriginal",
+    "ReasonRequired",
+    "MemberInactive",
+]
+
+
+class InsufficientPoints(DomainError):
+    status_code = 409
+    code = "insufficient_points"
+    default_detail = _("The member does not have enough available points.")
+
+
+class AccountFrozen(DomainError):
+    status_code = 409
+    code = "account_frozen"
+    default_detail = _("The member's points account is frozen.")
+
+
+class MemberInactive(DomainError):
+    status_code = 409
+    code = "member_inactive"
+    default_detail = _("The member is not active.")
+
+
+class InvalidPoints(DomainError):
+    code = "invalid_points"
+    default_detail = _("Points must be a positive whole number.")
+
+
+class InvalidOccurredAt(DomainError):
+    code = "invalid_occurred_at"
+    default_detail = _("occurred_at is in the future or too far in the past.")
+
+
+class NotReversible(DomainError):
+    status_code = 409
+    code = "not_reversible"
+    default_detail = _("Only earn and spend transactions can be reversed.")
+
+
+class ReversalExceedsOriginal(DomainError):
+    status_code = 409
+    code = "reversal_exceeds_original"
+    default_detail = _("The reversal is larger than what is left of the original transaction.")
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    default_detail = _("A reason is required.")
