@@ -6,12 +6,15 @@ member never exists without a wallet and members never imports the apps above it
 
 import secrets
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from members.exceptions import InvalidReferralCode, PhoneAlreadyEnrolled
-from members.models import BusinessUnit, Member, Organization
+from members.models import BusinessUnit, Member, MemberToken, Organization
+from members.selectors import token_hash
 
 EnrolmentHook = Callable[[Member], None]
 _enrolment_hooks: list[EnrolmentHook] = []
@@ -90,3 +93,21 @@ def member_enrol(
             raise PhoneAlreadyEnrolled() from exc
         raise
     return member
+
+
+def member_token_issue(*, member: Member) -> str:
+    """Issue a bearer token for the member; only its hash is stored. Returns the token once."""
+    token = secrets.token_urlsafe(32)
+    MemberToken.objects.create(
+        member=member,
+        key_hash=token_hash(token),
+        expires_at=timezone.now() + timedelta(seconds=settings.MEMBER_TOKEN_TTL_SECONDS),
+    )
+    return token
+
+
+def member_token_revoke(*, token: str) -> bool:
+    """Revoke a token; returns whether a live token was revoked."""
+    return bool(
+        MemberToken.objects.filter(key_hash=token_hash(token), revoked_at__isnull=True).update(revoked_at=timezone.now())
+    )

@@ -1,0 +1,72 @@
+"""The explicit interface through which apps above points take part in the earning path.
+
+points never imports tiers or riskcontrol. Instead they register here, in their
+AppConfig.ready, and the earn service calls what is registered, in order, inside its
+transaction. A reader of points_earn sees every call; nothing runs through signals.
+
+- the tier provider (one, from tiers): the member's tier code, earn multiplier and expiry
+  extension, used by the rules engine and the lot's expiry;
+- earn gates (any number, e.g. from riskcontrol): may refuse an earn by raising a DomainError,
+  or ask that the new lot be held;
+- after-earn hooks (any number, e.g. tiers' immediate upgrade): run after the posting is written,
+  in the same transaction, with the wallet row locked.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from members.models import BusinessUnit, Member, Merchant
+
+
+@dataclass(frozen=True)
+class TierInfo:
+    code: str
+    earn_multiplier: Decimal = Decimal("1")
+    expiry_extension_months: int = 0
+
+
+@dataclass(frozen=True)
+class EarnContext:
+    member: Member
+    business_unit: BusinessUnit
+    merchant: Merchant | None
+    event_type: str
+    amount_cny: Decimal | None
+    occurred_at: datetime
+
+
+TierProvider = Callable[[Member, datetime], TierInfo | None]
+EarnGate = Callable[[EarnContext], None]
+AfterEarnHook = Callable[..., None]
+
+_tier_provider: list[TierProvider] = []
+_earn_gates: list[EarnGate] = []
+_after_earn_hooks: list[AfterEarnHook] = []
+
+
+def register_tier_provider(provider: TierProvider) -> None:
+    _tier_provider[:] = [provider]
+
+
+def register_earn_gate(gate: EarnGate) -> None:
+    if gate not in _earn_gates:
+        _earn_gates.append(gate)
+
+
+def register_after_earn_hook(hook: AfterEarnHook) -> None:
+    if hook not in _after_earn_hooks:
+        _after_earn_hooks.append(hook)
+
+
+def member_tier(member: Member, at: datetime) -> TierInfo | None:
+    return _tier_provider[0](member, at) if _tier_provider else None
+
+
+def earn_gates() -> list[EarnGate]:
+    return list(_earn_gates)
+
+
+def after_earn_hooks() -> list[AfterEarnHook]:
+    return list(_after_earn_hooks)
