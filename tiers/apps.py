@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class TiersConfig(AppConfig):
     name = "tiers"
     verbose_name = _("Tiers")
+
+    def ready(self):
+        from points.policies import register_after_earn_hook, register_tier_provider
+        from tiers.selectors import tier_info
+        from tiers.services import tier_after_earn
+
+        register_tier_provider(tier_info)
+        register_after_earn_hook(tier_after_earn)

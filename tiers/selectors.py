@@ -1,0 +1,159 @@
+"""Reads on tiers: the qualifying value, the level it earns, and a member's progress."""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from dateutil.relativedelta import relativedelta
+from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.models import Member
+from points.models import Posting, PostingKind
+from points.policies import TierInfo
+from points.timeutils import group_timezone, local_date
+from tiers.models import MemberTier, QualificationBasis, TierLevel, TierProgramme
+
+CENT = Decimal("0.01")
+MONEY = DecimalField(max_digits=20, decimal_places=6)
+
+
+def active_programme() -> TierProgramme | None:
+    return TierProgramme.objects.filter(is_active=True).first()
+
+
+def programme_levels(*, programme: TierProgramme) -> list[TierLevel]:
+    return list(programme.levels.order_by("rank"))
+
+
+def window_start(*, programme: TierProgramme, at: datetime) -> datetime:
+    """Midnight, in the group's time zone, of the same calendar day `window_months` before `at`.
+
+    At 2026-11-22 15:00 Shanghai with 12 months the window opens 2025-11-22 00:00 Shanghai
+    (2025-11-21 16:00 UTC): what counts is the group's calendar day, not the UTC date.
+    """
+    first_day = local_date(at) - relativedelta(months=programme.window_months)
+    return datetime.combine(first_day, time.min, tzinfo=group_timezone())
+
+
+def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) -> Decimal:
+    """Points earned (or CNY spent on earning purchases) in the window, minus refunds of them.
+
+    One aggregate query over the member's earn postings in the window and the refunds of those
+    earns made up to `at`. A refund takes back its share of the purchase amount in proportion to
+    the points it reverses. Spends, expiry and adjustments do not count: the balance is irrelevant.
+    """
+    start = window_start(programme=programme, at=at)
+    postings = Posting.objects.filter(wallet__member_id=member_id).filter(
+        Q(kind=PostingKind.EARN, occurred_at__gte=start, occurred_at__lte=at)
+        | Q(kind=PostingKind.REFUND, occurred_at__lte=at,
+            reverses__occurred_at__gte=start, reverses__occurred_at__lte=at)
+    )
+    if programme.basis == QualificationBasis.POINTS:
+        total = postings.aggregate(total=Sum("points"))["total"] or 0
+        return Decimal(total)
+    spend = Case(
+        When(kind=PostingKind.EARN, then=Coalesce(F("amount_cny"), Value(Decimal("0")), output_field=MONEY)),
+        When(
+            kind=PostingKind.REFUND,
+            then=F("reverses__amount_cny") * F("points") / F("reverses__points"),
+        ),
+        output_field=MONEY,
+    )
+    total = postings.aggregate(total=Sum(spend, output_field=MONEY))["total"] or Decimal("0")
+    return Decimal(total).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def level_for_value(*, levels: list[TierLevel], value: Decimal) -> TierLevel | None:
+    """The highest-ranked level whose threshold the value reaches (None below every threshold)."""
+    reached = [level for level in levels if level.threshold <= value]
+    return max(reached, key=lambda level: level.rank) if reached else None
+
+
+def rank_of(level: TierLevel | None) -> int:
+    return -1 if level is None else level.rank
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    programme: TierProgramme
+    qualifying_value: Decimal
+    window_start: datetime
+    window_end: datetime
+    level: TierLevel | None
+    earned_level: TierLevel | None
+    override_ends_at: datetime | None
+    next_level: TierLevel | None
+    remaining: Decimal | None
+    downgrade_due_at: datetime | None
+
+    @property
+    def text(self) -> str:
+        """E.g. "120 points to Gold", "¥350.00 to Gold", or that the top tier is reached."""
+        if self.next_level is None:
+            return _("Top tier reached") if self.level is not None else ""
+        if self.programme.basis == QualificationBasis.POINTS:
+            return _("%(remaining)s points to %(tier)s") % {"remaining": int(self.remaining), "tier": self.next_level.name}
+        return _("¥%(remaining)s to %(tier)s") % {"remaining": self.remaining, "tier": self.next_level.name}
+
+
+def tier_progress(*, member: Member, at: datetime | None = None) -> TierProgress | None:
+    """The member's tier, the next one and what is still needed; None without an active programme."""
+    at = at or timezone.now()
+    member_tier = MemberTier.objects.filter(member=member).select_related(
+        "programme", "level", "override_level"
+    ).first()
+    programme = member_tier.programme if member_tier else active_programme()
+    if programme is None:
+        return None
+    levels = programme_levels(programme=programme)
+    value = qualifying_value(member_id=member.pk, programme=programme, at=at)
+    if member_tier is None:
+        earned = level_for_value(levels=levels, value=value)
+        level, override_ends_at, downgrade_due_at = earned, None, None
+    else:
+        earned = member_tier.level
+        level = member_tier.effective_level(at)
+        override_ends_at = member_tier.override_ends_at if member_tier.override_active(at) else None
+        downgrade_due_at = (
+            member_tier.below_since + timedelta(days=programme.grace_days)
+            if member_tier.below_since else None
+        )
+    higher = [candidate for candidate in levels if candidate.rank > rank_of(level)]
+    next_level = higher[0] if higher else None
+    remaining = max(next_level.threshold - value, Decimal("0")) if next_level else None
+    return TierProgress(
+        programme=programme, qualifying_value=value, window_start=window_start(programme=programme, at=at),
+        window_end=at, level=level, earned_level=earned, override_ends_at=override_ends_at,
+        next_level=next_level, remaining=remaining, downgrade_due_at=downgrade_due_at,
+    )
+
+
+def member_tier_history(*, member: Member):
+    return member.tier_changes.select_related("from_level", "to_level").order_by("-at", "-id")
+
+
+def tier_info(member: Member, at: datetime) -> TierInfo | None:
+    """points' tier provider: the benefits of the member's effective tier at `at`.
+
+    A member with no tier row yet (nothing earned since tiers started) gets the level their
+    qualifying value earns; the after-earn hook then records it.
+    """
+    member_tier = MemberTier.objects.filter(member=member).select_related("level", "override_level").first()
+    if member_tier is not None:
+        level = member_tier.effective_level(at)
+    else:
+        programme = active_programme()
+        if programme is None:
+            return None
+        level = level_for_value(
+            levels=programme_levels(programme=programme),
+            value=qualifying_value(member_id=member.pk, programme=programme, at=at),
+        )
+    if level is None:
+        return None
+    return TierInfo(
+        code=level.code, earn_multiplier=level.earn_multiplier, expiry_extension_months=level.expiry_extension_months
+    )
