@@ -489,15 +489,18 @@ def _wallet_set_frozen(*, member_id: int, frozen: bool, reason: str, actor) -> W
 def wallet_expire_due_lots(*, wallet_id: int, now: datetime) -> Posting | None:
     """Expire every lot of one wallet whose validity ended before `now`, in one posting.
 
-    The wallet lock and the re-read of `remaining` under it make a rerun, or a run overlapping
-    another, expire nothing twice; the key `expire:<wallet>:<now>` makes a retried run replay.
+    Returns the posting written, or None when this call wrote nothing: nothing was due, or a
+    run with the same `now` (a retry, or an overlapping run) already wrote it, so that a batch
+    counts only its own postings. The wallet lock and the re-read of `remaining` under it make a
+    rerun, or a run overlapping another, expire nothing twice; the key `expire:<wallet>:<now>`
+    makes a retried run replay.
     """
     idempotency = Idempotency(scope=SYSTEM_SCOPE, key=f"expire:{wallet_id}:{now.isoformat()}")
     fingerprint = request_fingerprint("expire", wallet=wallet_id, now=now.isoformat())
     with transaction.atomic(durable=True):
         wallet = wallets_lock(wallet_ids=[wallet_id])[0]
-        if replay := _replay(idempotency, fingerprint):
-            return replay
+        if _replay(idempotency, fingerprint):
+            return None
         lots = list(Lot.objects.filter(wallet=wallet, remaining__gt=0, expires_at__lt=now).order_by("id"))
         if not lots:
             return None
