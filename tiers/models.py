@@ -138,6 +138,7 @@ class MemberTier(models.Model):
     class Meta:
         verbose_name = _("member tier")
         verbose_name_plural = _("member tiers")
+        permissions = [("set_manual_tier", _("Can set a member's tier by hand"))]
         constraints = [
             models.CheckConstraint(
                 condition=Q(override_level__isnull=True) | Q(override_ends_at__isnull=False),
