@@ -4,17 +4,22 @@ Apps above members (points opens the wallet) register a hook in their AppConfig.
 member never exists without a wallet and members never imports the apps above it.
 """
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from members.exceptions import InvalidReferralCode, PhoneAlreadyEnrolled
-from members.models import BusinessUnit, Member, MemberToken, Organization
+from members.exceptions import InvalidCode, InvalidReferralCode, OtpRateLimited, PhoneAlreadyEnrolled
+from members.models import BusinessUnit, Member, MemberStatus, MemberToken, OneTimeCode, Organization
 from members.selectors import token_hash
+from members.sms import sms_backend
 
 EnrolmentHook = Callable[[Member], None]
 _enrolment_hooks: list[EnrolmentHook] = []
@@ -111,3 +116,79 @@ def member_token_revoke(*, token: str) -> bool:
     return bool(
         MemberToken.objects.filter(key_hash=token_hash(token), revoked_at__isnull=True).update(revoked_at=timezone.now())
     )
+
+
+# --- sign-in with a one-time code ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    token: str
+    expires_at: datetime
+    member: Member
+
+
+def otp_code_hash(*, phone: str, code: str) -> str:
+    """A keyed hash: a leaked table of six-digit codes cannot be reversed without SECRET_KEY."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _phone_lock(phone: str) -> None:
+    """Serialise code requests for one phone (PostgreSQL advisory lock, released at commit), so
+    concurrent requests cannot overshoot the hourly limit. SQLite serialises writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"otp:{phone}"])
+
+
+def otp_send(*, phone: str) -> None:
+    """Send a six-digit sign-in code by SMS, at most OTP_MAX_PER_PHONE_PER_HOUR times an hour.
+
+    The caller learns nothing about enrolment: a code is recorded, and counted against the
+    limit, for every phone alike; the SMS goes out only when an active member has the phone.
+    Only the latest code of a phone can be exchanged for a token.
+    """
+    code = f"{secrets.randbelow(10**6):06d}"
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        _phone_lock(phone)
+        recent = OneTimeCode.objects.filter(phone=phone, created_at__gt=now - timedelta(hours=1)).count()
+        if recent >= settings.OTP_MAX_PER_PHONE_PER_HOUR:
+            raise OtpRateLimited()
+        OneTimeCode.objects.create(
+            phone=phone,
+            code_hash=otp_code_hash(phone=phone, code=code),
+            expires_at=now + timedelta(seconds=settings.OTP_TTL_SECONDS),
+        )
+        enrolled = Member.objects.filter(phone=phone, status=MemberStatus.ACTIVE).exists()
+    if enrolled:
+        minutes = max(1, settings.OTP_TTL_SECONDS // 60)
+        message = _("Your sign-in code is %(code)s. It expires in %(minutes)d minutes.") % {"code": code, "minutes": minutes}
+        sms_backend().send(phone=phone, message=message)
+
+
+def member_sign_in(*, phone: str, code: str) -> SignIn:
+    """Exchange a phone's latest one-time code for a bearer token.
+
+    The code is single-use, expires after OTP_TTL_SECONDS and dies after OTP_MAX_ATTEMPTS wrong
+    tries (each wrong try is counted even though the request fails). Every failure, including a
+    phone nobody enrolled, raises the same InvalidCode.
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        otp = OneTimeCode.objects.select_for_update().filter(phone=phone).order_by("-id").first()
+        live = (
+            otp is not None and otp.used_at is None and otp.expires_at > now
+            and otp.attempts < settings.OTP_MAX_ATTEMPTS
+        )
+        if live:
+            member = Member.objects.filter(phone=phone, status=MemberStatus.ACTIVE).first()
+            if member is not None and hmac.compare_digest(otp.code_hash, otp_code_hash(phone=phone, code=code)):
+                otp.used_at = now
+                otp.save(update_fields=["used_at"])
+                token = member_token_issue(member=member)
+                issued = MemberToken.objects.get(key_hash=token_hash(token))
+                return SignIn(token=token, expires_at=issued.expires_at, member=member)
+            otp.attempts += 1
+            otp.save(update_fields=["attempts"])
+    raise InvalidCode()

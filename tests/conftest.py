@@ -38,3 +38,26 @@ def ledger_sound(db):
         assert problems == {}, problems
 
     return check
+
+
+@pytest.fixture
+def partner_key():
+    """Make a partner API key; returns the key string (shown once, stored hashed)."""
+    from members.models import PartnerKey
+
+    def make(business_unit, merchant=None):
+        _key_object, key = PartnerKey.objects.create_key(name=f"{business_unit.code} POS", business_unit=business_unit,
+                                                         merchant=merchant)
+        return key
+
+    return make
+
+
+@pytest.fixture
+def partner(bu, partner_key):
+    """An API client authenticated as a partner of `bu` (no merchant scope)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {partner_key(bu)}")
+    return client

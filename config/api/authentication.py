@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from config.api.permissions import IsMember, IsPartner
 from config.api.principals import MemberPrincipal, PartnerPrincipal
 from members.models import PartnerKey
 from members.selectors import member_for_token
@@ -26,11 +27,13 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
         key = _credentials(request, self.keyword)
         if key is None:
             return None
-        try:
-            api_key = PartnerKey.objects.select_related("business_unit", "merchant").get_from_key(key)
-        except PartnerKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed(_("Invalid API key.")) from None
-        if not api_key.is_valid(key) or not api_key.business_unit.is_active:
+        prefix, _dot, _secret = key.partition(".")
+        api_key = (
+            PartnerKey.objects.get_usable_keys().select_related("business_unit", "merchant").filter(prefix=prefix).first()
+        )
+        if api_key is None or not api_key.is_valid(key):
+            raise exceptions.AuthenticationFailed(_("Invalid API key."))
+        if api_key.has_expired or not api_key.business_unit.is_active:
             raise exceptions.AuthenticationFailed(_("API key revoked or expired."))
         principal = PartnerPrincipal(key=api_key, business_unit=api_key.business_unit, merchant=api_key.merchant)
         return principal, api_key
@@ -55,9 +58,20 @@ class MemberTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+def _view_admits(auto_schema, permission) -> bool:
+    """Whether an operation admits the principal of `permission`: a view that requires the other
+    kind of caller does not list this scheme in the schema (both authenticate, so that a wrong
+    caller gets a clear 403 rather than a bare 401)."""
+    required = {type(p) for p in auto_schema.view.get_permissions()} & {IsPartner, IsMember}
+    return not required or permission in required
+
+
 class PartnerKeyScheme(OpenApiAuthenticationExtension):
     target_class = PartnerKeyAuthentication
     name = "PartnerApiKey"
+
+    def get_security_requirement(self, auto_schema):
+        return super().get_security_requirement(auto_schema) if _view_admits(auto_schema, IsPartner) else None
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization",
@@ -67,6 +81,9 @@ class PartnerKeyScheme(OpenApiAuthenticationExtension):
 class MemberTokenScheme(OpenApiAuthenticationExtension):
     target_class = MemberTokenAuthentication
     name = "MemberBearer"
+
+    def get_security_requirement(self, auto_schema):
+        return super().get_security_requirement(auto_schema) if _view_admits(auto_schema, IsMember) else None
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "A member token from POST /api/v1/auth/token/."}

@@ -14,7 +14,9 @@ class PartnerPrincipal:
 
     @property
     def idempotency_scope(self) -> str:
-        return f"partner:{self.key.pk}"
+        """Idempotency keys are unique per partner key. The key's unique 8-character prefix names
+        it (its primary key embeds the hash and would not fit the 64-character scope column)."""
+        return f"partner:{self.key.prefix}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""Serializers of the members API: inputs check shape only, outputs describe the answers."""
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from members.models import Member
+from members.selectors import organization_by_code
+
+PHONE_PATTERN = r"^\+?[0-9]{5,19}$"
+PHONE_HELP = _("Digits, optionally with a leading +, e.g. 13800138000.")
+
+
+class PhoneField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", PHONE_HELP)
+        super().__init__(PHONE_PATTERN, max_length=20, **kwargs)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    organization = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Member
+        fields = [
+            "id", "phone", "card_no", "name", "birthday", "email", "organization", "status", "referral_code",
+            "consent_marketing", "consent_sms", "consent_data_sharing", "enrolled_at",
+        ]
+        read_only_fields = fields
+
+
+class MemberEnrolSerializer(serializers.Serializer):
+    phone = PhoneField()
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    birthday = serializers.DateField(required=False, allow_null=True, default=None)
+    email = serializers.EmailField(max_length=254, required=False, default="", allow_blank=True)
+    organization = serializers.SlugField(
+        max_length=32, required=False, allow_null=True, default=None, help_text=_("Code of the member's employer.")
+    )
+    referral_code = serializers.CharField(max_length=12, required=False, default="", allow_blank=True)
+    consent_marketing = serializers.BooleanField(required=False, default=False)
+    consent_sms = serializers.BooleanField(required=False, default=False)
+    consent_data_sharing = serializers.BooleanField(required=False, default=False)
+
+    def validate_organization(self, code):
+        if not code:
+            return None
+        organization = organization_by_code(code=code)
+        if organization is None:
+            raise serializers.ValidationError(_("No organization has this code."))
+        return organization
+
+
+class MemberLookupSerializer(serializers.Serializer):
+    phone = PhoneField(required=False)
+    card_no = serializers.RegexField(r"^[0-9]{1,20}$", required=False, help_text=_("The 16-digit card number."))
+
+    def validate(self, attrs):
+        if not attrs.get("phone") and not attrs.get("card_no"):
+            raise serializers.ValidationError(_("Give phone or card_no: members are looked up, never listed."))
+        return attrs
+
+
+class OtpRequestSerializer(serializers.Serializer):
+    phone = PhoneField()
+
+
+class OtpSentSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text=_("Seconds the code stays valid."))
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    phone = PhoneField()
+    code = serializers.RegexField(r"^[0-9]{6}$", help_text=_("The six-digit code received by SMS."))
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    member = MemberSerializer()

@@ -1,0 +1,189 @@
+"""Serializers of the points API: inputs check shape only, outputs describe the answers."""
+
+from decimal import Decimal
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from members.selectors import merchant_for_partner
+from points.batch import EarnBatchItem, RejectedItem
+from points.models import Posting
+
+BIGINT_MAX = 2**63 - 1
+MAX_BATCH_ITEMS = 1000
+
+
+class MemberIdField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=BIGINT_MAX, help_text=_("The member's id."), **kwargs)
+
+
+class PointsField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=BIGINT_MAX, **kwargs)
+
+
+class AmountField(serializers.DecimalField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_digits=14, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True,
+            help_text=_("Purchase amount in CNY as a decimal string with at most 2 decimals, e.g. \"128.50\"."),
+            **kwargs,
+        )
+
+
+# --- outputs -------------------------------------------------------------------------------
+
+
+class ExplanationStepSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    points = serializers.IntegerField()
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    merchant = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    amount = serializers.DecimalField(
+        source="amount_cny", max_digits=14, decimal_places=2, read_only=True, allow_null=True,
+        help_text=_("Purchase amount in CNY (earns only)."),
+    )
+    points = serializers.IntegerField(read_only=True, help_text=_("Change of the member's points: + credited, - debited."))
+    explanation = serializers.SerializerMethodField(help_text=_("How the points were computed, step by step."))
+
+    class Meta:
+        model = Posting
+        fields = [
+            "id", "kind", "points", "business_unit", "merchant", "amount", "receipt_no", "reason", "occurred_at",
+            "created_at", "explanation", "reverses",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ExplanationStepSerializer(many=True))
+    def get_explanation(self, posting):
+        return posting.explanation
+
+
+class ExpiringSerializer(serializers.Serializer):
+    expires_at = serializers.DateTimeField()
+    points = serializers.IntegerField()
+
+
+class BalanceSerializer(serializers.Serializer):
+    member = serializers.IntegerField(help_text=_("The member's id."))
+    total = serializers.IntegerField(help_text=_("available + pending + frozen + expired_unswept"))
+    available = serializers.IntegerField(help_text=_("Spendable now."))
+    pending = serializers.IntegerField(help_text=_("Earned, not yet available (pending period)."))
+    frozen = serializers.IntegerField(help_text=_("Held because the account is frozen."))
+    expired_unswept = serializers.IntegerField(help_text=_("Past expiry, awaiting the expiry job."))
+    debt = serializers.IntegerField(help_text=_("Owed after refunds of spent points; repaid by the next earnings."))
+    expiring = ExpiringSerializer(many=True, help_text=_("Points still valid, by expiry date (earliest first)."))
+
+
+class PostingResultSerializer(serializers.Serializer):
+    transaction = TransactionSerializer()
+    points = serializers.IntegerField(help_text=_("Points moved for the member: + credited, - debited."))
+    balance = BalanceSerializer()
+    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+
+class EarnSerializer(serializers.Serializer):
+    member = MemberIdField()
+    amount = AmountField()
+    merchant = serializers.SlugField(
+        max_length=32, required=False, default="", allow_blank=True,
+        help_text=_("Merchant code within the key's business unit; optional for a key scoped to a merchant."),
+    )
+    receipt_no = serializers.CharField(max_length=64)
+    occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When the purchase happened."))
+
+    def validate(self, attrs):
+        principal = self.context["request"].user
+        code = attrs["merchant"]
+        merchant = merchant_for_partner(business_unit=principal.business_unit, key_merchant=principal.merchant, code=code)
+        if merchant is None:
+            message = _("No active merchant of this business unit has this code.") if code else _("This field is required.")
+            raise serializers.ValidationError({"merchant": [message]})
+        return {**attrs, "merchant": merchant}
+
+
+class SpendSerializer(serializers.Serializer):
+    member = MemberIdField()
+    points = PointsField()
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class ReverseSerializer(serializers.Serializer):
+    points = PointsField(required=False, default=None, help_text=_("Points to reverse; all that is left by default."))
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class EarnBatchItemSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=128, help_text=_("Unique per partner key, like the header."))
+    member = MemberIdField()
+    amount = AmountField()
+    merchant = serializers.SlugField(max_length=32, required=False, default="", allow_blank=True)
+    receipt_no = serializers.CharField(max_length=64)
+    occurred_at = serializers.DateTimeField(required=False, default=None)
+
+
+@extend_schema_field(EarnBatchItemSerializer(many=True))
+class EarnBatchItemsField(serializers.ListField):
+    """The items, each checked on its own later, so that one malformed item fails only itself."""
+
+    child = serializers.JSONField()
+
+
+class EarnBatchSerializer(serializers.Serializer):
+    items = EarnBatchItemsField(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+    def validate_items(self, raw_items) -> list[EarnBatchItem | RejectedItem]:
+        """Check each item's shape on its own: a malformed item becomes a RejectedItem that the
+        batch reports as that item's error, instead of failing the whole request."""
+        items = []
+        for raw in raw_items:
+            item = EarnBatchItemSerializer(data=raw)
+            if item.is_valid():
+                data = item.validated_data
+                items.append(EarnBatchItem(
+                    idempotency_key=data["idempotency_key"], member_id=data["member"], amount_cny=data["amount"],
+                    receipt_no=data["receipt_no"], merchant_code=data["merchant"], occurred_at=data["occurred_at"],
+                ))
+                continue
+            key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+            errors = item.errors if isinstance(item.errors, dict) else {"non_field_errors": item.errors}
+            items.append(RejectedItem(
+                idempotency_key=key if isinstance(key, str) else None,
+                error={"code": "invalid", "detail": _("Invalid input."), "fields": errors},
+            ))
+        return items
+
+
+class BatchItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+    def get_fields(self):
+        # "fields" would shadow Serializer.fields as a class attribute, so it is added here.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(
+            required=False, help_text=_("Messages per item field, when the item itself was invalid."),
+        )
+        return fields
+
+
+class EarnBatchResultSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["created", "replayed", "error"])
+    transaction = TransactionSerializer(required=False)
+    error = BatchItemErrorSerializer(required=False)
+
+
+class EarnBatchResponseSerializer(serializers.Serializer):
+    results = EarnBatchResultSerializer(many=True)
+    created = serializers.IntegerField()
+    replayed = serializers.IntegerField()
+    failed = serializers.IntegerField()

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from points.api import views
+
+urlpatterns = [
+    path("members/<int:member_id>/balance/", views.MemberBalanceView.as_view(), name="member-balance"),
+    path("members/<int:member_id>/transactions/", views.MemberTransactionsView.as_view(), name="member-transactions"),
+    path("me/balance/", views.MeBalanceView.as_view(), name="me-balance"),
+    path("me/transactions/", views.MeTransactionsView.as_view(), name="me-transactions"),
+    path("transactions/earn/", views.EarnView.as_view(), name="transactions-earn"),
+    path("transactions/earn/batch/", views.EarnBatchView.as_view(), name="transactions-earn-batch"),
+    path("transactions/spend/", views.SpendView.as_view(), name="transactions-spend"),
+    path("transactions/<int:transaction_id>/reverse/", views.ReverseView.as_view(), name="transactions-reverse"),
+]

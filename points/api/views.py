@@ -1,0 +1,330 @@
+"""Views of the points API: balances and history (partners and members), earn, spend, reverse
+and bulk earn (partners). Each write view checks shape, makes one service call and answers
+with the posting, the points moved and the new balance: 201 when new, 200 on a replay."""
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
+from config.api.permissions import IsMember, IsPartner
+from members.exceptions import MerchantNotPermitted
+from points.api.serializers import (
+    BalanceSerializer,
+    EarnBatchResponseSerializer,
+    EarnBatchSerializer,
+    EarnSerializer,
+    PostingResultSerializer,
+    ReverseSerializer,
+    SpendSerializer,
+    TransactionSerializer,
+)
+from points.batch import CREATED, ERROR, REPLAYED, points_earn_batch
+from points.models import Posting, PostingKind, Wallet
+from points.selectors import wallet_balance, wallet_postings
+from points.services import Idempotency, PostingResult, points_earn, points_spend, posting_reverse
+
+MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
+TRANSACTION_ID = OpenApiParameter("transaction_id", int, OpenApiParameter.PATH, description="The transaction's id.")
+WRITE_ERRORS = ("invalid", "parse_error", "idempotency_key_required", "idempotency_conflict", *AUTH_ERRORS)
+
+
+def balance_data(wallet: Wallet) -> dict:
+    return {"member": wallet.member_id, **vars(wallet_balance(wallet=wallet))}
+
+
+def posting_response(result: PostingResult) -> Response:
+    body = {
+        "transaction": result.posting,
+        "points": result.posting.points,
+        "balance": balance_data(result.wallet),
+        "replayed": result.replayed,
+    }
+    return Response(
+        PostingResultSerializer(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+    )
+
+
+def idempotency(request) -> Idempotency:
+    return Idempotency(scope=request.user.idempotency_scope, key=idempotency_key(request))
+
+
+def write_responses(*codes: str, invalid_fields: dict) -> dict:
+    return {
+        201: OpenApiResponse(PostingResultSerializer, description="Posted."),
+        200: OpenApiResponse(PostingResultSerializer, description="A replay: the original result, nothing posted."),
+        **error_responses(*WRITE_ERRORS, *codes, invalid_fields=invalid_fields),
+    }
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+class PostingFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=PostingKind.choices)
+    business_unit = django_filters.CharFilter(field_name="business_unit__code", help_text="Business unit code.")
+    occurred_after = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="gte", help_text="Inclusive lower bound (ISO 8601)."
+    )
+    occurred_before = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="lt", help_text="Exclusive upper bound (ISO 8601)."
+    )
+
+    class Meta:
+        model = Posting
+        fields = ["kind", "business_unit", "occurred_after", "occurred_before"]
+
+
+class MemberBalanceView(APIView):
+    """Members are group-wide: any partner may read any member's balance."""
+
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="members_balance",
+        summary="A member's points by state, and what expires when",
+        parameters=[MEMBER_ID],
+        responses={200: BalanceSerializer, **error_responses("not_found", *AUTH_ERRORS)},
+        tags=["members"],
+    )
+    def get(self, request, member_id: int):
+        wallet = get_object_or_404(Wallet, member_id=member_id)
+        return Response(BalanceSerializer(balance_data(wallet)).data)
+
+
+class MemberTransactionsView(generics.ListAPIView):
+    """A member's history as a partner sees it: only the postings of the key's business unit."""
+
+    permission_classes = [IsPartner]
+    serializer_class = TransactionSerializer
+    filterset_class = PostingFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Posting.objects.none()
+        wallet = get_object_or_404(Wallet, member_id=self.kwargs["member_id"])
+        return wallet_postings(wallet=wallet).filter(business_unit=self.request.user.business_unit)
+
+    @extend_schema(
+        operation_id="members_transactions",
+        summary="A member's transactions at the key's business unit",
+        parameters=[MEMBER_ID],
+        responses={
+            200: TransactionSerializer(many=True),
+            **error_responses("invalid", "not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+        },
+        tags=["members"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class MeBalanceView(APIView):
+    permission_classes = [IsMember]
+
+    @extend_schema(
+        operation_id="me_balance",
+        summary="The signed-in member's points",
+        responses={200: BalanceSerializer, **error_responses(*AUTH_ERRORS)},
+        tags=["me"],
+    )
+    def get(self, request):
+        wallet = get_object_or_404(Wallet, member=request.user.member)
+        return Response(BalanceSerializer(balance_data(wallet)).data)
+
+
+class MeTransactionsView(generics.ListAPIView):
+    permission_classes = [IsMember]
+    serializer_class = TransactionSerializer
+    filterset_class = PostingFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Posting.objects.none()
+        wallet = get_object_or_404(Wallet, member=self.request.user.member)
+        return wallet_postings(wallet=wallet)
+
+    @extend_schema(
+        operation_id="me_transactions",
+        summary="The signed-in member's transactions, at every business unit",
+        responses={
+            200: TransactionSerializer(many=True),
+            **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+        },
+        tags=["me"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+class EarnView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="transactions_earn",
+        summary="Credit points for a purchase",
+        description=(
+            "Points = amount x the business unit's earn rules, rounded down. A key scoped to a merchant books to "
+            "that merchant; naming another is refused (`merchant_not_permitted`)."
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=EarnSerializer,
+        responses=write_responses(
+            "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
+            invalid_fields={"amount": ["Ensure that there are no more than 2 decimal places."]},
+        ),
+        examples=[OpenApiExample(
+            "purchase",
+            value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001",
+                   "occurred_at": "2026-03-01T10:15:00+08:00"},
+            request_only=True,
+        )],
+        tags=["transactions"],
+    )
+    def post(self, request):
+        key = idempotency(request)
+        data = EarnSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        result = points_earn(
+            member_id=data.validated_data["member"],
+            business_unit=request.user.business_unit,
+            merchant=data.validated_data["merchant"],
+            amount_cny=data.validated_data["amount"],
+            receipt_no=data.validated_data["receipt_no"],
+            occurred_at=data.validated_data["occurred_at"],
+            idempotency=key,
+        )
+        return posting_response(result)
+
+
+class SpendView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="transactions_spend",
+        summary="Spend available points",
+        description="Debits available points (not pending, not expired), earliest-expiring first.",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=SpendSerializer,
+        responses=write_responses(
+            "not_found", "insufficient_points", "account_frozen",
+            invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]},
+        ),
+        examples=[OpenApiExample("parking", value={"member": 42, "points": 500, "reason": "parking 2h"},
+                                 request_only=True)],
+        tags=["transactions"],
+    )
+    def post(self, request):
+        key = idempotency(request)
+        data = SpendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = points_spend(
+            member_id=data.validated_data["member"],
+            points=data.validated_data["points"],
+            reason=data.validated_data["reason"],
+            business_unit=request.user.business_unit,
+            merchant=request.user.merchant,
+            idempotency=key,
+        )
+        return posting_response(result)
+
+
+class ReverseView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="transactions_reverse",
+        summary="Reverse an earn (refund) or a spend (cancel), in full or in part",
+        description=(
+            "A refund takes the points back, and whatever the member already spent becomes debt that their next "
+            "earnings repay. A transaction of another business unit is `not_found`; a key scoped to a merchant "
+            "reverses only that merchant's transactions."
+        ),
+        parameters=[TRANSACTION_ID, IDEMPOTENCY_PARAMETER],
+        request=ReverseSerializer,
+        responses=write_responses(
+            "not_found", "merchant_not_permitted", "not_reversible", "reversal_exceeds_original",
+            invalid_fields={"points": ["A valid integer is required."]},
+        ),
+        examples=[OpenApiExample("partial refund", value={"points": 40, "reason": "returned one item"},
+                                 request_only=True)],
+        tags=["transactions"],
+    )
+    def post(self, request, transaction_id: int):
+        key = idempotency(request)
+        data = ReverseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        partner = request.user
+        if partner.merchant is not None:
+            booked_to = Posting.objects.filter(pk=transaction_id, business_unit=partner.business_unit).values_list(
+                "merchant_id", flat=True
+            )[:1]
+            if booked_to and booked_to[0] != partner.merchant.pk:
+                raise MerchantNotPermitted()
+        result = posting_reverse(
+            posting_id=transaction_id,
+            points=data.validated_data["points"],
+            reason=data.validated_data["reason"],
+            business_unit=partner.business_unit,
+            idempotency=key,
+        )
+        return posting_response(result)
+
+
+class EarnBatchView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="transactions_earn_batch",
+        summary="Credit points for up to 1,000 purchases",
+        description=(
+            "Each item is an earn of its own, all-or-nothing with its own `idempotency_key` (the same namespace as "
+            "the Idempotency-Key header), and is reported in `results` in the items' order with status `created`, "
+            "`replayed` or `error` (the error body of a single earn). The response is 200 whatever the items' fate."
+        ),
+        request=EarnBatchSerializer,
+        responses={
+            200: EarnBatchResponseSerializer,
+            **error_responses("invalid", "parse_error", *AUTH_ERRORS,
+                              invalid_fields={"items": ["Ensure this field has no more than 1000 elements."]}),
+        },
+        examples=[OpenApiExample(
+            "two purchases",
+            value={"items": [
+                {"idempotency_key": "pos7-000123", "member": 42, "amount": "58.00", "merchant": "shop1",
+                 "receipt_no": "R-000123"},
+                {"idempotency_key": "pos7-000124", "member": 43, "amount": "12.90", "merchant": "shop1",
+                 "receipt_no": "R-000124", "occurred_at": "2026-03-01T10:20:00+08:00"},
+            ]},
+            request_only=True,
+        )],
+        tags=["transactions"],
+    )
+    def post(self, request):
+        data = EarnBatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcomes = points_earn_batch(
+            items=data.validated_data["items"],
+            business_unit=request.user.business_unit,
+            key_merchant=request.user.merchant,
+            scope=request.user.idempotency_scope,
+        )
+        results = [
+            {"idempotency_key": outcome.idempotency_key, "status": outcome.status,
+             **({"transaction": outcome.posting} if outcome.posting else {}),
+             **({"error": outcome.error} if outcome.error else {})}
+            for outcome in outcomes
+        ]
+        body = {
+            "results": results,
+            "created": sum(outcome.status == CREATED for outcome in outcomes),
+            "replayed": sum(outcome.status == REPLAYED for outcome in outcomes),
+            "failed": sum(outcome.status == ERROR for outcome in outcomes),
+        }
+        return Response(EarnBatchResponseSerializer(body).data)
