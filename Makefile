@@ -20,5 +20,9 @@ run: venv
 test: venv
 	scripts/test.sh
 
+# The benchmark suite on its own PostgreSQL (port 55433); QUICK=1 for the reduced scale (< 5 minutes).
+bench: venv
+	$(PY) bench/run.py $(if $(filter-out 0,$(QUICK)),--quick,)
+
 clean:
 	rm -rf var .pytest_cache .hypothesis

@@ -1,0 +1,463 @@
+"""The benchmark suite: the platform against the raw PostgreSQL ceiling, in one run.
+
+    .venv/bin/python bench/run.py [--quick] [--port 55433]
+
+Starts a private PostgreSQL cluster (scripts/ensure-postgres.sh, default durability: fsync and
+synchronous_commit on), installs wrk and pgbench when absent, generates a ledger at scale, then
+runs each load step bounded in time: the raw ceiling (pgbench scripts doing the ledger's writes
+by hand in SQL), the platform served by gunicorn on 127.0.0.1 and loaded by wrk, the expiry job
+in a subprocess. `verify_ledger` runs after every load step; a step that leaves the ledger wrong
+stops the run with a non-zero exit. Every server the run started is stopped at the end. Writes
+bench/results/latest.json and the results section of BENCHMARKS.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    members: int
+    entries: int
+    step_seconds: int
+    expiry_budget_seconds: int
+    hot_members: int = 100
+    clients: tuple = (1, 8, 32)
+    bulk_clients: tuple = (1, 8)
+    read_connections: int = 8
+
+
+QUICK = Scale(name="quick", members=20_000, entries=200_000, step_seconds=5, expiry_budget_seconds=20)
+FULL = Scale(name="full", members=1_000_000, entries=10_000_000, step_seconds=20, expiry_budget_seconds=120)
+
+
+class BenchFailure(RuntimeError):
+    """A step went wrong (the ledger is unsound, a tool failed): the run stops, loudly."""
+
+
+# --- parsing tool output (pure functions, covered by the smoke test) -------------------------
+
+
+def parse_pgbench(output: str) -> dict:
+    """TPS, transactions and aborted clients from pgbench's summary."""
+    tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", output, re.M)
+    done = re.search(r"^number of transactions actually processed: (\d+)", output, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", output, re.M)
+    if tps is None or done is None:
+        raise BenchFailure(f"pgbench printed no summary:\n{output[-2000:]}")
+    return {
+        "tps": float(tps.group(1)),
+        "transactions": int(done.group(1)),
+        "failed": int(failed.group(1)) if failed else 0,
+        "aborted": "aborted" in output,
+    }
+
+
+def latency_percentiles(latencies_ms: list[float]) -> dict:
+    if not latencies_ms:
+        return {"p50_ms": None, "p99_ms": None}
+    ordered = sorted(latencies_ms)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2)}
+
+
+def parse_pgbench_logs(paths: list[Path]) -> dict:
+    """p50/p99 from pgbench's per-transaction logs (third column: latency in microseconds)."""
+    latencies = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3:
+                latencies.append(int(parts[2]) / 1000)
+    return latency_percentiles(latencies)
+
+
+def parse_wrk(output: str) -> dict:
+    """The JSON line our Lua scripts print in done(): requests, duration, latency, statuses."""
+    for line in output.splitlines():
+        if line.startswith("BENCH_JSON "):
+            data = json.loads(line[len("BENCH_JSON "):])
+            seconds = data["duration_us"] / 1e6
+            return {
+                "requests": data["requests"],
+                "seconds": round(seconds, 2),
+                "req_per_s": round(data["requests"] / seconds, 1) if seconds else 0.0,
+                "p50_ms": round(data["p50_us"] / 1000, 2),
+                "p99_ms": round(data["p99_us"] / 1000, 2),
+                "statuses": {str(k): v for k, v in data["statuses"].items()},
+                "socket_errors": data["socket_errors"],
+                "items": data.get("items", {}),
+            }
+    raise BenchFailure(f"wrk printed no BENCH_JSON line:\n{output[-2000:]}")
+
+
+def ratio(numerator, denominator):
+    if not numerator or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+# --- machine and processes --------------------------------------------------------------------
+
+
+def run(cmd: list[str], *, env=None, timeout=None, check=True, show_stderr=False) -> subprocess.CompletedProcess:
+    """Run a command from the repository root; stdout is captured, stderr too unless shown live."""
+    result = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, text=True, stdout=subprocess.PIPE,
+                            stderr=None if show_stderr else subprocess.PIPE)
+    if check and result.returncode != 0:
+        raise BenchFailure(f"{' '.join(cmd)} exited {result.returncode}:\n{(result.stdout or '')[-3000:]}\n"
+                           f"{(result.stderr or '')[-3000:]}")
+    return result
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}\n")
+    sys.stderr.flush()
+
+
+def ensure_tools() -> None:
+    """wrk and pgbench come from Debian packages; install them when absent (root)."""
+    missing = [pkg for tool, pkg in (("wrk", "wrk"), ("pgbench", "postgresql-contrib")) if not shutil.which(tool)
+               and not (tool == "pgbench" and pg_bin("pgbench"))]
+    if missing:
+        log(f"installing {' '.join(missing)}")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+
+
+def pg_bin(name: str) -> str | None:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: [int(x) for x in re.findall(r"\d+", str(p))])
+    return str(found[-1]) if found else shutil.which(name)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
+        cpu = model.group(1).strip() if model else platform.processor()
+    ram_gb = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total = re.search(r"^MemTotal:\s+(\d+) kB", meminfo.read_text(), re.M)
+        ram_gb = round(int(total.group(1)) / 1024 / 1024, 1) if total else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram_gb, "os": platform.platform()}
+
+
+def versions(db_url_env: dict) -> dict:
+    def first_line(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+    pkgs = run([PYTHON, "-c", "import django, rest_framework, gunicorn, psycopg; print(json.dumps({"
+                "'django': django.get_version(), 'djangorestframework': rest_framework.__version__, "
+                "'gunicorn': gunicorn.__version__, 'psycopg': psycopg.__version__}))".replace("json.dumps", "__import__('json').dumps")])
+    commit = run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        **json.loads(pkgs.stdout),
+        "postgresql": psql(db_url_env, "SHOW server_version"),
+        "pgbench": first_line([pg_bin("pgbench") or "pgbench", "--version"]),
+        "wrk": first_line(["wrk", "-v"]),
+        "commit": commit,
+    }
+
+
+def psql(env: dict, sql: str) -> str:
+    return run([pg_bin("psql") or "psql", env["DATABASE_URL"], "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql]).stdout.strip()
+
+
+def manage(env: dict, *args: str, timeout=None) -> subprocess.CompletedProcess:
+    return run([PYTHON, "manage.py", *args], env=env, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    scale: Scale
+    port: int
+    env: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="points-bench-")))
+
+    # database -----------------------------------------------------------------------------
+
+    @contextmanager
+    def postgres(self):
+        """Our own cluster on `port`, stopped afterwards if this run started it."""
+        pg_ctl, data_dir = pg_bin("pg_ctl"), f"/tmp/points-pg-{self.port}"
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        was_running = bool(pg_ctl) and Path(data_dir, "PG_VERSION").exists() and subprocess.run(
+            [*as_postgres, pg_ctl, "-D", data_dir, "status"], capture_output=True).returncode == 0
+        url = run(["scripts/ensure-postgres.sh", str(self.port)]).stdout.strip().splitlines()[-1]
+        try:
+            yield url
+        finally:
+            if not was_running:
+                log("stopping PostgreSQL")
+                subprocess.run([*as_postgres, pg_bin("pg_ctl"), "-D", data_dir, "-m", "fast", "stop"],
+                               capture_output=True)
+
+    def prepare_database(self, server_url: str) -> None:
+        base = server_url.rsplit("/", 1)[0]
+        admin = {"DATABASE_URL": f"{base}/postgres"}
+        for statement in ("ALTER SYSTEM SET max_wal_size = '4GB'", "SELECT pg_reload_conf()",
+                          "DROP DATABASE IF EXISTS points_bench WITH (FORCE)", "CREATE DATABASE points_bench"):
+            psql(admin, statement)
+        self.env = {
+            **os.environ, "DATABASE_URL": f"{base}/points_bench", "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1",
+            "SECRET_KEY": "benchmark-only-secret-key-not-for-production", "LOG_LEVEL": "WARNING",
+            "CONN_MAX_AGE": "600", "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        manage(self.env, "migrate", "-v", "0")
+        self.results["postgres_settings"] = {
+            name: psql(self.env, f"SHOW {name}")
+            for name in ("fsync", "synchronous_commit", "shared_buffers", "max_wal_size", "max_connections")
+        }
+
+    def generate(self) -> None:
+        log(f"generating {self.scale.members:,} members, ~{self.scale.entries:,} entries")
+        started = time.monotonic()
+        result = run([PYTHON, "manage.py", "bench_generate", "--members", str(self.scale.members),
+                      "--entries", str(self.scale.entries), "--hot-members", str(self.scale.hot_members),
+                      "--rebuild-indexes"], env=self.env, show_stderr=True)
+        self.data = json.loads(result.stdout.strip().splitlines()[-1])
+        psql(self.env, "VACUUM ANALYZE")
+        self.results["data"] = {**self.data, "generate_seconds": round(time.monotonic() - started, 1)}
+        log(f"generated in {self.results['data']['generate_seconds']}s: {self.data['entries']:,} entries")
+
+    def verify(self, after: str) -> float:
+        """verify_ledger; any failure stops the run."""
+        started = time.monotonic()
+        result = run([PYTHON, "manage.py", "verify_ledger"], env=self.env, check=False)
+        seconds = round(time.monotonic() - started, 2)
+        self.results.setdefault("verify", []).append({"after": after, "ok": result.returncode == 0, "seconds": seconds})
+        if result.returncode != 0:
+            raise BenchFailure(f"verify_ledger FAILED after {after}:\n{result.stdout}\n{result.stderr}")
+        log(f"verify_ledger OK after {after} ({seconds}s)")
+        return seconds
+
+    # raw ceiling ----------------------------------------------------------------------------------
+
+    def pgbench(self, script: str, clients: int, **variables) -> dict:
+        logdir = self.workdir / f"pgbench-{script}-{clients}"
+        logdir.mkdir()
+        defines = [arg for name, value in variables.items() for arg in ("-D", f"{name}={value}")]
+        output = run([
+            pg_bin("pgbench") or "pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
+            "-T", str(self.scale.step_seconds), "-f", str(BENCH / "pgbench" / f"{script}.sql"), "--log",
+            f"--log-prefix={logdir}/tx", *defines, self.env["DATABASE_URL"],
+        ], timeout=self.scale.step_seconds * 4 + 60, check=False)
+        text = output.stdout + output.stderr
+        summary = parse_pgbench(text)
+        if summary["aborted"] or output.returncode != 0:
+            raise BenchFailure(f"pgbench {script} with {clients} clients failed:\n{text[-3000:]}")
+        return {"clients": clients, **summary, **parse_pgbench_logs(sorted(logdir.glob("tx*")))}
+
+    def raw_steps(self) -> None:
+        data = self.data
+        common = {"bu": data["business_units"][0], "merchant": data["merchants"][0]}
+        hot = {"hot_first": data["first_wallet_id"], "hot_last": data["first_wallet_id"] + data["hot_members"] - 1,
+               "points": 7}
+        wallets = {"first_wallet": data["first_wallet_id"], "last_wallet": data["last_wallet_id"],
+                   "wallets": data["last_wallet_id"] - data["first_wallet_id"] + 1}
+        raw = self.results.setdefault("raw", {})
+        for script, variables, clients in (
+            ("earn", {**common, **wallets}, self.scale.clients),
+            ("redeem", {**common, **hot}, self.scale.clients),
+            ("bulk_earn", {**common, **wallets}, self.scale.bulk_clients),
+        ):
+            raw[script] = []
+            for count in clients:
+                figures = self.pgbench(script, count, **variables)
+                if script == "bulk_earn":
+                    figures["earns_per_s"] = round(figures["tps"] * 1000, 1)
+                raw[script].append(figures)
+                log(f"raw {script} x{count}: {figures['tps']:.1f} tps, p99 {figures['p99_ms']} ms")
+            self.verify(f"raw {script}")
+
+    # report --------------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        out = BENCH / "results" / "latest.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        write_markdown(self.results, ROOT / "BENCHMARKS.md")
+        log(f"wrote {out.relative_to(ROOT)} and BENCHMARKS.md")
+
+
+def compute_ratios(results: dict) -> dict:
+    """Platform / raw at the same concurrency, for earn, redeem and bulk earn."""
+    ratios = {}
+    raw, http = results.get("raw", {}), results.get("http", {})
+    for kind, raw_key, http_key, raw_metric, http_metric in (
+        ("earn", "earn", "earn", "tps", "req_per_s"),
+        ("redeem", "redeem", "redeem", "tps", "req_per_s"),
+        ("bulk_earn", "bulk_earn", "bulk_earn", "earns_per_s", "earns_per_s"),
+    ):
+        raw_by_clients = {row["clients"]: row.get(raw_metric) for row in raw.get(raw_key, [])}
+        for row in http.get(http_key, []):
+            value = ratio(row.get(http_metric), raw_by_clients.get(row["connections"]))
+            if value is not None:
+                ratios[f"{kind}@{row['connections']}"] = value
+    return ratios
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render_markdown(results: dict) -> str:
+    lines = []
+    meta, machine_info, data = results.get("meta", {}), results.get("machine", {}), results.get("data", {})
+    lines += [
+        f"Run: {meta.get('date', '?')}, scale **{meta.get('scale', '?')}**, {meta.get('step_seconds', '?')} s per load step; "
+        f"total {meta.get('total_seconds', '?')} s.",
+        "",
+        f"Machine: {machine_info.get('cpu')}, {machine_info.get('cores')} cores, {machine_info.get('ram_gb')} GB RAM, "
+        f"{machine_info.get('os')}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items()) + ".",
+        "",
+        "PostgreSQL settings: " + ", ".join(f"{k}={v}" for k, v in results.get("postgres_settings", {}).items()) + ".",
+        "",
+        f"Data: {_cell(data.get('members'))} members, {_cell(data.get('postings'))} postings, "
+        f"{_cell(data.get('entries'))} entries, {_cell(data.get('lots'))} lots, {_cell(data.get('lot_movements'))} lot "
+        f"movements; generated in {data.get('generate_seconds')} s.",
+        "",
+    ]
+    raw = results.get("raw", {})
+    if raw:
+        lines += ["### Raw ceiling (pgbench, ledger-shaped SQL by hand)", "",
+                  "| transaction | clients | TPS | earns/s | p50 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for script, rows in raw.items():
+            for row in rows:
+                lines.append(f"| {script} | {row['clients']} | {_cell(row['tps'])} | {_cell(row.get('earns_per_s'))} | "
+                             f"{_cell(row['p50_ms'])} | {_cell(row['p99_ms'])} |")
+        lines.append("")
+    http = results.get("http", {})
+    if http:
+        lines += ["### Platform over HTTP (gunicorn + wrk)", "",
+                  "| step | connections | req/s | earns/s | p50 ms | p99 ms | statuses |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for step, rows in http.items():
+            for row in rows:
+                statuses = ", ".join(f"{k}: {v}" for k, v in sorted(row.get("statuses", {}).items()))
+                lines.append(f"| {step} | {row['connections']} | {_cell(row['req_per_s'])} | {_cell(row.get('earns_per_s'))} | "
+                             f"{_cell(row['p50_ms'])} | {_cell(row['p99_ms'])} | {statuses} |")
+        lines.append("")
+        for note in results.get("http_notes", []):
+            lines += [f"- {note}"]
+        if results.get("http_notes"):
+            lines.append("")
+    if results.get("redeem_check"):
+        check = results["redeem_check"]
+        lines += [f"Redemption correctness: {json.dumps(check)}", ""]
+    if results.get("expiry"):
+        exp = results["expiry"]
+        lines += ["### Expiry job", "",
+                  f"{_cell(exp.get('lots_expired'))} of {_cell(exp.get('due_lots_before'))} due lots expired in "
+                  f"{exp.get('seconds')} s ({_cell(exp.get('postings'))} postings): **{_cell(exp.get('lots_per_s'))} lots/s**, "
+                  f"peak RSS of the worker process {exp.get('peak_rss_mb')} MB"
+                  f"{'' if exp.get('finished') else ' (stopped at its time budget)'}.", ""]
+    if results.get("verify"):
+        lines += ["### verify_ledger", "",
+                  "| after | seconds | result |", "| --- | ---: | --- |"]
+        lines += [f"| {v['after']} | {v['seconds']} | {'OK' if v['ok'] else 'FAILED'} |" for v in results["verify"]]
+        lines.append("")
+    ratios = results.get("ratios", {})
+    if ratios:
+        lines += ["### Ratios: platform / raw ceiling at the same concurrency", "",
+                  "| measure | ratio |", "| --- | ---: |"]
+        lines += [f"| {name} | {value:.3f} |" for name, value in ratios.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    """Replace the results section of BENCHMARKS.md, keeping the hand-written analysis around it."""
+    section = f"{RESULTS_START}\n{render_markdown(results)}\n{RESULTS_END}"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{RESULTS_START}\n{RESULTS_END}\n"
+    if RESULTS_START in text and RESULTS_END in text:
+        head, rest = text.split(RESULTS_START, 1)
+        tail = rest.split(RESULTS_END, 1)[1]
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") not in (None, "", "0"))
+    parser.add_argument("--port", type=int, default=55433, help="port of the benchmark's own PostgreSQL")
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    bench = Bench(scale=scale, port=args.port)
+    started = time.monotonic()
+    bench.results["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "scale": scale.name,
+                             "step_seconds": scale.step_seconds}
+    bench.results["machine"] = machine()
+    ensure_tools()
+    with ExitStack() as stack:
+        server_url = stack.enter_context(bench.postgres())
+        bench.prepare_database(server_url)
+        bench.results["versions"] = versions(bench.env)
+        bench.generate()
+        bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
+        bench.raw_steps()
+    bench.results["ratios"] = compute_ratios(bench.results)
+    bench.results["meta"]["total_seconds"] = round(time.monotonic() - started, 1)
+    bench.write()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailure as failure:
+        log(f"FAILED: {failure}")
+        sys.exit(1)

@@ -1,0 +1,88 @@
+"""Smoke test of the benchmark harness: the scale generator at a tiny scale and the parsing of
+the load tools' output. The benchmark itself runs with `make bench`, never in the test suite."""
+
+import json
+from io import StringIO
+
+from django.core.management import call_command
+
+from bench.run import compute_ratios, parse_pgbench, parse_wrk, write_markdown
+from members.models import Member
+from points.models import Entry, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.selectors import ledger_problems
+
+
+def generate(**options) -> dict:
+    out = StringIO()
+    call_command("bench_generate", no_progress=True, stdout=out, **options)
+    return json.loads(out.getvalue())
+
+
+def test_generator_builds_a_sound_ledger_with_the_counts_it_reports(db):
+    summary = generate(members=200, entries=2000, hot_members=5, hot_points=50_000)
+
+    assert ledger_problems() == {}
+    assert summary["members"] == Member.objects.count() == 200
+    assert summary["wallets"] == Wallet.objects.count() == 200
+    assert summary["postings"] == Posting.objects.count()
+    assert summary["entries"] == Entry.objects.count()
+    assert summary["lots"] == Lot.objects.count()
+    assert summary["lot_movements"] == LotMovement.objects.count() > 0
+    assert 1500 <= summary["entries"] <= 2500
+    assert Posting.objects.filter(kind=PostingKind.SPEND).exists()
+    assert Lot.objects.values("business_unit").distinct().count() == 4
+    hot = Wallet.objects.filter(id__lt=summary["first_wallet_id"] + 5)
+    assert all(wallet.balance >= 50_000 for wallet in hot)
+
+
+def test_generator_appends_to_an_existing_ledger(db):
+    first = generate(members=50, entries=500)
+    second = generate(members=30, entries=300, seed=7)
+
+    assert second["first_member_id"] == first["last_member_id"] + 1
+    assert Member.objects.count() == 80
+    assert ledger_problems() == {}
+
+
+PGBENCH_OUTPUT = """\
+transaction type: bench/pgbench/earn.sql
+scaling factor: 1
+number of clients: 8
+duration: 5 s
+number of transactions actually processed: 5318
+number of failed transactions: 0 (0.000%)
+latency average = 7.521 ms
+initial connection time = 12.302 ms
+tps = 1063.712345 (without initial connection time)
+"""
+
+
+def test_harness_parses_pgbench_and_wrk_output():
+    assert parse_pgbench(PGBENCH_OUTPUT) == {"tps": 1063.712345, "transactions": 5318, "failed": 0, "aborted": False}
+    wrk = parse_wrk(
+        "Running 5s test @ http://127.0.0.1:8000\n"
+        'BENCH_JSON {"requests": 1500, "duration_us": 5000000, "p50_us": 21000, "p99_us": 95500, '
+        '"statuses": {"201": 1490, "409": 10}, "socket_errors": 0}\n'
+    )
+    assert (wrk["req_per_s"], wrk["p50_ms"], wrk["p99_ms"]) == (300.0, 21.0, 95.5)
+    assert wrk["statuses"] == {"201": 1490, "409": 10}
+
+
+def test_ratios_pair_platform_and_raw_at_the_same_concurrency():
+    results = {
+        "raw": {"earn": [{"clients": 1, "tps": 200.0}, {"clients": 32, "tps": 1000.0}],
+                "bulk_earn": [{"clients": 1, "tps": 3.0, "earns_per_s": 3000.0}]},
+        "http": {"earn": [{"connections": 32, "req_per_s": 250.0}, {"connections": 8, "req_per_s": 90.0}],
+                 "bulk_earn": [{"connections": 1, "earns_per_s": 1500.0}]},
+    }
+    assert compute_ratios(results) == {"earn@32": 0.25, "bulk_earn@1": 0.5}
+
+
+def test_results_section_is_replaced_and_the_analysis_kept(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nintro\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Analysis\nkept\n")
+    write_markdown({"meta": {"scale": "quick"}, "ratios": {"earn@32": 0.25}}, path)
+    text = path.read_text()
+    assert "old" not in text
+    assert "| earn@32 | 0.250 |" in text
+    assert text.startswith("# Benchmarks\n\nintro") and text.endswith("## Analysis\nkept\n")
