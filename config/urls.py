@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("members.api.urls")),
     path("", include("points.api.urls")),
+    path("", include("tiers.api.urls")),
 ]
 
 urlpatterns = [
@@ -12,6 +13,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/v1/", include("tiers.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

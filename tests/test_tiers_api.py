@@ -5,8 +5,6 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from config.api.principals import PartnerPrincipal
-from members.models import PartnerKey
 from members.services import member_token_issue
 from points.services import points_earn
 from tests.factories import enrol_member
@@ -16,11 +14,10 @@ from tiers.services import tier_evaluate
 
 
 @pytest.fixture
-def partner(bu):
-    """A partner system's client. Authentication itself is config.api's concern and tested there."""
-    key, _raw = PartnerKey.objects.create_key(name="POS", business_unit=bu)
+def partner(bu, partner_key):
+    """A partner of `bu`, reading in English."""
     client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_authenticate(user=PartnerPrincipal(key=key, business_unit=bu, merchant=None))
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {partner_key(bu)}")
     return client
 
 
@@ -91,6 +88,8 @@ def test_unknown_member_and_missing_programme_are_clear_errors(partner, member):
 
 def test_schema_documents_both_tier_endpoints(db):
     schema = APIClient().get("/api/schema/?format=json").json()
-    assert "/api/v1/members/{member_id}/tier/" in schema["paths"]
-    assert "/api/v1/me/tier/" in schema["paths"]
+    partner_op = schema["paths"]["/api/v1/members/{member_id}/tier/"]["get"]
+    member_op = schema["paths"]["/api/v1/me/tier/"]["get"]
+    assert (partner_op["security"], member_op["security"]) == ([{"PartnerApiKey": []}], [{"MemberBearer": []}])
+    assert {"200", "401", "403", "404", "409"} <= set(partner_op["responses"])
     assert "TierProgressOutput" in schema["components"]["schemas"]

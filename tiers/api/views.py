@@ -1,10 +1,11 @@
 """Thin views: who may ask, one selector call, the output serializer."""
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.openapi import AUTH_ERRORS, ErrorSerializer, error_responses
 from config.api.permissions import IsMember, IsPartner
 from config.errors import NotFound
 from members.models import Member
@@ -12,10 +13,15 @@ from tiers.api.serializers import TierProgressOutputSerializer
 from tiers.exceptions import NoTierProgramme
 from tiers.selectors import tier_progress
 
-ERRORS = {
-    401: OpenApiResponse(description="`not_authenticated` / `authentication_failed`."),
-    403: OpenApiResponse(description="`permission_denied`: the wrong kind of caller."),
-    409: OpenApiResponse(description="`no_tier_programme`: no tier programme is active."),
+NO_PROGRAMME = {
+    409: OpenApiResponse(
+        response=ErrorSerializer,
+        description="`no_tier_programme`",
+        examples=[OpenApiExample(
+            "no_tier_programme", value={"code": NoTierProgramme.code, "detail": str(NoTierProgramme.default_detail)},
+            status_codes=["409"], response_only=True,
+        )],
+    )
 }
 
 
@@ -32,7 +38,7 @@ class MemberTierApi(APIView):
     @extend_schema(
         operation_id="member_tier",
         summary="A member's tier and progress to the next one",
-        responses={200: TierProgressOutputSerializer, 404: OpenApiResponse(description="`not_found`."), **ERRORS},
+        responses={200: TierProgressOutputSerializer, **error_responses("not_found", *AUTH_ERRORS), **NO_PROGRAMME},
         tags=["tiers"],
     )
     def get(self, request, member_id: int):
@@ -48,7 +54,7 @@ class MyTierApi(APIView):
     @extend_schema(
         operation_id="me_tier",
         summary="My tier and what I still need for the next one",
-        responses={200: TierProgressOutputSerializer, **ERRORS},
+        responses={200: TierProgressOutputSerializer, **error_responses(*AUTH_ERRORS), **NO_PROGRAMME},
         tags=["tiers"],
     )
     def get(self, request):
