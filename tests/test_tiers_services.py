@@ -6,17 +6,27 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import call_command
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from points.exceptions import ReasonRequired
 from points.policies import TierInfo, member_tier
 from points.services import points_earn, points_spend, posting_reverse
+from tests.factories import enrol_member
 from tests.tier_factories import TierLevelFactory, TierProgrammeFactory, ladder
 from tiers.exceptions import ManualTierEndInPast, TierLevelNotInProgramme
-from tiers.models import MemberTier, QualificationBasis, TierChange, TierChangeKind
+from tiers.models import MemberTier, QualificationBasis, TierChange, TierChangeKind, TierProgramme
 from tiers.selectors import qualifying_value, tier_info, window_start
-from tiers.services import tier_evaluate, tier_requalify, tier_requalify_batch, tier_set_manual
+from tiers.services import (
+    tier_after_earn,
+    tier_evaluate,
+    tier_requalify,
+    tier_requalify_batch,
+    tier_set_manual,
+)
+from tiers.tasks import tiers_requalify
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -55,8 +65,6 @@ def test_one_earn_can_jump_several_levels(bu, member, levels):
 
 
 def test_after_earn_hook_upgrades_inside_the_earn_transaction(bu, member, levels):
-    from tiers.services import tier_after_earn
-
     result = earn(member, bu, 1000)
     with transaction.atomic():
         tier_after_earn(posting=result.posting, wallet=result.wallet)
@@ -220,8 +228,6 @@ def test_spend_basis_counts_cny_of_earning_purchases_minus_refunded_share(bu, me
 
 
 def test_requalify_batch_walks_every_member_in_bounded_batches(bu, levels):
-    from tests.factories import enrol_member
-
     members = [enrol_member() for _ in range(3)]
     done, cursor = tier_requalify_batch(now=timezone.now(), batch_size=2)
     assert (done, cursor) == (2, members[1].pk)
@@ -231,15 +237,11 @@ def test_requalify_batch_walks_every_member_in_bounded_batches(bu, levels):
 
 
 def test_requalification_is_scheduled_daily_in_celery_beat(db):
-    from django_celery_beat.models import PeriodicTask
-
     task = PeriodicTask.objects.get(task="tiers.tasks.tiers_requalify")
     assert task.enabled and (task.crontab.hour, task.crontab.minute) == ("2", "30")
 
 
 def test_tier_task_requalifies(bu, member, levels):
-    from tiers.tasks import tiers_requalify
-
     earn(member, bu, 1000)
     assert tiers_requalify.apply().get() >= 1
     assert level_of(member) == levels["silver"]
@@ -252,3 +254,10 @@ def test_tier_history_is_append_only(bu, member, levels):
         TierChange.objects.filter(member=member).update(reason="rewritten")
     with pytest.raises(DatabaseError), transaction.atomic():
         TierChange.objects.filter(member=member).delete()
+
+
+def test_seed_tiers_creates_the_standard_programme_once(db):
+    call_command("seed_tiers")
+    call_command("seed_tiers")
+    programme = TierProgramme.objects.get()
+    assert list(programme.levels.values_list("code", flat=True)) == ["member", "silver", "gold", "platinum"]
