@@ -192,3 +192,8 @@ def member_sign_in(*, phone: str, code: str) -> SignIn:
             otp.attempts += 1
             otp.save(update_fields=["attempts"])
     raise InvalidCode()
+
+
+def member_tokens_revoke_all(*, member: Member) -> int:
+    """Revoke every live token of the member (sign out everywhere); returns how many."""
+    return MemberToken.objects.filter(member=member, revoked_at__isnull=True).update(revoked_at=timezone.now())

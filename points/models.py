@@ -40,6 +40,10 @@ class Wallet(models.Model):
     class Meta:
         verbose_name = _("wallet")
         verbose_name_plural = _("wallets")
+        permissions = [
+            ("adjust_points", _("Can adjust a member's points manually")),
+            ("freeze_wallet", _("Can freeze and unfreeze a member's points account")),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_non_negative"),
             models.CheckConstraint(condition=Q(debt__gte=0), name="wallet_debt_non_negative"),
@@ -90,6 +94,7 @@ class Posting(models.Model):
         verbose_name = _("posting")
         verbose_name_plural = _("postings")
         ordering = ["-id"]
+        permissions = [("export_ledger", _("Can export postings and entries"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["idempotency_scope", "idempotency_key"],

@@ -1,0 +1,75 @@
+"""Operator console for the parties: business units, merchants, organizations and partner keys.
+
+The member admin lives in points.admin: it shows the wallet and calls the ledger services, and
+members never imports the apps above it.
+"""
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
+
+# Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
+admin.site.unregister(APIKey)
+
+
+class MerchantInline(admin.TabularInline):
+    model = Merchant
+    extra = 0
+    fields = ("code", "name", "category", "is_active")
+    show_change_link = True
+
+
+@admin.register(BusinessUnit)
+class BusinessUnitAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "kind", "point_value_cny", "earn_rate", "pending_days", "expiry_months", "is_active")
+    list_filter = ("kind", "is_active")
+    search_fields = ("code", "name")
+    inlines = [MerchantInline]
+
+
+@admin.register(Merchant)
+class MerchantAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "business_unit", "category", "is_active")
+    list_filter = ("business_unit", "category", "is_active")
+    search_fields = ("code", "name")
+    list_select_related = ("business_unit",)
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("code", "name")
+    search_fields = ("code", "name")
+
+
+@admin.register(PartnerKey)
+class PartnerKeyAdmin(APIKeyModelAdmin):
+    """The library's admin: only the hash is stored, the full key is shown once on creation."""
+
+    list_display = ("prefix", "name", "business_unit", "merchant", "created", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("business_unit", "revoked", "created")
+    search_fields = ("name", "prefix", "business_unit__code", "merchant__code")
+    list_select_related = ("business_unit", "merchant__business_unit")
+    autocomplete_fields = ("business_unit", "merchant")
+
+
+@admin.register(MemberToken)
+class MemberTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued by sign-in and revoked through the member services: read-only here."""
+
+    list_display = ("member", "created_at", "expires_at", "revoked_at")
+    list_filter = ("revoked_at", "expires_at")
+    search_fields = ("member__phone", "member__card_no")
+    list_select_related = ("member",)
+    fields = ("member", "created_at", "expires_at", "revoked_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,42 @@
+"""Celery tasks of the ledger: thin, batched, idempotent; the work is in points.services."""
+
+import logging
+from datetime import datetime
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from points.services import expiry_run_batch
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=60, acks_late=True)
+def expire_points(self, now: str | None = None, cursor: int = 0, requeues: int = 0, written: int = 0) -> int:
+    """Expire due lots, one batch of wallets per call, re-queuing itself while work remains.
+
+    `now` is fixed when the run starts (beat calls without it) and passed along to every
+    batch, so all the run's postings share one idempotency time: a retried or overlapping
+    batch replays instead of expiring twice. Returns the postings written by this batch.
+    """
+    run_at = datetime.fromisoformat(now) if now else timezone.now()
+    try:
+        batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor)
+    except Exception as exc:
+        logger.exception("points expiry run %s failed in the batch after wallet %s", run_at.isoformat(), cursor)
+        raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues,
+                                          "written": written})
+    total = written + batch_written
+    if next_cursor is None:
+        logger.info("points expiry run %s finished: %d postings in %d batches", run_at.isoformat(), total, requeues + 1)
+    elif requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
+        logger.error(
+            "points expiry run %s stopped after %d batches with work left after wallet %s; the next run continues",
+            run_at.isoformat(), requeues + 1, next_cursor,
+        )
+    else:
+        expire_points.apply_async(
+            kwargs={"now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": total}
+        )
+    return batch_written

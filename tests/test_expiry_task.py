@@ -1,0 +1,65 @@
+"""The expiry task, run eagerly: batched, re-queued with a cursor, one `now` for the whole run."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from config.celery import app as celery_app
+from points.models import Lot, Posting, PostingKind
+from points.services import points_earn
+from points.tasks import expire_points
+from tests.factories import enrol_member
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+
+
+@pytest.fixture
+def expired_wallets(bu):
+    """Three members whose points expired a month ago, and one whose points are still valid."""
+    long_ago = timezone.now() - timedelta(days=400)
+    members = [enrol_member() for _ in range(4)]
+    for member in members[:3]:
+        points_earn(member_id=member.pk, business_unit=bu, points=250, occurred_at=long_ago, max_backdate=None)
+    points_earn(member_id=members[3].pk, business_unit=bu, points=90)
+    return members
+
+
+def test_run_walks_every_batch_with_one_now_and_expires_once(eager, settings, expired_wallets, ledger_sound):
+    settings.POINTS_EXPIRY_BATCH_SIZE = 1
+    now = timezone.now()
+    expire_points.delay(now=now.isoformat())
+    expiries = Posting.objects.filter(kind=PostingKind.EXPIRE)
+    assert sorted(expiries.values_list("wallet__member", flat=True)) == sorted(m.pk for m in expired_wallets[:3])
+    assert set(expiries.values_list("occurred_at", flat=True)) == {now}
+    assert set(expiries.values_list("points", flat=True)) == {-250}
+    expire_points.delay(now=now.isoformat())
+    expire_points.delay()
+    assert expiries.count() == 3
+    assert Lot.objects.filter(wallet__member=expired_wallets[3]).get().remaining == 90
+    ledger_sound()
+
+
+def test_run_stops_at_the_requeue_limit_and_says_so(eager, settings, expired_wallets, caplog):
+    settings.POINTS_EXPIRY_BATCH_SIZE = 1
+    settings.POINTS_EXPIRY_MAX_REQUEUES = 1
+    with caplog.at_level(logging.ERROR, logger="points.tasks"):
+        expire_points.delay()
+    assert Posting.objects.filter(kind=PostingKind.EXPIRE).count() == 2
+    assert "stopped after 2 batches" in caplog.text
+    expire_points.delay()
+    assert Posting.objects.filter(kind=PostingKind.EXPIRE).count() == 3
+
+
+@pytest.mark.django_db
+def test_daily_expiry_is_scheduled_in_beat_in_the_group_time_zone():
+    task = PeriodicTask.objects.get(name="Expire points (daily)")
+    assert task.task == "points.tasks.expire_points" and task.task in celery_app.tasks
+    assert task.enabled
+    crontab = task.crontab
+    assert (crontab.minute, crontab.hour, str(crontab.timezone)) == ("10", "0", "Asia/Shanghai")
