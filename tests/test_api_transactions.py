@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from members.models import Member
+from members.services import member_token_issue
 from points.models import Posting, PostingKind
 from points.services import points_earn, wallet_freeze
 from tests.factories import MerchantFactory, OrganizationFactory, enrol_member
@@ -333,8 +334,6 @@ def test_merchant_scoped_key_books_to_its_merchant_only(bu, merchant, member, pa
 
 
 def test_member_token_cannot_use_partner_endpoints(merchant, member):
-    from members.services import member_token_issue
-
     as_member = client_with(f"Bearer {member_token_issue(member=member)}")
     for response in [
         as_member.get(f"/api/v1/members/{member.pk}/balance/"),
