@@ -11,6 +11,7 @@ __all__ = [
     "AccountFrozen",
     "InvalidPoints",
     "InvalidOccurredAt",
+    "InvalidEventType",
     "NotReversible",
     "ReversalExceedsOriginal",
     "ReasonRequired",
@@ -61,3 +62,8 @@ class ReversalExceedsOriginal(DomainError):
 class ReasonRequired(DomainError):
     code = "reason_required"
     default_detail = _("A reason is required.")
+
+
+class InvalidEventType(DomainError):
+    code = "invalid_event_type"
+    default_detail = _("Unknown event type.")

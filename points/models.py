@@ -20,11 +20,14 @@ Design overview
 
 import pgtrigger
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
-from members.models import BusinessUnit, Member, Merchant
+from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, MerchantCategory
 
 
 class Wallet(models.Model):
@@ -62,6 +65,21 @@ class PostingKind(models.TextChoices):
     ADJUST = "adjust", _("Manual adjustment")
 
 
+class EventType(models.TextChoices):
+    """What happened, for an earn: the earning rules match on it."""
+
+    PURCHASE = "purchase", _("Purchase")
+    BILL = "bill", _("Bill or property-fee payment")
+    PARKING = "parking", _("Parking payment")
+    CHECK_IN = "check_in", _("Daily check-in")
+    EVENT = "event", _("Event or activity participation")
+    SURVEY = "survey", _("Survey or vote")
+    REVIEW = "review", _("Review or repair evaluation")
+    REFERRAL = "referral", _("Referral")
+    REGISTRATION = "registration", _("Registration")
+    BIRTHDAY = "birthday", _("Birthday")
+
+
 class Posting(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=PostingKind.choices)
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="postings", verbose_name=_("wallet"))
@@ -75,6 +93,9 @@ class Posting(models.Model):
     points = models.BigIntegerField(_("points"), help_text=_("Points moved for the member: + credited, - debited."))
     amount_cny = models.DecimalField(_("amount (CNY)"), max_digits=14, decimal_places=2, null=True, blank=True)
     receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
+    event_type = models.CharField(
+        _("event type"), max_length=16, choices=EventType.choices, blank=True, default="", db_default=""
+    )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     explanation = models.JSONField(_("explanation"), default=list, blank=True)
     reverses = models.ForeignKey(
@@ -187,6 +208,10 @@ class Lot(models.Model):
         Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="lots", verbose_name=_("merchant")
     )
     rule_code = models.CharField(_("rule"), max_length=64, blank=True)
+    expiry_policy = models.ForeignKey(
+        "ExpiryPolicy", on_delete=models.PROTECT, null=True, blank=True, related_name="lots",
+        verbose_name=_("expiry policy"),
+    )
     amount = models.BigIntegerField(_("amount"))
     remaining = models.BigIntegerField(_("remaining"))
     earned_at = models.DateTimeField(_("earned at"))
@@ -247,3 +272,322 @@ class WalletStatusChange(models.Model):
         verbose_name = _("freeze record")
         verbose_name_plural = _("freeze records")
         ordering = ["-id"]
+
+
+# --- earning rules and expiry policies -----------------------------------------------------
+#
+# Operators configure these in admin; points.rules evaluates them on every earn (see its module
+# docstring for the semantics) and the README's "Earning rules" section gives examples.
+
+
+class ExpiryKind(models.TextChoices):
+    FIXED_MONTHS = "fixed_months", _("Fixed months after earning")
+    PERIOD_END = "period_end", _("End of a calendar quarter or year")
+    ACTIVITY_EXTENDS = "activity_extends", _("Activity extends all points")
+
+
+class ExpiryPeriod(models.TextChoices):
+    QUARTER = "quarter", _("Calendar quarter")
+    YEAR = "year", _("Calendar year")
+
+
+class ExpiryPolicy(models.Model):
+    """How long points stay valid; all ends fall at the end of a day in the group's time zone.
+
+    * fixed months: `months` after the day the points were earned;
+    * period end: the end of the calendar quarter or year `periods` periods after the one in
+      which they were earned (0 = the end of the current one);
+    * activity extends: `months` after the member's latest qualifying activity; every earn
+      pushes the expiry of all the member's open lots under this policy forward.
+
+    A policy with `is_default` applies to points that no rule overrides: the one of the business
+    unit, else the group-wide one (no business unit), else the business unit's `expiry_months`.
+    """
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=20, choices=ExpiryKind.choices)
+    months = models.PositiveIntegerField(_("months"), default=12, help_text=_("For fixed months and activity extends."))
+    period = models.CharField(_("period"), max_length=10, choices=ExpiryPeriod.choices, blank=True)
+    periods = models.PositiveIntegerField(
+        _("periods after"), default=0, help_text=_("For period end: 0 = end of the current quarter/year, 1 = the next...")
+    )
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("business unit"), help_text=_("Empty: a group-wide policy."),
+    )
+    is_default = models.BooleanField(
+        _("default"), default=False, help_text=_("Applies to points of its business unit (or of the group) that no rule overrides.")
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("expiry policy")
+        verbose_name_plural = _("expiry policies")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=ExpiryKind.PERIOD_END) | ~Q(period=""), name="expiry_policy_period_end_has_period"
+            ),
+            models.UniqueConstraint(
+                fields=["business_unit"], condition=Q(is_default=True, business_unit__isnull=False),
+                name="expiry_policy_one_default_per_bu",
+            ),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True, business_unit__isnull=True),
+                name="expiry_policy_one_group_default",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+
+class MemberTag(models.Model):
+    """A label on a member (e.g. `vip-tenant`, `staff`) that earning rules can require."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tags", verbose_name=_("member"))
+    tag = models.SlugField(_("tag"), max_length=32)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("member tag")
+        verbose_name_plural = _("member tags")
+        constraints = [models.UniqueConstraint(fields=["member", "tag"], name="member_tag_unique")]
+
+    def __str__(self):
+        return self.tag
+
+
+class RuleScope(models.TextChoices):
+    ALL = "all", _("All business units")
+    BU_KIND = "bu_kind", _("Business units of a kind")
+    BUSINESS_UNIT = "business_unit", _("One business unit")
+    MERCHANT = "merchant", _("One merchant")
+    CATEGORY = "category", _("Merchants of a category")
+
+
+class RuleEffect(models.TextChoices):
+    RATE = "rate", _("Points per CNY")
+    FIXED = "fixed", _("Fixed points")
+    MULTIPLIER = "multiplier", _("Multiplier of the base points")
+    THRESHOLD_BONUS = "threshold_bonus", _("Spend over X, get Y extra")
+
+
+class Stacking(models.TextChoices):
+    STACKS = "stacks", _("Stacks with other rules")
+    EXCLUSIVE = "exclusive", _("Exclusive: no lower-priority rule applies")
+
+
+class NthPeriod(models.TextChoices):
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week (Monday to Sunday)")
+    MONTH = "month", _("Month")
+
+
+class EarningRule(models.Model):
+    """An operator's earning rule: which events it matches (scope, conditions), what it gives
+    (effect), how much at most (caps, budget) and how it combines with others (priority, stacking).
+    Times (weekdays, hours, months) are read in the group's time zone."""
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    event_type = models.CharField(_("event type"), max_length=16, choices=EventType.choices, default=EventType.PURCHASE)
+
+    scope = models.CharField(_("scope"), max_length=16, choices=RuleScope.choices, default=RuleScope.ALL)
+    bu_kind = models.CharField(_("business unit kind"), max_length=20, choices=BusinessUnitKind.choices, blank=True)
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("business unit")
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant")
+    )
+    merchant_category = models.CharField(
+        _("merchant category"), max_length=20, choices=MerchantCategory.choices, blank=True
+    )
+
+    min_amount_cny = models.DecimalField(_("minimum amount (CNY)"), max_digits=14, decimal_places=2, null=True, blank=True)
+    starts_at = models.DateTimeField(_("valid from"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("valid until"), null=True, blank=True)
+    weekdays = models.JSONField(
+        _("weekdays"), default=list, blank=True, help_text=_("Days the rule applies, 0 = Monday ... 6 = Sunday; empty = every day.")
+    )
+    hour_from = models.PositiveSmallIntegerField(
+        _("from hour"), null=True, blank=True, validators=[MaxValueValidator(23)], help_text=_("Inclusive, 0-23.")
+    )
+    hour_to = models.PositiveSmallIntegerField(
+        _("to hour"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(24)],
+        help_text=_("Exclusive, 1-24."),
+    )
+    tier_codes = models.JSONField(
+        _("member tiers"), default=list, blank=True, help_text=_("Tier codes the member must hold; empty = any tier.")
+    )
+    member_tag = models.SlugField(_("member tag"), max_length=32, blank=True)
+    first_purchase = models.BooleanField(_("first purchase only"), default=False)
+    nth_purchase = models.PositiveIntegerField(
+        _("Nth purchase"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Applies to the member's Nth purchase within the period, e.g. 2 = the second purchase this week."),
+    )
+    nth_period = models.CharField(_("Nth purchase period"), max_length=8, choices=NthPeriod.choices, blank=True)
+    birthday_month = models.BooleanField(_("member's birthday month only"), default=False)
+    streak_days = models.PositiveIntegerField(
+        _("streak days"), null=True, blank=True, validators=[MinValueValidator(2)],
+        help_text=_("Applies on the first event of a day that completes a run of this many consecutive days (and every multiple)."),
+    )
+    max_awards_per_member = models.PositiveIntegerField(
+        _("awards per member"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("How many times at most one member gets this rule, e.g. 1 for registration."),
+    )
+
+    effect = models.CharField(_("effect"), max_length=16, choices=RuleEffect.choices)
+    rate = models.DecimalField(
+        _("points per CNY"), max_digits=10, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    points = models.PositiveIntegerField(_("points"), null=True, blank=True, help_text=_("For fixed points and spend-over bonuses."))
+    multiplier = models.DecimalField(
+        _("multiplier"), max_digits=6, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    threshold_cny = models.DecimalField(_("spend over (CNY)"), max_digits=14, decimal_places=2, null=True, blank=True)
+
+    cap_per_member_day = models.PositiveIntegerField(_("cap per member per day"), null=True, blank=True)
+    cap_per_member_month = models.PositiveIntegerField(_("cap per member per month"), null=True, blank=True)
+    budget_points = models.PositiveBigIntegerField(
+        _("campaign budget (points)"), null=True, blank=True, help_text=_("The rule stops once it has given this many points.")
+    )
+
+    priority = models.IntegerField(_("priority"), default=0, help_text=_("Higher runs first."))
+    stacking = models.CharField(_("stacking"), max_length=10, choices=Stacking.choices, default=Stacking.STACKS)
+
+    expiry_months = models.PositiveIntegerField(_("expiry override (months)"), null=True, blank=True)
+    expiry_date = models.DateField(_("expiry override (date)"), null=True, blank=True)
+    expiry_policy = models.ForeignKey(
+        ExpiryPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="rules",
+        verbose_name=_("expiry override (policy)"),
+    )
+    pending_days = models.PositiveIntegerField(_("pending days override"), null=True, blank=True)
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("earning rule")
+        verbose_name_plural = _("earning rules")
+        ordering = ["-priority", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(scope=RuleScope.ALL))
+                | (Q(scope=RuleScope.BU_KIND) & ~Q(bu_kind=""))
+                | (Q(scope=RuleScope.BUSINESS_UNIT) & Q(business_unit__isnull=False))
+                | (Q(scope=RuleScope.MERCHANT) & Q(merchant__isnull=False))
+                | (Q(scope=RuleScope.CATEGORY) & ~Q(merchant_category="")),
+                name="earning_rule_scope_complete",
+            ),
+            models.CheckConstraint(
+                condition=(Q(effect=RuleEffect.RATE) & Q(rate__isnull=False))
+                | (Q(effect=RuleEffect.FIXED) & Q(points__isnull=False))
+                | (Q(effect=RuleEffect.MULTIPLIER) & Q(multiplier__isnull=False))
+                | (Q(effect=RuleEffect.THRESHOLD_BONUS) & Q(points__isnull=False) & Q(threshold_cny__isnull=False)),
+                name="earning_rule_effect_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(nth_purchase__isnull=True) | ~Q(nth_period=""), name="earning_rule_nth_has_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True) | Q(ends_at__isnull=True) | Q(starts_at__lt=F("ends_at")),
+                name="earning_rule_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(hour_from__isnull=True) | Q(hour_to__isnull=True) | Q(hour_from__lt=F("hour_to")),
+                name="earning_rule_hours_ordered",
+            ),
+            models.CheckConstraint(
+                condition=(Q(expiry_months__isnull=True) & Q(expiry_date__isnull=True))
+                | (Q(expiry_months__isnull=True) & Q(expiry_policy__isnull=True))
+                | (Q(expiry_date__isnull=True) & Q(expiry_policy__isnull=True)),
+                name="earning_rule_one_expiry_override",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+    def clean(self):
+        errors = {}
+        required_by_scope = {
+            RuleScope.BU_KIND: ("bu_kind", self.bu_kind), RuleScope.BUSINESS_UNIT: ("business_unit", self.business_unit_id),
+            RuleScope.MERCHANT: ("merchant", self.merchant_id), RuleScope.CATEGORY: ("merchant_category", self.merchant_category),
+        }
+        if self.scope in required_by_scope and not required_by_scope[self.scope][1]:
+            errors[required_by_scope[self.scope][0]] = _("Required by the scope.")
+        required_by_effect = {
+            RuleEffect.RATE: ["rate"], RuleEffect.FIXED: ["points"], RuleEffect.MULTIPLIER: ["multiplier"],
+            RuleEffect.THRESHOLD_BONUS: ["points", "threshold_cny"],
+        }
+        for field in required_by_effect.get(self.effect, []):
+            if getattr(self, field) is None:
+                errors[field] = _("Required by the effect.")
+        if self.nth_purchase and not self.nth_period:
+            errors["nth_period"] = _("Give the period of the Nth purchase.")
+        if sum(x is not None for x in (self.expiry_months, self.expiry_date, self.expiry_policy_id)) > 1:
+            errors["expiry_months"] = _("Give at most one expiry override: months, a date or a policy.")
+        if not isinstance(self.weekdays, list) or any(day not in range(7) for day in self.weekdays):
+            errors["weekdays"] = _("A list of weekday numbers, 0 = Monday ... 6 = Sunday.")
+        if not isinstance(self.tier_codes, list) or any(not isinstance(code, str) for code in self.tier_codes):
+            errors["tier_codes"] = _("A list of tier codes.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class RuleBudget(models.Model):
+    """How many points a rule with a campaign budget has given. Kept apart from the rule so an
+    operator's edit never overwrites it; the earn service updates it under a row lock."""
+
+    rule = models.OneToOneField(EarningRule, on_delete=models.CASCADE, related_name="budget", verbose_name=_("rule"))
+    spent = models.BigIntegerField(_("points given"), default=0)
+
+    class Meta:
+        verbose_name = _("rule budget")
+        verbose_name_plural = _("rule budgets")
+        constraints = [models.CheckConstraint(condition=Q(spent__gte=0), name="rule_budget_spent_non_negative")]
+
+    def __str__(self):
+        return f"{self.rule.code}: {self.spent}"
+
+
+class RuleAward(models.Model):
+    """Points one rule gave in one earn posting; the caps and per-member limits count these."""
+
+    rule = models.ForeignKey(EarningRule, on_delete=models.PROTECT, related_name="awards", verbose_name=_("rule"))
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="rule_awards", verbose_name=_("wallet"))
+    posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="rule_awards", verbose_name=_("posting"))
+    points = models.BigIntegerField(_("points"))
+    earned_at = models.DateTimeField(_("earned at"))
+
+    class Meta:
+        verbose_name = _("rule award")
+        verbose_name_plural = _("rule awards")
+        constraints = [models.CheckConstraint(condition=Q(points__gt=0), name="rule_award_points_positive")]
+        indexes = [models.Index(fields=["wallet", "rule", "earned_at"], name="rule_award_wallet_rule")]
+        triggers = [pgtrigger.Protect(name="rule_award_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+
+class LotExpiryChange(models.Model):
+    """A lot's expiry moved by the activity-extends policy: what it was, what it became, and why."""
+
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="expiry_changes", verbose_name=_("lot"))
+    posting = models.ForeignKey(
+        Posting, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("activity")
+    )
+    previous_expires_at = models.DateTimeField(_("expired at before"))
+    expires_at = models.DateTimeField(_("expires at now"))
+    reason = models.CharField(_("reason"), max_length=200)
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("lot expiry change")
+        verbose_name_plural = _("lot expiry changes")
+        ordering = ["-id"]
+        triggers = [pgtrigger.Protect(name="lot_expiry_change_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]

@@ -6,10 +6,11 @@ transaction. A reader of points_earn sees every call; nothing runs through signa
 
 - the tier provider (one, from tiers): the member's tier code, earn multiplier and expiry
   extension, used by the rules engine and the lot's expiry;
-- earn gates (any number, e.g. from riskcontrol): may refuse an earn by raising a DomainError,
-  or ask that the new lot be held;
-- after-earn hooks (any number, e.g. tiers' immediate upgrade): run after the posting is written,
-  in the same transaction, with the wallet row locked.
+- earn gates (any number, e.g. from riskcontrol): called with the EarnContext before anything is
+  posted; may refuse an earn by raising a DomainError, or ask that the new lots be held by
+  returning a datetime until which they stay pending (None: no hold);
+- after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=)
+  after the posting is written, in the same transaction, with the wallet row locked.
 """
 
 from collections.abc import Callable
@@ -38,7 +39,7 @@ class EarnContext:
 
 
 TierProvider = Callable[[Member, datetime], TierInfo | None]
-EarnGate = Callable[[EarnContext], None]
+EarnGate = Callable[[EarnContext], datetime | None]
 AfterEarnHook = Callable[..., None]
 
 _tier_provider: list[TierProvider] = []

@@ -1,13 +1,31 @@
 """Reads on the ledger: balances, history and the invariant checks behind verify_ledger."""
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from points.models import Lot, Posting, Wallet
+from points.models import (
+    EarningRule,
+    EventType,
+    ExpiryKind,
+    ExpiryPolicy,
+    Lot,
+    MemberTag,
+    Posting,
+    PostingKind,
+    RuleAward,
+    RuleBudget,
+    Wallet,
+)
+from points.policies import TierInfo
+from points.rules import Event, MemberFacts, PolicySpec, RuleConfig, RuleSpec
+from points.timeutils import local_date, local_period_end, local_period_start
 
 
 @dataclass(frozen=True)
@@ -116,3 +134,129 @@ def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
             if rows:
                 problems[name] = rows
     return problems
+
+
+# --- earning rules -------------------------------------------------------------------------
+
+RULES_VERSION_KEY = "points:rules:version"
+STREAK_LOOKBACK_DAYS = 400
+
+
+def rule_config() -> RuleConfig:
+    """The active earning rules and default expiry policies, cached: the earn path is hot.
+
+    The cache key carries a version that every change of a rule or policy replaces
+    (rule_config_invalidate, wired in PointsConfig.ready); POINTS_RULES_CACHE_SECONDS bounds how
+    long a process whose cache is not shared with the writer can see the old configuration.
+    """
+    version = cache.get(RULES_VERSION_KEY)
+    if version is None:
+        cache.add(RULES_VERSION_KEY, uuid.uuid4().hex, None)
+        version = cache.get(RULES_VERSION_KEY)
+    key = f"points:rules:{version}"
+    config = cache.get(key)
+    if config is None:
+        config = _rule_config_load()
+        cache.set(key, config, settings.POINTS_RULES_CACHE_SECONDS)
+    return config
+
+
+def rule_config_invalidate() -> None:
+    cache.set(RULES_VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def rule_config_changed(**kwargs) -> None:
+    """Signal receiver for saves and deletes of rules and policies: invalidate now, and again
+    on commit, so no reader caches the old configuration under the new version meanwhile."""
+    rule_config_invalidate()
+    transaction.on_commit(rule_config_invalidate)
+
+
+def _rule_config_load() -> RuleConfig:
+    rules = EarningRule.objects.filter(is_active=True).select_related("expiry_policy")
+    policies = ExpiryPolicy.objects.filter(is_default=True)
+    return RuleConfig(
+        rules=tuple(RuleSpec.from_model(rule) for rule in rules.order_by("-priority", "code")),
+        default_policies={policy.business_unit_id: PolicySpec.from_model(policy) for policy in policies},
+        activity_extends=ExpiryPolicy.objects.filter(kind=ExpiryKind.ACTIVITY_EXTENDS).exists(),
+    )
+
+
+def member_facts(
+    *, wallet: Wallet, rules: list[RuleSpec], event: Event, tier: TierInfo | None, tags: frozenset[str],
+    lock_budgets: bool,
+) -> MemberFacts:
+    """What the rules in `rules` need to know about the member's history for this event.
+
+    Only what some rule needs is read. The earn service calls this under the wallet lock, with
+    `lock_budgets`, so the counts cannot change before it posts and the budget rows it reads stay
+    locked (in rule id order) until it commits; the simulation reads the same without locks.
+    """
+    at = event.occurred_at
+    purchases = Posting.objects.filter(wallet=wallet, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
+    facts: dict = {}
+    if any(rule.first_purchase for rule in rules) or event.event_type == EventType.PURCHASE:
+        facts["prior_purchases"] = purchases.count()
+    periods = {rule.nth_period for rule in rules if rule.nth_purchase is not None}
+    facts["purchases_in_period"] = {
+        period: purchases.filter(
+            occurred_at__gte=local_period_start(at, period), occurred_at__lt=local_period_end(at, period)
+        ).count()
+        for period in periods
+    }
+    if any(rule.streak_days for rule in rules):
+        facts["first_event_today"], facts["streak_days"] = _streak(wallet, event)
+    capped = [rule.id for rule in rules if rule.cap_per_member_day is not None or rule.cap_per_member_month is not None]
+    if capped:
+        awards = RuleAward.objects.filter(wallet=wallet, rule_id__in=capped)
+        facts["used_today"] = _points_by_rule(awards.filter(
+            earned_at__gte=local_period_start(at, "day"), earned_at__lt=local_period_end(at, "day")
+        ))
+        facts["used_this_month"] = _points_by_rule(awards.filter(
+            earned_at__gte=local_period_start(at, "month"), earned_at__lt=local_period_end(at, "month")
+        ))
+    limited = [rule.id for rule in rules if rule.max_awards_per_member is not None]
+    if limited:
+        facts["awards"] = dict(
+            RuleAward.objects.filter(wallet=wallet, rule_id__in=limited).values("rule_id").annotate(n=Count("id"))
+            .values_list("rule_id", "n")
+        )
+    budgeted = {rule.id: rule.budget_points for rule in rules if rule.budget_points is not None}
+    if budgeted:
+        facts["budget_left"] = _budget_left(budgeted, lock=lock_budgets)
+    return MemberFacts(tier=tier, tags=tags, birthday=wallet.member.birthday, **facts)
+
+
+def _points_by_rule(awards) -> dict[int, int]:
+    return dict(awards.values("rule_id").annotate(total=Sum("points")).values_list("rule_id", "total"))
+
+
+def _budget_left(budgets: dict[int, int], *, lock: bool) -> dict[int, int]:
+    if lock:
+        RuleBudget.objects.bulk_create([RuleBudget(rule_id=rule_id) for rule_id in budgets], ignore_conflicts=True)
+        rows = RuleBudget.objects.select_for_update().filter(rule_id__in=budgets).order_by("rule_id")
+    else:
+        rows = RuleBudget.objects.filter(rule_id__in=budgets)
+    spent = dict(rows.values_list("rule_id", "spent"))
+    return {rule_id: budget - spent.get(rule_id, 0) for rule_id, budget in budgets.items()}
+
+
+def _streak(wallet: Wallet, event: Event) -> tuple[bool, int]:
+    """(is this the member's first event of this type today, consecutive days ending today)."""
+    today = local_date(event.occurred_at)
+    since = local_period_start(event.occurred_at, "day") - timedelta(days=STREAK_LOOKBACK_DAYS)
+    days = {
+        local_date(moment)
+        for moment in Posting.objects.filter(
+            wallet=wallet, kind=PostingKind.EARN, event_type=event.event_type, occurred_at__gte=since,
+            occurred_at__lt=local_period_end(event.occurred_at, "day"),
+        ).values_list("occurred_at", flat=True)
+    }
+    streak = 1
+    while today - timedelta(days=streak) in days:
+        streak += 1
+    return today not in days, streak
+
+
+def member_tags(*, member_id: int) -> frozenset[str]:
+    return frozenset(MemberTag.objects.filter(member_id=member_id).values_list("tag", flat=True))

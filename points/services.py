@@ -22,11 +22,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Member, MemberStatus, Merchant
@@ -34,6 +35,7 @@ from points.exceptions import (
     AccountFrozen,
     IdempotencyConflict,
     InsufficientPoints,
+    InvalidEventType,
     InvalidOccurredAt,
     InvalidPoints,
     MemberInactive,
@@ -42,7 +44,35 @@ from points.exceptions import (
     ReasonRequired,
     ReversalExceedsOriginal,
 )
-from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet, WalletStatusChange
+from points.models import (
+    Account,
+    Entry,
+    EventType,
+    ExpiryKind,
+    Lot,
+    LotExpiryChange,
+    LotMovement,
+    Posting,
+    PostingKind,
+    RuleAward,
+    RuleBudget,
+    Wallet,
+    WalletStatusChange,
+)
+from points.policies import EarnContext, TierInfo, after_earn_hooks, earn_gates, member_tier
+from points.rules import (
+    Contribution,
+    Event,
+    LotTerms,
+    PolicySpec,
+    RuleConfig,
+    activity_extended_expiry,
+    evaluate,
+    floor_points,
+    lot_terms,
+    static_match,
+)
+from points.selectors import member_facts, member_tags, rule_config
 from points.timeutils import expiry_after_months
 
 IDEMPOTENCY_CONSTRAINT = "posting_idempotency_key_unique_per_scope"
@@ -163,7 +193,21 @@ def _credit(
     *, posting: Posting, wallet: Wallet, points: int, business_unit: BusinessUnit, merchant: Merchant | None,
     source_account: str, earned_at: datetime, available_at: datetime, expires_at: datetime, rule_code: str = "",
 ) -> None:
-    """Credit points: repay the wallet's debt first, put the rest in a new lot."""
+    """Credit points into one lot (after repaying the wallet's debt)."""
+    terms = LotTerms(available_at=available_at, expires_at=expires_at, policy=None)
+    _credit_lots(
+        posting=posting, wallet=wallet, parts=[LotPart(points=points, rule_code=rule_code, terms=terms)],
+        business_unit=business_unit, merchant=merchant, source_account=source_account, earned_at=earned_at,
+    )
+
+
+def _credit_lots(
+    *, posting: Posting, wallet: Wallet, parts: list, business_unit: BusinessUnit, merchant: Merchant | None,
+    source_account: str, earned_at: datetime,
+) -> None:
+    """Credit points: repay the wallet's debt first, out of the earliest-expiring parts, and put
+    the rest in one new lot per part."""
+    points = sum(part.points for part in parts)
     repaid = min(points, wallet.debt)
     to_wallet = points - repaid
     entries = [Entry(posting=posting, account=source_account, business_unit=business_unit, amount=-points)]
@@ -171,11 +215,18 @@ def _credit(
         entries.append(Entry(posting=posting, account=Account.DEBT, wallet=wallet, amount=repaid))
     if to_wallet:
         entries.append(Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=to_wallet))
-        Lot.objects.create(
-            wallet=wallet, posting=posting, business_unit=business_unit, merchant=merchant, rule_code=rule_code,
-            amount=to_wallet, remaining=to_wallet, earned_at=earned_at, available_at=available_at,
-            expires_at=expires_at,
-        )
+    lots, to_repay = [], repaid
+    for part in sorted(parts, key=lambda part: part.terms.expires_at):
+        kept = part.points - min(part.points, to_repay)
+        to_repay -= part.points - kept
+        if kept:
+            lots.append(Lot(
+                wallet=wallet, posting=posting, business_unit=business_unit, merchant=merchant,
+                rule_code=part.rule_code, amount=kept, remaining=kept, earned_at=earned_at,
+                available_at=part.terms.available_at, expires_at=part.terms.expires_at,
+                expiry_policy_id=part.terms.policy.id if part.terms.policy else None,
+            ))
+    Lot.objects.bulk_create(lots)
     Entry.objects.bulk_create(entries)
     wallet.debt -= repaid
     wallet.balance += to_wallet
@@ -199,7 +250,116 @@ def _debit(*, posting: Posting, wallet: Wallet, lots: list[Lot], points: int, bu
 
 def purchase_points(*, amount_cny: Decimal, rate: Decimal) -> int:
     """Points for a purchase: amount x rate, rounded down, in Decimal arithmetic (never float)."""
-    return int((amount_cny * rate).to_integral_value(rounding=ROUND_DOWN))
+    return floor_points(amount_cny * rate)
+
+
+@dataclass(frozen=True)
+class LotPart:
+    """Points of one earn that share their terms (one lot), and the rule giving most of them."""
+
+    points: int
+    rule_code: str
+    terms: LotTerms
+
+
+@dataclass(frozen=True)
+class EarnPlan:
+    """What an earn gives: the contributions (the explanation) and the lots they make."""
+
+    contributions: list[Contribution]
+    lots: list[LotPart]
+    triggers_referral: bool = False
+
+    @property
+    def points(self) -> int:
+        return sum(part.points for part in self.lots)
+
+    @property
+    def explanation(self) -> list[dict]:
+        return [contribution.as_explanation() for contribution in self.contributions]
+
+
+def _lot_parts(
+    contributions: list[Contribution], *, config: RuleConfig, business_unit: BusinessUnit, earned_at: datetime,
+    tier: TierInfo | None, hold_until: datetime | None,
+) -> list[LotPart]:
+    """Group the contributions by when their points become available and expire: one lot each."""
+    groups: dict[tuple, list[Contribution]] = {}
+    terms_of: dict[tuple, LotTerms] = {}
+    for contribution in contributions:
+        if contribution.points <= 0:
+            continue
+        terms = lot_terms(
+            contribution.rule, earned_at=earned_at, default_policy=config.default_policy(business_unit.pk),
+            bu_expiry_months=business_unit.expiry_months, bu_pending_days=business_unit.pending_days, tier=tier,
+            hold_until=hold_until,
+        )
+        key = (terms.available_at, terms.expires_at, terms.policy.id if terms.policy else None)
+        groups.setdefault(key, []).append(contribution)
+        terms_of[key] = terms
+    parts = []
+    for key, group in groups.items():
+        ruled = [c for c in group if c.rule is not None]
+        main = max(ruled, key=lambda c: c.points) if ruled else None
+        parts.append(LotPart(
+            points=sum(c.points for c in group), rule_code=main.code if main else "", terms=terms_of[key]
+        ))
+    return sorted(parts, key=lambda part: (part.terms.expires_at, part.terms.available_at))
+
+
+def _earn_plan(
+    *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, event_type: str,
+    amount_cny: Decimal | None, points: int | None, occurred_at: datetime, tier: TierInfo | None,
+    hold_until: datetime | None, lock_budgets: bool,
+) -> EarnPlan:
+    """Evaluate the earning rules for one event; with `lock_budgets` the caller holds the wallet lock."""
+    config = rule_config()
+    if points is not None:
+        contributions = [Contribution(code="fixed", name="fixed points", effect="fixed", points=points)]
+        return EarnPlan(contributions=contributions, lots=_lot_parts(
+            contributions, config=config, business_unit=business_unit, earned_at=occurred_at, tier=tier,
+            hold_until=hold_until,
+        ))
+    member = wallet.member
+    event = Event(
+        event_type=event_type, business_unit_id=business_unit.pk, bu_kind=business_unit.kind,
+        bu_earn_rate=business_unit.earn_rate, merchant_id=merchant.pk if merchant else None,
+        merchant_category=merchant.category if merchant else "", amount_cny=amount_cny, occurred_at=occurred_at,
+    )
+    tags = member_tags(member_id=member.pk) if any(rule.member_tag for rule in config.rules) else frozenset()
+    candidates = [rule for rule in config.rules if static_match(rule, event, tier, tags, member.birthday)]
+    facts = member_facts(wallet=wallet, rules=candidates, event=event, tier=tier, tags=tags, lock_budgets=lock_budgets)
+    contributions = evaluate(tuple(candidates), event, facts)
+    return EarnPlan(
+        contributions=contributions,
+        lots=_lot_parts(
+            contributions, config=config, business_unit=business_unit, earned_at=occurred_at, tier=tier,
+            hold_until=hold_until,
+        ),
+        triggers_referral=(
+            event_type == EventType.PURCHASE and facts.prior_purchases == 0 and member.referred_by_id is not None
+            and config.has_rules_for(EventType.REFERRAL)
+        ),
+    )
+
+
+def _earn_validate(*, amount_cny, points, event_type) -> str:
+    """Check the shape of an earn; return its event type (purchase when only an amount is given)."""
+    if amount_cny is not None and points is not None:
+        raise InvalidPoints("give either amount_cny or points")
+    if points is not None:
+        _validate_points(points)
+    if amount_cny is not None and amount_cny < 0:
+        raise InvalidPoints("amount_cny must not be negative")
+    if event_type is None:
+        if amount_cny is None and points is None:
+            raise InvalidPoints("give either amount_cny or points")
+        return EventType.PURCHASE if amount_cny is not None else ""
+    if event_type not in EventType.values:
+        raise InvalidEventType()
+    if event_type == EventType.PURCHASE and amount_cny is None and points is None:
+        raise InvalidPoints("a purchase needs amount_cny")
+    return event_type
 
 
 def points_earn(
@@ -215,23 +375,25 @@ def points_earn(
     idempotency: Idempotency | None = None,
     actor=None,
     max_backdate: timedelta | None = timedelta(days=30),
+    event_type: str | None = None,
 ) -> PostingResult:
-    """Credit points for a purchase (amount_cny x the BU's base rate, rounded down) or a fixed event.
+    """Credit points for an event: a purchase (amount_cny), another event type the earning rules
+    price (points.rules), or a fixed number of points given by the caller (no rules apply).
 
-    Exactly one of amount_cny and points is given. The new lot expires at the end of the day
-    `business_unit.expiry_months` after `occurred_at`, and is pending for `pending_days`.
-    A purchase worth zero points still records a posting (with no entries), so retries replay it.
+    Under the wallet lock: the earn gates run (they may refuse, or hold the new lots), the rules
+    are evaluated against the member's history, each rule's points are trimmed to its caps and
+    budget, the posting stores the explanation (which rule gave how many points) and one lot is
+    credited per distinct (pending, expiry) of the rules that fired. With no rule, the business
+    unit's base rate applies, and lots follow its pending days and expiry. Then lots under the
+    activity-extends policy move forward, the after-earn hooks run, and a referee's first
+    purchase awards the referrer once the transaction commits (points_referral_award).
+    A zero-point event still records a posting (with no entries), so retries replay it.
     """
-    if (amount_cny is None) == (points is None):
-        raise InvalidPoints("give either amount_cny or points")
-    if points is not None:
-        _validate_points(points)
-    if amount_cny is not None and amount_cny < 0:
-        raise InvalidPoints("amount_cny must not be negative")
+    event_type = _earn_validate(amount_cny=amount_cny, points=points, event_type=event_type)
     fingerprint = request_fingerprint(
         "earn", member=member_id, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
         amount_cny=str(amount_cny) if amount_cny is not None else None, points=points, receipt_no=receipt_no,
-        occurred_at=occurred_at.isoformat() if occurred_at else None, reason=reason,
+        occurred_at=occurred_at.isoformat() if occurred_at else None, reason=reason, event_type=event_type,
     )
     now = timezone.now()
     occurred_at = occurred_at or now
@@ -243,28 +405,164 @@ def points_earn(
             wallet = wallet_lock(member_id=member_id)
             if replay := _replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
-            if wallet.member.status != MemberStatus.ACTIVE:
+            member = wallet.member
+            if member.status != MemberStatus.ACTIVE:
                 raise MemberInactive()
-            earned = points if points is not None else purchase_points(amount_cny=amount_cny, rate=business_unit.earn_rate)
-            explanation = (
-                [{"rule": "base_rate", "rate": str(business_unit.earn_rate), "points": earned}]
-                if amount_cny is not None else [{"rule": "fixed", "points": earned}]
+            tier = member_tier(member, occurred_at)
+            context = EarnContext(
+                member=member, business_unit=business_unit, merchant=merchant, event_type=event_type,
+                amount_cny=amount_cny, occurred_at=occurred_at,
+            )
+            holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
+            plan = _earn_plan(
+                wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
+                amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
+                hold_until=max(holds, default=None), lock_budgets=True,
             )
             posting = _new_posting(
-                wallet=wallet, kind=PostingKind.EARN, points=earned, idempotency=idempotency,
+                wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
                 fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
-                amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=explanation, actor=actor,
+                amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
+                actor=actor, event_type=event_type,
             )
-            if earned:
-                _credit(
-                    posting=posting, wallet=wallet, points=earned, business_unit=business_unit, merchant=merchant,
+            if plan.points:
+                _credit_lots(
+                    posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
                     source_account=Account.ISSUANCE, earned_at=occurred_at,
-                    available_at=occurred_at + timedelta(days=business_unit.pending_days),
-                    expires_at=expiry_after_months(occurred_at, business_unit.expiry_months),
                 )
+            _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
+            _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
+            for hook in after_earn_hooks():
+                hook(posting=posting, wallet=wallet)
+            if plan.triggers_referral:
+                transaction.on_commit(partial(points_referral_award, referee_id=member.pk), robust=True)
             return PostingResult(posting=posting, wallet=wallet)
 
     return _idempotent(idempotency, fingerprint, write)
+
+
+def _record_rule_awards(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_at: datetime) -> None:
+    """Count what each rule gave (caps and per-member limits read these) and spend its budget.
+
+    The budget rows were locked by member_facts, so spending here cannot overrun the budget."""
+    given = [c for c in plan.contributions if c.rule is not None and c.points > 0]
+    RuleAward.objects.bulk_create([
+        RuleAward(rule_id=c.rule.id, wallet=wallet, posting=posting, points=c.points, earned_at=earned_at)
+        for c in given
+    ])
+    for contribution in sorted(given, key=lambda c: c.rule.id):
+        if contribution.rule.budget_points is not None:
+            RuleBudget.objects.filter(rule_id=contribution.rule.id).update(spent=F("spent") + contribution.points)
+
+
+@dataclass(frozen=True)
+class EarnSimulation:
+    points: int
+    explanation: list[dict]
+    lots: list[LotPart]
+
+
+def earn_simulate(
+    *,
+    member_id: int,
+    business_unit: BusinessUnit,
+    merchant: Merchant | None = None,
+    amount_cny: Decimal | None = None,
+    event_type: str | None = None,
+    occurred_at: datetime | None = None,
+) -> EarnSimulation:
+    """How many points `points_earn` would give for this event now, and why; posts and locks nothing.
+
+    It runs the same evaluation on the same facts, so it equals the real posting unless another
+    earn lands in between or an earn gate refuses or holds the event.
+    """
+    event_type = _earn_validate(amount_cny=amount_cny, points=None, event_type=event_type)
+    wallet = Wallet.objects.select_related("member").filter(member_id=member_id).first()
+    if wallet is None:
+        raise NotFound(f"member {member_id} not found")
+    occurred_at = occurred_at or timezone.now()
+    plan = _earn_plan(
+        wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type, amount_cny=amount_cny,
+        points=None, occurred_at=occurred_at, tier=member_tier(wallet.member, occurred_at), hold_until=None,
+        lock_budgets=False,
+    )
+    return EarnSimulation(points=plan.points, explanation=plan.explanation, lots=plan.lots)
+
+
+def points_referral_award(*, referee_id: int) -> PostingResult | None:
+    """Award the referrer of `referee_id` by the referral rules, once the referee has purchased.
+
+    Everything about the award derives from the referee's first purchase (its business unit funds
+    it, its time is the award's), under the key `referral:<referee>`: it happens at most once,
+    whoever calls it and however often. None when there is no referrer or no purchase yet.
+    """
+    referrer_id = Member.objects.filter(pk=referee_id).values_list("referred_by_id", flat=True).first()
+    first_purchase = (
+        Posting.objects.filter(wallet__member_id=referee_id, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
+        .select_related("business_unit").order_by("id").first()
+    )
+    if referrer_id is None or first_purchase is None:
+        return None
+    return points_earn(
+        member_id=referrer_id, business_unit=first_purchase.business_unit, event_type=EventType.REFERRAL,
+        occurred_at=first_purchase.occurred_at, reason=f"referral of member {referee_id}", max_backdate=None,
+        idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"referral:{referee_id}"),
+    )
+
+
+def points_registration_award(member: Member) -> None:
+    """Enrolment hook: once enrolment commits, award the registration rules (key `registration:<member>`).
+
+    Needs the business unit the member enrolled at (it funds the points); a member enrolled
+    without one earns through a `registration` event instead. Rules for registration should
+    set `max_awards_per_member` = 1, so the hook and an event never both pay.
+    """
+    if member.enrolled_business_unit_id is None or not rule_config().has_rules_for(EventType.REGISTRATION):
+        return
+    transaction.on_commit(
+        partial(
+            points_earn, member_id=member.pk, business_unit=member.enrolled_business_unit,
+            event_type=EventType.REGISTRATION, occurred_at=member.enrolled_at, max_backdate=None,
+            idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"registration:{member.pk}"),
+        ),
+        robust=True,
+    )
+
+
+def _lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting | None, tier: TierInfo | None) -> int:
+    """Push forward the expiry of the wallet's open lots under an activity-extends policy.
+
+    The caller holds the wallet lock. An expiry only ever moves later; each move is recorded
+    (LotExpiryChange). Lots already past their expiry at `at` are left to the expiry job.
+    """
+    if not rule_config().activity_extends:
+        return 0
+    lots = list(
+        Lot.objects.filter(
+            wallet=wallet, remaining__gt=0, expires_at__gte=at, expiry_policy__kind=ExpiryKind.ACTIVITY_EXTENDS
+        ).select_related("expiry_policy")
+    )
+    changes = []
+    for lot in lots:
+        extended = activity_extended_expiry(PolicySpec.from_model(lot.expiry_policy), activity_at=at, tier=tier)
+        if extended > lot.expires_at:
+            changes.append(LotExpiryChange(
+                lot=lot, posting=posting, previous_expires_at=lot.expires_at, expires_at=extended,
+                reason=f"activity at {at.isoformat()}",
+            ))
+            lot.expires_at = extended
+    Lot.objects.bulk_update([change.lot for change in changes], ["expires_at"])
+    LotExpiryChange.objects.bulk_create(changes)
+    return len(changes)
+
+
+def points_activity_record(*, member_id: int, at: datetime | None = None) -> int:
+    """A qualifying activity other than an earn (e.g. a redemption): extend the member's lots
+    under activity-extends. Earns do this themselves. Returns how many lots moved."""
+    at = at or timezone.now()
+    with transaction.atomic(durable=True):
+        wallet = wallet_lock(member_id=member_id)
+        return _lots_extend_for_activity(wallet=wallet, at=at, posting=None, tier=member_tier(wallet.member, at))
 
 
 # --- spend ---------------------------------------------------------------------------------

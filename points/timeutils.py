@@ -28,3 +28,24 @@ def expiry_after_months(earned_at: datetime, months: int) -> datetime:
     Shanghai; earned on 31 March with 1 month -> valid through 30 April (end of the shorter month).
     """
     return end_of_local_day(local_date(earned_at) + relativedelta(months=months))
+
+
+def start_of_local_day(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=group_timezone())
+
+
+def local_period_start(moment: datetime, period: str) -> datetime:
+    """The first instant of the day, week (from Monday) or month of `moment`, in the group's time zone."""
+    day = local_date(moment)
+    if period == "week":
+        day -= timedelta(days=day.weekday())
+    elif period == "month":
+        day = day.replace(day=1)
+    return start_of_local_day(day)
+
+
+def local_period_end(moment: datetime, period: str) -> datetime:
+    """The first instant after the day, week or month of `moment` (exclusive end)."""
+    start = local_period_start(moment, period)
+    step = {"day": relativedelta(days=1), "week": relativedelta(weeks=1), "month": relativedelta(months=1)}[period]
+    return start_of_local_day(start.date() + step)

@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from tests.factories import BusinessUnitFactory, MerchantFactory, OperatorFactory, enrol_member
 
@@ -61,3 +62,11 @@ def partner(bu, partner_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {partner_key(bu)}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The earning-rules cache outlives a test's rolled-back database: start every test empty."""
+    cache.clear()
+    yield
+    cache.clear()
