@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -93,3 +93,12 @@ def test_programme_pages_load(levels, operator):
     assert client.get(reverse("admin:tiers_tierprogramme_change", args=[programme.pk])).status_code == 200
     assert client.get(reverse("admin:tiers_tierlevel_changelist")).status_code == 200
     assert client.get(reverse("admin:tiers_tierchange_changelist")).status_code == 200
+
+
+def test_operator_roles_hold_the_tier_permissions(db):
+    operations = Group.objects.get(name="operations")
+    finance = Group.objects.get(name="finance")
+    assert operations.permissions.filter(codename="set_manual_tier").exists()
+    assert not finance.permissions.filter(codename="set_manual_tier").exists()
+    assert finance.permissions.filter(content_type__app_label="tiers", codename="view_membertier").exists()
+    assert not Permission.objects.filter(group__in=[operations, finance], codename="change_membertier").exists()
