@@ -261,3 +261,12 @@ def test_seed_tiers_creates_the_standard_programme_once(db):
     call_command("seed_tiers")
     programme = TierProgramme.objects.get()
     assert list(programme.levels.values_list("code", flat=True)) == ["member", "silver", "gold", "platinum"]
+
+
+def test_requalify_tiers_command_requalifies_every_member(bu, levels):
+    members = [enrol_member() for _ in range(3)]
+    earn(members[0], bu, 1000)
+    MemberTier.objects.all().delete()
+    call_command("requalify_tiers")
+    assert MemberTier.objects.get(member=members[0]).level == levels["silver"]
+    assert MemberTier.objects.filter(member__in=members[1:], level=levels["member"]).count() == 2
