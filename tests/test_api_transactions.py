@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from members.models import Member
+from members.models import Member, PartnerKey
 from members.services import member_token_issue
 from points.models import Posting, PostingKind
 from points.services import points_earn, wallet_freeze
@@ -420,3 +420,23 @@ def test_earn_for_a_closed_member_is_refused(partner, merchant):
     assert response.status_code == 409
     assert response.data["code"] == "member_inactive"
     assert not Posting.objects.exists()
+
+
+def test_revoked_expired_and_inactive_keys_are_refused(bu, member, partner_key):
+    key = partner_key(bu)
+    client = client_with(f"Api-Key {key}")
+    url = f"/api/v1/members/{member.pk}/balance/"
+    assert client.get(url).status_code == 200
+
+    prefix = key.partition(".")[0]
+    PartnerKey.objects.filter(prefix=prefix).update(expiry_date=timezone.now() - timedelta(seconds=1))
+    assert client.get(url).data["code"] == "authentication_failed"
+    PartnerKey.objects.filter(prefix=prefix).update(expiry_date=None, revoked=True)
+    assert client.get(url).data["code"] == "authentication_failed"
+    PartnerKey.objects.filter(prefix=prefix).update(revoked=False)
+    bu.is_active = False
+    bu.save()
+    response = client.get(url)
+    assert response.status_code == 401
+    assert response.data["code"] == "authentication_failed"
+    assert client_with(f"Api-Key {prefix}.wrong-secret").get(url).status_code == 401

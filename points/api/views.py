@@ -179,12 +179,32 @@ class EarnView(APIView):
             "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
             invalid_fields={"amount": ["Ensure that there are no more than 2 decimal places."]},
         ),
-        examples=[OpenApiExample(
-            "purchase",
-            value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001",
-                   "occurred_at": "2026-03-01T10:15:00+08:00"},
-            request_only=True,
-        )],
+        examples=[
+            OpenApiExample(
+                "purchase",
+                value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001",
+                       "occurred_at": "2026-03-01T10:15:00+08:00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "posted",
+                value={
+                    "transaction": {
+                        "id": 9001, "kind": "earn", "points": 128, "business_unit": "mall", "merchant": "shop1",
+                        "amount": "128.50", "receipt_no": "R-20260301-0001", "reason": "",
+                        "occurred_at": "2026-03-01T10:15:00+08:00", "created_at": "2026-03-01T10:15:02+08:00",
+                        "explanation": [{"rule": "base_rate", "rate": "1.0000", "points": 128}], "reverses": None,
+                    },
+                    "points": 128,
+                    "balance": {"member": 42, "total": 628, "available": 628, "pending": 0, "frozen": 0,
+                                "expired_unswept": 0, "debt": 0,
+                                "expiring": [{"expires_at": "2027-03-01T23:59:59.999999+08:00", "points": 628}]},
+                    "replayed": False,
+                },
+                response_only=True,
+                status_codes=["201", "200"],
+            ),
+        ],
         tags=["transactions"],
     )
     def post(self, request):
