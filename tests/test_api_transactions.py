@@ -145,7 +145,9 @@ def test_earn_posts_and_answers_with_posting_and_balance(partner, bu, merchant, 
     )
     assert transaction["amount"] == "88.80"
     assert transaction["receipt_no"] == "R-1"
-    assert transaction["explanation"]
+    assert [(step["rule"], step["effect"], step["points"]) for step in transaction["explanation"]] == [
+        ("base_rate", "rate", 88)
+    ]
     assert body["balance"]["available"] == 88
     assert Posting.objects.get().pk == transaction["id"]
     ledger_sound()

@@ -37,7 +37,11 @@ class AmountField(serializers.DecimalField):
 
 
 class ExplanationStepSerializer(serializers.Serializer):
-    rule = serializers.CharField()
+    """One line of an earn's explanation; rules may add details (e.g. `rate`, `multiplier`)."""
+
+    rule = serializers.CharField(help_text=_("Rule code: `base_rate`, a rule's code, or `tier:<code>`."))
+    name = serializers.CharField()
+    effect = serializers.CharField()
     points = serializers.IntegerField()
 
 
