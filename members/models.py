@@ -127,7 +127,7 @@ class Member(models.Model):
     )
     enrolled_business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("enrolled at"),
+        verbose_name=_("enrolled business unit"),
     )
     enrolled_at = models.DateTimeField(_("enrolled at"), auto_now_add=True)
 

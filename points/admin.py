@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -35,6 +36,14 @@ def posting_link(posting_id: int):
 
 def member_link(member: Member):
     return format_html('<a href="{}">{}</a>', reverse("admin:members_member_change", args=[member.pk]), member)
+
+
+def local_date(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d}"
+
+
+def local_minute(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
 
 def html_table(headers, rows):
@@ -77,6 +86,10 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
+
+    def has_delete_permission(self, request, obj=None):
+        """A member holds ledger history: they are suspended or closed (status), never deleted."""
+        return False
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -125,7 +138,7 @@ class MemberAdmin(admin.ModelAdmin):
         ]
         if member.wallet.is_frozen:
             rows.append((_("freeze reason"), member.wallet.frozen_reason))
-        rows += [(_("expires %(date)s") % {"date": f"{item['expires_at']:%Y-%m-%d}"}, item["points"]) for item in state.expiring]
+        rows += [(_("expires %(date)s") % {"date": local_date(item["expires_at"])}, item["points"]) for item in state.expiring]
         return html_table((_("state"), _("points")), rows)
 
     @admin.display(description=_("open lots"))
@@ -138,7 +151,7 @@ class MemberAdmin(admin.ModelAdmin):
             (
                 format_html('<a href="{}">{}</a>', reverse("admin:points_lot_change", args=[lot.pk]), lot.pk),
                 lot.business_unit.code, lot.merchant.name if lot.merchant else "-", lot.amount, lot.remaining,
-                f"{lot.earned_at:%Y-%m-%d}", f"{lot.available_at:%Y-%m-%d}", f"{lot.expires_at:%Y-%m-%d}",
+                local_date(lot.earned_at), local_date(lot.available_at), local_date(lot.expires_at),
             )
             for lot in lots
         ]
@@ -151,7 +164,7 @@ class MemberAdmin(admin.ModelAdmin):
         postings = wallet_postings(wallet=member.wallet)[:PANEL_ROWS]
         rows = [
             (
-                posting_link(p.pk), f"{p.occurred_at:%Y-%m-%d %H:%M}", p.get_kind_display(), f"{p.points:+d}",
+                posting_link(p.pk), local_minute(p.occurred_at), p.get_kind_display(), f"{p.points:+d}",
                 p.business_unit.code if p.business_unit else "-", p.merchant.name if p.merchant else "-",
                 p.receipt_no or p.reason or "-",
             )
@@ -168,7 +181,7 @@ class MemberAdmin(admin.ModelAdmin):
     def freeze_panel(self, member):
         changes = WalletStatusChange.objects.filter(wallet=member.wallet).select_related("actor")[:PANEL_ROWS]
         rows = [
-            (f"{c.created_at:%Y-%m-%d %H:%M}", _("frozen") if c.frozen else _("unfrozen"), c.reason, c.actor or "-")
+            (local_minute(c.created_at), _("frozen") if c.frozen else _("unfrozen"), c.reason, c.actor or "-")
             for c in changes
         ]
         return html_table((_("at"), _("status"), _("reason"), _("operator")), rows)
