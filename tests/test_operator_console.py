@@ -191,3 +191,9 @@ def test_finance_exports_postings_and_others_may_not(client, member, bu):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     header, row = response.content.decode().strip().splitlines()
     assert header.split(",") == ["id", "points", "receipt_no"] and row.endswith(",42,R-EXPORT")
+
+
+def test_members_are_never_deleted_from_the_console(console, member):
+    assert console.post(reverse("admin:members_member_delete", args=[member.pk]), {"post": "yes"}).status_code == 403
+    assert 'value="delete_selected"' not in console.get(CHANGELIST).content.decode()
+    assert Member.objects.filter(pk=member.pk).exists()
