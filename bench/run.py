@@ -13,13 +13,13 @@ bench/results/latest.json and the results section of BENCHMARKS.md.
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,9 +49,12 @@ class Scale:
     clients: tuple = (1, 8, 32)
     bulk_clients: tuple = (1, 8)
     read_connections: int = 8
+    bulk_items: int = 1000
+    bulk_max_seconds: int = 120
 
 
-QUICK = Scale(name="quick", members=20_000, entries=200_000, step_seconds=5, expiry_budget_seconds=20)
+QUICK = Scale(name="quick", members=20_000, entries=200_000, step_seconds=5, expiry_budget_seconds=20, bulk_items=100,
+              bulk_max_seconds=20)
 FULL = Scale(name="full", members=1_000_000, entries=10_000_000, step_seconds=20, expiry_budget_seconds=120)
 
 
@@ -102,12 +105,13 @@ def parse_wrk(output: str) -> dict:
         if line.startswith("BENCH_JSON "):
             data = json.loads(line[len("BENCH_JSON "):])
             seconds = data["duration_us"] / 1e6
+            answered = data["requests"] > 0
             return {
                 "requests": data["requests"],
                 "seconds": round(seconds, 2),
                 "req_per_s": round(data["requests"] / seconds, 1) if seconds else 0.0,
-                "p50_ms": round(data["p50_us"] / 1000, 2),
-                "p99_ms": round(data["p99_us"] / 1000, 2),
+                "p50_ms": round(data["p50_us"] / 1000, 2) if answered else None,
+                "p99_ms": round(data["p99_us"] / 1000, 2) if answered else None,
                 "statuses": {str(k): v for k, v in data["statuses"].items()},
                 "socket_errors": data["socket_errors"],
                 "items": data.get("items", {}),
@@ -215,6 +219,7 @@ class Bench:
     env: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    partner: dict = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="points-bench-")))
 
     # database -----------------------------------------------------------------------------
@@ -313,6 +318,216 @@ class Bench:
                 log(f"raw {script} x{count}: {figures['tps']:.1f} tps, p99 {figures['p99_ms']} ms")
             self.verify(f"raw {script}")
 
+    # platform over HTTP ------------------------------------------------------------------------
+
+    def helper(self, *args: str) -> dict:
+        return json.loads(run([PYTHON, str(BENCH / "helpers.py"), *args], env=self.env).stdout.strip().splitlines()[-1])
+
+    @contextmanager
+    def gunicorn(self):
+        """The platform as deployed: gunicorn, 2 x cores + 1 sync workers, on 127.0.0.1; stopped after."""
+        port = free_port()
+        workers = 2 * (os.cpu_count() or 1) + 1
+        errlog = self.workdir / "gunicorn.log"
+        process = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",
+             str(workers), "--worker-class", "sync", "--timeout", "300", "--error-logfile", str(errlog)],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.results["server"] = {"server": "gunicorn", "workers": workers, "worker_class": "sync"}
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise BenchFailure(f"gunicorn exited {process.returncode}: {errlog.read_text()[-2000:]}")
+                try:
+                    urllib.request.urlopen(f"{base}/api/schema/", timeout=5).close()
+                    break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise BenchFailure("gunicorn did not answer within 60 s") from None
+                    time.sleep(0.5)
+            yield base
+        finally:
+            log("stopping gunicorn")
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def get_status(self, url: str) -> int:
+        request = urllib.request.Request(url, headers={"Authorization": f"Api-Key {self.partner['api_key']}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def wrk(self, base: str, script: str, connections: int, *, key_prefix: str, members: tuple[int, int],
+            extra: str = "", timeout: int = 10, seconds: int | None = None) -> dict:
+        threads = min(connections, os.cpu_count() or 1)
+        seconds = seconds or self.scale.step_seconds
+        output = run([
+            "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+            "--timeout", f"{timeout}s", "-s", str(BENCH / "wrk" / f"{script}.lua"), base, "--",
+            self.partner["api_key"], key_prefix, str(members[0]), str(members[1]), extra,
+        ], timeout=seconds * 3 + timeout + 60)
+        return {"connections": connections, **parse_wrk(output.stdout)}
+
+    def written(self, since: str, key_prefix: str) -> dict:
+        """What a load step wrote: postings created since `since` under the step's key prefix."""
+        row = psql(self.env, f"""SELECT count(*), COALESCE(SUM(points), 0),
+            COALESCE(EXTRACT(EPOCH FROM MAX(created_at) - MIN(created_at)), 0) FROM points_posting
+            WHERE created_at >= '{since}' AND idempotency_key LIKE '{key_prefix}%'""").split("|")
+        return {"count": int(row[0]), "points": int(row[1]), "span_seconds": float(row[2])}
+
+    def settle(self, since: str, key_prefix: str) -> dict:
+        """Wait (bounded) until requests still in flight when wrk stopped are done: the step's
+        postings unchanged for two seconds; return what the step wrote."""
+        history = []
+        for _ in range(300):
+            history.append(self.written(since, key_prefix))
+            if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
+                break
+            time.sleep(1)
+        return history[-1]
+
+    def http_steps(self) -> None:
+        data, http, notes = self.data, self.results.setdefault("http", {}), self.results.setdefault("http_notes", [])
+        members = (data["first_member_id"], data["last_member_id"])
+        hot = (data["first_member_id"], data["first_member_id"] + data["hot_members"] - 1)
+        run_id = datetime.now(UTC).strftime("%H%M%S")
+        self.partner = self.helper("setup")
+        with self.gunicorn() as base:
+            http["earn"] = []
+            for connections in self.scale.clients:
+                prefix = f"e{run_id}c{connections}-"
+                figures = self.wrk(base, "earn", connections, key_prefix=prefix, members=members)
+                self.check_statuses("earn", figures, {"201"})
+                http["earn"].append(figures)
+                log(f"http earn x{connections}: {figures['req_per_s']} req/s, p50 {figures['p50_ms']} ms, "
+                    f"p99 {figures['p99_ms']} ms")
+            self.verify("http earn")
+
+            http["redeem"], spent_ok = [], []
+            for connections in self.scale.clients:
+                prefix, since = f"s{run_id}c{connections}-", datetime.now(UTC).isoformat()
+                figures = self.wrk(base, "spend", connections, key_prefix=prefix, members=hot, extra="7")
+                self.check_statuses("redeem", figures, {"201", "409"})
+                written = self.settle(since, prefix)
+                answered = figures["statuses"].get("201", 0) * 7
+                in_flight = -written["points"] - answered
+                # wrk stops with up to one request per connection still in flight: those may post
+                # after wrk has stopped counting, so the ledger may hold at most that much more.
+                spent_ok.append({"connections": connections, "spent_in_ledger": -written["points"],
+                                 "spent_by_201_responses": answered, "in_flight_at_stop": in_flight // 7,
+                                 "ok": 0 <= in_flight <= connections * 7})
+                http["redeem"].append(figures)
+                log(f"http redeem x{connections}: {figures['req_per_s']} req/s, p99 {figures['p99_ms']} ms, "
+                    f"ledger spent {-written['points']} vs 201 x 7 = {answered}")
+            self.results["redeem_check"] = spent_ok
+            self.verify("http redeem")
+            if not all(row["ok"] for row in spent_ok):
+                raise BenchFailure(f"points spent in the ledger do not match the successful responses: {spent_ok}")
+
+            connections = self.scale.read_connections
+            for name, path in (("balance", "/api/v1/members/%d/balance/"),
+                               ("history", "/api/v1/members/%d/transactions/"),
+                               ("tier", "/api/v1/members/%d/tier/")):
+                status = self.get_status(base + path % members[0])
+                if status != 200:
+                    notes.append(f"read `{name}` skipped: GET {path % members[0]} answered {status}")
+                    log(notes[-1])
+                    continue
+                figures = self.wrk(base, "read", connections, key_prefix="r", members=members, extra=path)
+                self.check_statuses(name, figures, {"200"})
+                http[f"read {name}"] = [figures]
+                log(f"http read {name} x{connections}: {figures['req_per_s']} req/s, p50 {figures['p50_ms']} ms, "
+                    f"p99 {figures['p99_ms']} ms")
+            self.verify("http reads")
+
+            http["bulk_earn"] = []
+            batch_seconds = self.bulk_probe(base, members, f"b{run_id}probe-")
+            duration = min(max(self.scale.step_seconds, math.ceil(3 * batch_seconds)), self.scale.bulk_max_seconds)
+            for connections in self.scale.bulk_clients:
+                prefix, since = f"b{run_id}c{connections}-", datetime.now(UTC).isoformat()
+                figures = self.wrk(base, "bulk_earn", connections, key_prefix=prefix, members=members,
+                                   extra=str(self.scale.bulk_items), timeout=300, seconds=duration)
+                self.check_statuses("bulk earn", figures, {"200"}, allow_none=True)
+                if figures["items"].get("error"):
+                    raise BenchFailure(f"bulk earn reported {figures['items']['error']} failed items")
+                written = self.settle(since, prefix)
+                # Earns/s from the ledger: the step's postings over the time from its first to its
+                # last, so that batches still in flight when wrk stopped count too.
+                figures["items_per_request"] = self.scale.bulk_items
+                figures["earns_written"] = written["count"]
+                figures["earns_per_s"] = round(written["count"] / written["span_seconds"], 1) if written["span_seconds"] else None
+                http["bulk_earn"].append(figures)
+                log(f"http bulk earn x{connections}: {figures['earns_per_s']} earns/s ({written['count']} earns)")
+            self.verify("http bulk earn")
+
+    def bulk_probe(self, base: str, members: tuple[int, int], prefix: str) -> float:
+        """One batch alone: checks every item is created and times it (it sizes the bulk steps)."""
+        items = [{"idempotency_key": f"{prefix}{i}", "member": members[0] + (i * 7919) % (members[1] - members[0] + 1),
+                  "amount": "88.00", "merchant": "m001", "receipt_no": f"{prefix}{i}"} for i in range(self.scale.bulk_items)]
+        request = urllib.request.Request(
+            f"{base}/api/v1/transactions/earn/batch/", data=json.dumps({"items": items}).encode(), method="POST",
+            headers={"Authorization": f"Api-Key {self.partner['api_key']}", "Content-Type": "application/json"})
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            body = json.load(response)
+        seconds = round(time.monotonic() - started, 2)
+        statuses = [row["status"] for row in body["results"]]
+        if statuses.count("created") != len(items):
+            raise BenchFailure(f"bulk earn probe: not every item was created: {body['results'][:3]}")
+        self.results["bulk_probe"] = {"items": len(items), "seconds": seconds,
+                                      "earns_per_s": round(len(items) / seconds, 1)}
+        log(f"bulk probe: {len(items)} earns in one request took {seconds}s")
+        return seconds
+
+    @staticmethod
+    def check_statuses(step: str, figures: dict, expected: set[str], allow_none: bool = False) -> None:
+        unexpected = {status: count for status, count in figures["statuses"].items() if status not in expected}
+        if unexpected or figures["socket_errors"] or not (figures["requests"] or allow_none):
+            raise BenchFailure(f"{step}: unexpected responses {unexpected}, socket errors {figures['socket_errors']}, "
+                               f"{figures['requests']} requests")
+
+    # expiry job ---------------------------------------------------------------------------------
+
+    def due_lots(self, now: str) -> int:
+        return int(psql(self.env, f"SELECT count(*) FROM points_lot WHERE remaining > 0 AND expires_at < '{now}'"))
+
+    def measure_rss(self, *args: str) -> tuple[dict, float]:
+        """Run a helper in a child process; return its JSON and its peak RSS in MB (wait4's rusage)."""
+        out = self.workdir / f"helper-{args[0]}.json"
+        with out.open("w") as handle:
+            process = subprocess.Popen([PYTHON, str(BENCH / "helpers.py"), *args], cwd=ROOT, env=self.env, stdout=handle)
+            _pid, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise BenchFailure(f"helper {args[0]} exited {process.returncode}")
+        return json.loads(out.read_text().strip().splitlines()[-1]), round(usage.ru_maxrss / 1024, 1)
+
+    def expiry_step(self) -> None:
+        now = datetime.now(UTC).isoformat()
+        before = self.due_lots(now)
+        _idle, idle_rss = self.measure_rss("idle")
+        job, peak_rss = self.measure_rss("expire", "--now", now, "--budget", str(self.scale.expiry_budget_seconds))
+        after = self.due_lots(now)
+        expired = before - after
+        self.results["expiry"] = {
+            "due_lots_before": before, "lots_expired": expired, "postings": job["postings"], "batches": job["batches"],
+            "seconds": job["seconds"], "finished": job["finished"],
+            "lots_per_s": round(expired / job["seconds"], 1) if job["seconds"] else None,
+            "peak_rss_mb": peak_rss, "idle_django_rss_mb": idle_rss,
+        }
+        log(f"expiry: {expired} lots in {job['seconds']} s ({self.results['expiry']['lots_per_s']} lots/s), "
+            f"peak RSS {peak_rss} MB (idle Django {idle_rss} MB)")
+        self.verify("expiry job")
+
     # report --------------------------------------------------------------------------------------
 
     def write(self) -> None:
@@ -350,12 +565,18 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _loads(values) -> str:
+    return " / ".join(f"{value:.1f}" for value in values) if values else "?"
+
+
 def render_markdown(results: dict) -> str:
     lines = []
     meta, machine_info, data = results.get("meta", {}), results.get("machine", {}), results.get("data", {})
     lines += [
         f"Run: {meta.get('date', '?')}, scale **{meta.get('scale', '?')}**, {meta.get('step_seconds', '?')} s per load step; "
-        f"total {meta.get('total_seconds', '?')} s.",
+        f"total {meta.get('total_seconds', '?')} s. Load average (1, 5, 15 min) at the start "
+        f"{_loads(meta.get('load_average_at_start'))}, at the end {_loads(meta.get('load_average_at_end'))}: "
+        "anything above the core count means other work shared the machine during the run.",
         "",
         f"Machine: {machine_info.get('cpu')}, {machine_info.get('cores')} cores, {machine_info.get('ram_gb')} GB RAM, "
         f"{machine_info.get('os')}.",
@@ -439,7 +660,7 @@ def main(argv=None) -> int:
     bench = Bench(scale=scale, port=args.port)
     started = time.monotonic()
     bench.results["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "scale": scale.name,
-                             "step_seconds": scale.step_seconds}
+                             "step_seconds": scale.step_seconds, "load_average_at_start": os.getloadavg()}
     bench.results["machine"] = machine()
     ensure_tools()
     with ExitStack() as stack:
@@ -449,8 +670,12 @@ def main(argv=None) -> int:
         bench.generate()
         bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
         bench.raw_steps()
+        bench.http_steps()
+        bench.expiry_step()
+        bench.results["verify_ledger_final_seconds"] = bench.verify("all steps")
     bench.results["ratios"] = compute_ratios(bench.results)
     bench.results["meta"]["total_seconds"] = round(time.monotonic() - started, 1)
+    bench.results["meta"]["load_average_at_end"] = os.getloadavg()
     bench.write()
     return 0
 
