@@ -270,3 +270,32 @@ def test_requalify_tiers_command_requalifies_every_member(bu, levels):
     call_command("requalify_tiers")
     assert MemberTier.objects.get(member=members[0]).level == levels["silver"]
     assert MemberTier.objects.filter(member__in=members[1:], level=levels["member"]).count() == 2
+
+
+def test_a_replaced_programme_moves_members_at_their_next_evaluation(bu, member, levels, operator):
+    earn(member, bu, 1200)
+    tier_evaluate(member=member)
+    tier_set_manual(member_id=member.pk, level=levels["gold"], reason="launch guest",
+                    ends_at=timezone.now() + timedelta(days=5), actor=operator)
+    old = levels["gold"].programme
+    old.is_active = False
+    old.save(update_fields=["is_active"])
+    new, new_levels = ladder(code="spend2027", basis=QualificationBasis.SPEND)
+
+    tier_requalify(member_id=member.pk, now=timezone.now())
+    member_tier = MemberTier.objects.get(member=member)
+    assert (member_tier.programme, member_tier.level, member_tier.override_level) == (new, new_levels["member"], None)
+    moved = TierChange.objects.get(member=member, kind=TierChangeKind.PROGRAMME)
+    assert (moved.from_level, moved.to_level) == (levels["gold"], new_levels["member"])
+    assert not TierChange.objects.filter(kind=TierChangeKind.DOWNGRADE).exists()
+
+
+def test_a_tier_of_the_new_programme_can_be_set_before_the_member_moved(bu, member, levels, operator):
+    earn(member, bu, 1200)
+    tier_evaluate(member=member)
+    TierProgramme.objects.filter(pk=levels["gold"].programme_id).update(is_active=False)
+    _new, new_levels = ladder(code="next")
+    tier_set_manual(member_id=member.pk, level=new_levels["gold"], reason="migration check",
+                    ends_at=timezone.now() + timedelta(days=1), actor=operator)
+    member_tier = MemberTier.objects.get(member=member)
+    assert (member_tier.level, member_tier.override_level) == (new_levels["silver"], new_levels["gold"])

@@ -12,7 +12,9 @@ Design overview
 * A **member tier** holds the level the member has earned (`level`), when it began, the value
   seen at the last evaluation, the start of a pending downgrade's grace period, and an optional
   manual override set by an operator until a date. The member's effective tier is the override
-  while it lasts, the earned level otherwise.
+  while it lasts, the earned level otherwise. When operators replace the active programme, a
+  member moves onto the new one at their next evaluation (their next earn or the daily job), to
+  the level their value earns there; a manual tier of the old programme ends with the move.
 * Every change of a member's tier is a **tier change** row (append-only) with who, why and the
   qualifying value at the time.
 """
@@ -162,6 +164,7 @@ class TierChangeKind(models.TextChoices):
     DOWNGRADE = "downgrade", _("Downgrade")
     MANUAL = "manual", _("Set by hand")
     OVERRIDE_END = "override_end", _("Manual tier ended")
+    PROGRAMME = "programme", _("Moved to a new programme")
 
 
 class TierChange(models.Model):

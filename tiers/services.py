@@ -38,8 +38,8 @@ DEFAULT_BATCH_SIZE = 500
 
 
 def _member_tier_for_update(*, member_id: int, now: datetime) -> MemberTier | None:
-    """The member's tier row, locked; created (below every level) on first use. The caller
-    holds the member's wallet lock, which is what makes the creation race-free."""
+    """The member's tier row, locked, on the active programme; created (below every level) on
+    first use. The caller holds the member's wallet lock, which makes the creation race-free."""
     member_tier = (
         MemberTier.objects.select_for_update(of=("self",))
         .select_related("programme", "level", "override_level")
@@ -47,11 +47,41 @@ def _member_tier_for_update(*, member_id: int, now: datetime) -> MemberTier | No
         .first()
     )
     if member_tier is not None:
+        if not member_tier.programme.is_active:
+            _move_to_active_programme(member_tier, at=now)
         return member_tier
     programme = active_programme()
     if programme is None:
         return None
     return MemberTier.objects.create(member_id=member_id, programme=programme, since=now, evaluated_at=now)
+
+
+def _move_to_active_programme(member_tier: MemberTier, *, at: datetime) -> None:
+    """Put a member whose programme was retired on the active one, at the level their value
+    earns there. Levels of two programmes do not compare, so this is neither an upgrade nor a
+    downgrade and no grace applies; a manual tier (a level of the old programme) ends here."""
+    programme = active_programme()
+    if programme is None:
+        return
+    value = qualifying_value(member_id=member_tier.member_id, programme=programme, at=at)
+    level = level_for_value(levels=programme_levels(programme=programme), value=value)
+    member_tier.qualifying_value = value
+    _record(member_tier, kind=TierChangeKind.PROGRAMME, from_level=member_tier.effective_level(at), to_level=level,
+            at=at)
+    member_tier.programme = programme
+    member_tier.level = level
+    member_tier.since = at
+    member_tier.below_since = None
+    member_tier.evaluated_at = at
+    _clear_override(member_tier)
+    member_tier.save()
+
+
+def _clear_override(member_tier: MemberTier) -> None:
+    member_tier.override_level = None
+    member_tier.override_reason = ""
+    member_tier.override_ends_at = None
+    member_tier.override_set_by = None
 
 
 def _record(member_tier, *, kind, from_level, to_level, at, reason="", actor=None) -> TierChange:
@@ -92,10 +122,7 @@ def _evaluate(*, member_id: int, at: datetime, requalify: bool) -> MemberTier | 
     if requalify and member_tier.override_level_id and not member_tier.override_active(at):
         _record(member_tier, kind=TierChangeKind.OVERRIDE_END, from_level=member_tier.override_level,
                 to_level=member_tier.level, at=at, reason=member_tier.override_reason)
-        member_tier.override_level = None
-        member_tier.override_reason = ""
-        member_tier.override_ends_at = None
-        member_tier.override_set_by = None
+        _clear_override(member_tier)
     member_tier.save()
     return member_tier
 
