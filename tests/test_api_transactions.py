@@ -182,7 +182,7 @@ def test_keys_are_per_partner(partner, bu, merchant, member, partner_key):
     assert balance_total(member) == 200
 
 
-@pytest.mark.parametrize("header", [None, "", "x" * 129])
+@pytest.mark.parametrize("header", [None, "", "   ", "x" * 129, "key\x00", "tab\tkey"])
 def test_writes_require_an_idempotency_key(partner, merchant, member, header):
     extra = {} if header is None else {"HTTP_IDEMPOTENCY_KEY": header}
     body = {"member": member.pk, "amount": "10.00", "merchant": "shop1", "receipt_no": "R"}

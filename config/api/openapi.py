@@ -13,13 +13,14 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 128
 
 class IdempotencyKeyRequired(DomainError):
     code = "idempotency_key_required"
-    default_detail = _("This request moves points: send an Idempotency-Key header (1 to 128 characters).")
+    default_detail = _("This request moves points: send an Idempotency-Key header (1 to 128 printable characters).")
 
 
 def idempotency_key(request) -> str:
-    """The request's Idempotency-Key header, required and at most 128 characters."""
+    """The request's Idempotency-Key header: required, 1 to 128 printable characters (a control
+    character such as NUL could not be stored, so it is refused here rather than by the database)."""
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
-    if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
         raise IdempotencyKeyRequired()
     return key
 
@@ -30,7 +31,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     type=str,
     required=True,
     description=(
-        "Unique per partner key, 1 to 128 characters. The same key with the same request returns the "
+        "Unique per partner key, 1 to 128 printable characters. The same key with the same request returns the "
         "original result (200, `replayed: true`) and moves nothing; with a different request it is "
         "refused (409 `idempotency_conflict`)."
     ),
