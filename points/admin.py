@@ -22,6 +22,7 @@ from import_export.admin import ExportMixin
 from config.errors import DomainError
 from members.models import Member
 from members.services import member_enrol
+from points import admin_rules  # noqa: F401 - registers the earning-rules admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.models import Entry, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings

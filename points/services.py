@@ -343,6 +343,15 @@ def _earn_plan(
     )
 
 
+def _checked_occurred_at(occurred_at: datetime | None, max_backdate: timedelta | None) -> datetime:
+    """When the event happened (now by default): not in the future, not older than `max_backdate`."""
+    now = timezone.now()
+    occurred_at = occurred_at or now
+    if occurred_at > now + CLOCK_SKEW or (max_backdate is not None and occurred_at < now - max_backdate):
+        raise InvalidOccurredAt()
+    return occurred_at
+
+
 def _earn_validate(*, amount_cny, points, event_type) -> str:
     """Check the shape of an earn; return its event type (purchase when only an amount is given)."""
     if amount_cny is not None and points is not None:
@@ -395,10 +404,7 @@ def points_earn(
         amount_cny=str(amount_cny) if amount_cny is not None else None, points=points, receipt_no=receipt_no,
         occurred_at=occurred_at.isoformat() if occurred_at else None, reason=reason, event_type=event_type,
     )
-    now = timezone.now()
-    occurred_at = occurred_at or now
-    if occurred_at > now + CLOCK_SKEW or (max_backdate is not None and occurred_at < now - max_backdate):
-        raise InvalidOccurredAt()
+    occurred_at = _checked_occurred_at(occurred_at, max_backdate)
 
     def write() -> PostingResult:
         with transaction.atomic(durable=True):
@@ -470,17 +476,23 @@ def earn_simulate(
     amount_cny: Decimal | None = None,
     event_type: str | None = None,
     occurred_at: datetime | None = None,
+    max_backdate: timedelta | None = timedelta(days=30),
+    allow_future: bool = False,
 ) -> EarnSimulation:
     """How many points `points_earn` would give for this event now, and why; posts and locks nothing.
 
     It runs the same evaluation on the same facts, so it equals the real posting unless another
-    earn lands in between or an earn gate refuses or holds the event.
+    earn lands in between or an earn gate refuses or holds the event. Operators may simulate a
+    future moment (`allow_future`, e.g. next weekend's campaign) that could not be posted yet.
     """
     event_type = _earn_validate(amount_cny=amount_cny, points=None, event_type=event_type)
+    if not (allow_future and occurred_at is not None):
+        occurred_at = _checked_occurred_at(occurred_at, max_backdate)
     wallet = Wallet.objects.select_related("member").filter(member_id=member_id).first()
     if wallet is None:
         raise NotFound(f"member {member_id} not found")
-    occurred_at = occurred_at or timezone.now()
+    if wallet.member.status != MemberStatus.ACTIVE:
+        raise MemberInactive()
     plan = _earn_plan(
         wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type, amount_cny=amount_cny,
         points=None, occurred_at=occurred_at, tier=member_tier(wallet.member, occurred_at), hold_until=None,

@@ -180,7 +180,7 @@ def test_simulation_equals_the_real_posting_for_the_same_event(bu, ledger_sound)
     moments = [at(2026, 10, 3, 12), at(2026, 10, 3, 13), at(2026, 10, 4, 9)]
     for moment in moments:
         event = {"business_unit": bu, "merchant": electronics, "amount_cny": Decimal("999.50"), "occurred_at": moment}
-        simulated = earn_simulate(member_id=member.pk, **event)
+        simulated = earn_simulate(member_id=member.pk, max_backdate=None, **event)
         posted = points_earn(member_id=member.pk, max_backdate=None, **event).posting
         assert (simulated.points, simulated.explanation) == (posted.points, posted.explanation)
         assert sorted((p.points, p.terms.expires_at) for p in simulated.lots) == sorted(

@@ -1,0 +1,75 @@
+"""Serializers of the events and rule-simulation endpoints: inputs check shape only."""
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from members.selectors import merchant_for_partner
+from points.api.serializers import AmountField, BalanceSerializer, MemberIdField, TransactionSerializer
+from points.models import EventType
+
+# Referrals are awarded by the system after the referee's first purchase, never posted by partners.
+PARTNER_EVENT_TYPES = [choice for choice in EventType.choices if choice[0] != EventType.REFERRAL]
+
+
+class EventSerializer(serializers.Serializer):
+    member = MemberIdField()
+    event_type = serializers.ChoiceField(choices=PARTNER_EVENT_TYPES)
+    amount = AmountField(required=False, default=None)
+    merchant = serializers.SlugField(
+        max_length=32, required=False, default="", allow_blank=True,
+        help_text=_("Merchant code within the key's business unit; a key scoped to a merchant books to it."),
+    )
+    occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When the event happened."))
+    reference = serializers.CharField(
+        max_length=64, required=False, default="", allow_blank=True,
+        help_text=_("The partner's reference of the event (receipt, bill, ticket, survey id...)."),
+    )
+
+    def validate(self, attrs):
+        if attrs["event_type"] == EventType.PURCHASE and attrs["amount"] is None:
+            raise serializers.ValidationError({"amount": [_("A purchase needs an amount.")]})
+        principal = self.context["request"].user
+        code = attrs["merchant"]
+        merchant = merchant_for_partner(business_unit=principal.business_unit, key_merchant=principal.merchant, code=code)
+        if code and merchant is None:
+            raise serializers.ValidationError({"merchant": [_("No active merchant of this business unit has this code.")]})
+        return {**attrs, "merchant": merchant}
+
+
+class ExplanationLineSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text=_("The rule's code; `base_rate` for the BU's rate, `tier:<code>` for the tier."))
+    name = serializers.CharField(required=False)
+    effect = serializers.CharField(required=False)
+    points = serializers.IntegerField()
+    rate = serializers.CharField(required=False, help_text=_("Points per CNY, for a rate."))
+    multiplier = serializers.CharField(required=False)
+    spend_over = serializers.CharField(required=False)
+    capped_from = serializers.IntegerField(required=False, help_text=_("What the rule would have given without its caps."))
+
+
+class EventTransactionSerializer(TransactionSerializer):
+    explanation = ExplanationLineSerializer(many=True, read_only=True)
+
+    class Meta(TransactionSerializer.Meta):
+        fields = [*TransactionSerializer.Meta.fields, "event_type"]
+        read_only_fields = fields
+
+
+class EventResultSerializer(serializers.Serializer):
+    transaction = EventTransactionSerializer()
+    points = serializers.IntegerField(help_text=_("Points credited."))
+    balance = BalanceSerializer()
+    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
+
+
+class SimulatedLotSerializer(serializers.Serializer):
+    points = serializers.IntegerField()
+    rule = serializers.CharField(source="rule_code", help_text=_("The rule giving most of these points."))
+    available_at = serializers.DateTimeField(source="terms.available_at")
+    expires_at = serializers.DateTimeField(source="terms.expires_at")
+
+
+class SimulationSerializer(serializers.Serializer):
+    points = serializers.IntegerField(help_text=_("Points the event would give now."))
+    explanation = ExplanationLineSerializer(many=True)
+    lots = SimulatedLotSerializer(many=True, help_text=_("How the points would be credited: one lot per pending/expiry."))

@@ -1,0 +1,106 @@
+"""Views of the earning events and the rule simulation (partners).
+
+`POST /events/` credits the points the earning rules give for an event (Idempotency-Key
+required; 201 new, 200 replay); `POST /rules/simulate/` answers the same question for the same
+body without posting anything.
+"""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
+from config.api.permissions import IsPartner
+from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
+from points.api.views import WRITE_ERRORS, balance_data, idempotency
+from points.services import earn_simulate, points_earn
+
+EVENT_EXAMPLES = [
+    OpenApiExample("check-in", value={"member": 42, "event_type": "check_in", "reference": "app-checkin-20260301"},
+                   request_only=True),
+    OpenApiExample("parking payment",
+                   value={"member": 42, "event_type": "parking", "amount": "30.00", "merchant": "parking",
+                          "occurred_at": "2026-03-01T18:40:00+08:00", "reference": "P-88812"},
+                   request_only=True),
+]
+INVALID_FIELDS = {"event_type": ['"lottery" is not a valid choice.']}
+
+
+class EventView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="events_create",
+        summary="Credit the points the earning rules give for an event",
+        description=(
+            "Purchases, bills, parking, check-ins, event sign-ins, surveys, reviews, registration, birthday. "
+            "The rules of the key's business unit decide the points; the transaction's `explanation` lists each "
+            "rule that fired and its points. An event no rule rewards is recorded with 0 points."
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=EventSerializer,
+        responses={
+            201: OpenApiResponse(EventResultSerializer, description="Posted."),
+            200: OpenApiResponse(EventResultSerializer, description="A replay: the original result, nothing posted."),
+            **error_responses(*WRITE_ERRORS, "invalid_occurred_at", "merchant_not_permitted", "not_found",
+                              "member_inactive", invalid_fields=INVALID_FIELDS),
+        },
+        examples=EVENT_EXAMPLES,
+        tags=["events"],
+    )
+    def post(self, request):
+        key = idempotency(request)
+        data = EventSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        result = points_earn(
+            member_id=data.validated_data["member"],
+            business_unit=request.user.business_unit,
+            merchant=data.validated_data["merchant"],
+            amount_cny=data.validated_data["amount"],
+            event_type=data.validated_data["event_type"],
+            receipt_no=data.validated_data["reference"],
+            occurred_at=data.validated_data["occurred_at"],
+            idempotency=key,
+        )
+        body = {
+            "transaction": result.posting,
+            "points": result.posting.points,
+            "balance": balance_data(result.wallet),
+            "replayed": result.replayed,
+        }
+        return Response(
+            EventResultSerializer(body).data,
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
+
+
+class RuleSimulationView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="rules_simulate",
+        summary="How many points an event would give this member now, and why (posts nothing)",
+        description="The same body as `POST /events/`; no Idempotency-Key, since nothing is written.",
+        request=EventSerializer,
+        responses={
+            200: SimulationSerializer,
+            **error_responses("invalid", "parse_error", "invalid_occurred_at", "merchant_not_permitted", "not_found",
+                              "member_inactive", *AUTH_ERRORS,
+                              invalid_fields=INVALID_FIELDS),
+        },
+        examples=EVENT_EXAMPLES,
+        tags=["events"],
+    )
+    def post(self, request):
+        data = EventSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        simulation = earn_simulate(
+            member_id=data.validated_data["member"],
+            business_unit=request.user.business_unit,
+            merchant=data.validated_data["merchant"],
+            amount_cny=data.validated_data["amount"],
+            event_type=data.validated_data["event_type"],
+            occurred_at=data.validated_data["occurred_at"],
+        )
+        return Response(SimulationSerializer(simulation).data)
