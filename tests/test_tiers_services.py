@@ -18,7 +18,7 @@ from tests.factories import enrol_member
 from tests.tier_factories import TierLevelFactory, TierProgrammeFactory, ladder
 from tiers.exceptions import ManualTierEndInPast, TierLevelNotInProgramme
 from tiers.models import MemberTier, QualificationBasis, TierChange, TierChangeKind, TierProgramme
-from tiers.selectors import qualifying_value, tier_info, window_start
+from tiers.selectors import qualifying_value, tier_info, tier_progress, window_start
 from tiers.services import (
     tier_after_earn,
     tier_evaluate,
@@ -280,11 +280,14 @@ def test_a_replaced_programme_moves_members_at_their_next_evaluation(bu, member,
     old = levels["gold"].programme
     old.is_active = False
     old.save(update_fields=["is_active"])
+    assert member_tier(member, timezone.now()) is None, "a retired programme gives no benefits"
     new, new_levels = ladder(code="spend2027", basis=QualificationBasis.SPEND)
+    assert member_tier(member, timezone.now()).code == "member", "the active programme's level, before the move"
+    assert tier_progress(member=member).programme == new
 
     tier_requalify(member_id=member.pk, now=timezone.now())
-    member_tier = MemberTier.objects.get(member=member)
-    assert (member_tier.programme, member_tier.level, member_tier.override_level) == (new, new_levels["member"], None)
+    row = MemberTier.objects.get(member=member)
+    assert (row.programme, row.level, row.override_level) == (new, new_levels["member"], None)
     moved = TierChange.objects.get(member=member, kind=TierChangeKind.PROGRAMME)
     assert (moved.from_level, moved.to_level) == (levels["gold"], new_levels["member"])
     assert not TierChange.objects.filter(kind=TierChangeKind.DOWNGRADE).exists()

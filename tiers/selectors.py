@@ -102,7 +102,7 @@ class TierProgress:
 def tier_progress(*, member: Member, at: datetime | None = None) -> TierProgress | None:
     """The member's tier, the next one and what is still needed; None without an active programme."""
     at = at or timezone.now()
-    member_tier = MemberTier.objects.filter(member=member).select_related(
+    member_tier = MemberTier.objects.filter(member=member, programme__is_active=True).select_related(
         "programme", "level", "override_level"
     ).first()
     programme = member_tier.programme if member_tier else active_programme()
@@ -138,11 +138,14 @@ def member_tier_history(*, member: Member):
 def tier_info(member: Member, at: datetime) -> TierInfo | None:
     """points' tier provider: the benefits of the member's effective tier at `at`.
 
-    A member with no tier row yet (nothing earned since tiers started) gets the level their
-    qualifying value earns; the after-earn hook then records it.
+    A member with no tier row on the active programme yet (nothing earned since tiers started,
+    or a programme replaced since) gets the level their qualifying value earns on the active
+    programme; the after-earn hook then records it. No active programme, no tier.
     """
-    member_tier = MemberTier.objects.filter(member=member).select_related("level", "override_level").first()
-    if member_tier is not None:
+    member_tier = (
+        MemberTier.objects.filter(member=member).select_related("programme", "level", "override_level").first()
+    )
+    if member_tier is not None and member_tier.programme.is_active:
         level = member_tier.effective_level(at)
     else:
         programme = active_programme()
