@@ -1,5 +1,8 @@
 """A real celery worker and beat, as subprocesses, on Redis and the test PostgreSQL database.
 
+Each run uses its own queue, so test runs sharing the Redis database never take each other's
+tasks.
+
 The expiry task goes through the broker twice for one run (`now`), as an overlapping or
 retried run would: every due lot expires exactly once. Beat then fires a short-interval
 periodic task from the database scheduler, again and again with one `now`: one posting.
@@ -12,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -41,9 +45,14 @@ def broker_url():
     base = os.environ.get("TEST_REDIS_URL")
     if not base:
         pytest.skip("TEST_REDIS_URL is not set (scripts/test.sh starts Redis and sets it)")
-    url = f"{base.rsplit('/', 1)[0]}/{REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return f"{base.rsplit('/', 1)[0]}/{REDIS_DB}"
+
+
+@pytest.fixture
+def queue(broker_url):
+    name = f"points-itest-{uuid.uuid4().hex}"
+    yield name
+    redis.Redis.from_url(broker_url).delete(name)
 
 
 def live_database_url() -> str:
@@ -89,7 +98,7 @@ class Processes:
         pytest.fail(f"gave up waiting for {what} (or a celery process exited)\n{logs}")
 
 
-def test_worker_expires_once_and_beat_fires_a_schedule(broker_url, tmp_path):
+def test_worker_expires_once_and_beat_fires_a_schedule(broker_url, queue, tmp_path):
     bu = BusinessUnitFactory(code="mall")
     long_ago = timezone.now() - timedelta(days=400)
     expired = [enrol_member() for _ in range(5)]
@@ -102,6 +111,7 @@ def test_worker_expires_once_and_beat_fires_a_schedule(broker_url, tmp_path):
         **os.environ,
         "DATABASE_URL": live_database_url(),
         "CELERY_BROKER_URL": broker_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "POINTS_EXPIRY_BATCH_SIZE": "2",
         "LOG_LEVEL": "INFO",
     }
@@ -116,7 +126,7 @@ def test_worker_expires_once_and_beat_fires_a_schedule(broker_url, tmp_path):
         now = timezone.now().isoformat()
         with celery_app.connection_for_write(broker_url) as broker:
             for _ in range(2):
-                expire_points.apply_async(kwargs={"now": now}, connection=broker)
+                expire_points.apply_async(kwargs={"now": now}, connection=broker, queue=queue)
         finished = f"points expiry run {now} finished"
         processes.wait_for("both runs to finish", lambda: worker_log.read_text().count(finished) == 2)
 
