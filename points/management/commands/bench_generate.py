@@ -56,7 +56,7 @@ TABLE_COLUMNS = {
     ],
     "points_wallet": ["id", "balance", "debt", "is_frozen", "frozen_reason", "updated_at", "member_id"],
     "points_posting": [
-        "id", "kind", "points", "amount_cny", "receipt_no", "reason", "explanation", "idempotency_scope",
+        "id", "kind", "event_type", "points", "amount_cny", "receipt_no", "reason", "explanation", "idempotency_scope",
         "idempotency_key", "request_hash", "occurred_at", "created_at", "actor_id", "business_unit_id",
         "merchant_id", "reverses_id", "wallet_id",
     ],
@@ -181,11 +181,11 @@ class Generator:
         return body + luhn(body)
 
     def _posting(self, rows, *, kind, points, t, wallet_id, unit_id, merchant_id="\\N", amount="\\N", receipt="",
-                 reason="", explanation="[]") -> int:
+                 reason="", explanation="[]", event_type="") -> int:
         posting_id = self._take("points_posting")
         stamp = self.ts.utc(t)
         rows["points_posting"].append(
-            f"{posting_id}\t{kind}\t{points}\t{amount}\t{receipt}\t{reason}\t{explanation}\t{IMPORT_SCOPE}\t"
+            f"{posting_id}\t{kind}\t{event_type}\t{points}\t{amount}\t{receipt}\t{reason}\t{explanation}\t{IMPORT_SCOPE}\t"
             f"{posting_id}\t\t{stamp}\t{stamp}\t\\N\t{unit_id}\t{merchant_id}\t\\N\t{wallet_id}\n"
         )
         return posting_id
@@ -201,7 +201,7 @@ class Generator:
             points = cents * unit.rate_micro // 100_000_000
             posting_id = self._posting(
                 rows, kind="earn", points=points, t=t, wallet_id=wallet_id, unit_id=unit.id, merchant_id=merchant_id,
-                amount=f"{cents // 100}.{cents % 100:02d}", receipt=f"R{t}{wallet_id}",
+                amount=f"{cents // 100}.{cents % 100:02d}", receipt=f"R{t}{wallet_id}", event_type="purchase",
                 explanation=json.dumps([{"rule": "base_rate", "rate": str(unit.rate), "points": points}]),
             )
         else:
