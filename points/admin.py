@@ -298,6 +298,13 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class LedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Ledger tables grow to millions of rows: no full count under filters, and searches are
+    exact matches on a whole phone, card or receipt number, which the indexes can serve."""
+
+    show_full_result_count = False
+
+
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
@@ -363,14 +370,14 @@ class LedgerExportMixin(ExportMixin):
 
 
 @admin.register(Posting)
-class PostingAdmin(ReadOnlyAdminMixin, LedgerExportMixin, admin.ModelAdmin):
+class PostingAdmin(LedgerExportMixin, LedgerAdmin):
     list_display = (
         "id", "occurred_at", "kind", "member", "points", "business_unit", "merchant", "amount_cny", "receipt_no",
         "actor",
     )
     list_filter = ("kind", "business_unit", "occurred_at", "created_at")
     date_hierarchy = "occurred_at"
-    search_fields = ("wallet__member__phone", "wallet__member__card_no", "receipt_no", "idempotency_key", "reason")
+    search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=receipt_no", "=idempotency_key")
     list_select_related = ("wallet__member", "business_unit", "merchant__business_unit", "actor")
     inlines = [EntryInline, PostingLotMovementInline, CreatedLotInline]
     resource_classes = [PostingResource]
@@ -381,10 +388,10 @@ class PostingAdmin(ReadOnlyAdminMixin, LedgerExportMixin, admin.ModelAdmin):
 
 
 @admin.register(Entry)
-class EntryAdmin(ReadOnlyAdminMixin, LedgerExportMixin, admin.ModelAdmin):
+class EntryAdmin(LedgerExportMixin, LedgerAdmin):
     list_display = ("id", "posting_ref", "kind", "occurred_at", "account", "wallet", "business_unit", "amount")
     list_filter = ("account", "posting__kind", "business_unit", "posting__occurred_at")
-    search_fields = ("wallet__member__phone", "wallet__member__card_no", "posting__receipt_no")
+    search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=posting__receipt_no")
     list_select_related = ("posting", "wallet__member", "business_unit")
     resource_classes = [EntryResource]
 
@@ -407,12 +414,12 @@ class LotMovementInline(ReadOnlyInline):
 
 
 @admin.register(Lot)
-class LotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LotAdmin(LedgerAdmin):
     list_display = (
         "id", "member", "business_unit", "merchant", "amount", "remaining", "earned_at", "available_at", "expires_at",
     )
     list_filter = ("business_unit", "expires_at", "earned_at")
-    search_fields = ("wallet__member__phone", "wallet__member__card_no", "rule_code")
+    search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=rule_code")
     list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
     inlines = [LotMovementInline]
 
@@ -422,10 +429,10 @@ class LotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LotMovement)
-class LotMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LotMovementAdmin(LedgerAdmin):
     list_display = ("id", "posting_ref", "kind", "lot", "amount")
     list_filter = ("posting__kind", "lot__business_unit")
-    search_fields = ("lot__wallet__member__phone", "lot__wallet__member__card_no")
+    search_fields = ("=lot__wallet__member__phone", "=lot__wallet__member__card_no")
     list_select_related = ("posting", "lot")
 
     @admin.display(description=_("posting"), ordering="posting")
@@ -438,10 +445,10 @@ class LotMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(WalletStatusChange)
-class WalletStatusChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WalletStatusChangeAdmin(LedgerAdmin):
     list_display = ("created_at", "member", "frozen", "reason", "actor")
     list_filter = ("frozen", "created_at")
-    search_fields = ("wallet__member__phone", "wallet__member__card_no", "reason")
+    search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "reason")
     list_select_related = ("wallet__member", "actor")
 
     @admin.display(description=_("member"), ordering="wallet__member")

@@ -197,3 +197,14 @@ def test_members_are_never_deleted_from_the_console(console, member):
     assert console.post(reverse("admin:members_member_delete", args=[member.pk]), {"post": "yes"}).status_code == 403
     assert 'value="delete_selected"' not in console.get(CHANGELIST).content.decode()
     assert Member.objects.filter(pk=member.pk).exists()
+
+
+def test_posting_search_by_phone_card_or_receipt(console, member, bu):
+    other = enrol_member(name="Han Meimei")
+    mine = points_earn(member_id=member.pk, business_unit=bu, points=10, receipt_no="R-MINE").posting
+    theirs = points_earn(member_id=other.pk, business_unit=bu, points=20, receipt_no="R-THEIRS").posting
+    changelist = reverse("admin:points_posting_changelist")
+    for query in (member.phone, member.card_no, "R-MINE"):
+        page = console.get(changelist, {"q": query}).content.decode()
+        assert reverse("admin:points_posting_change", args=[mine.pk]) in page, query
+        assert reverse("admin:points_posting_change", args=[theirs.pk]) not in page, query
