@@ -828,14 +828,34 @@ def wallets_expire_due_lots(*, wallet_ids: list[int], now: datetime) -> list[Pos
             )
             for wallet_id, total in sorted(due.items()) if wallet_id not in done
         ])
-        if postings:
+        if postings and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(
                     EXPIRE_LOTS_SQL,
                     {"wallets": [p.wallet_id for p in postings], "postings": [p.pk for p in postings],
                      "totals": [-p.points for p in postings], "now": now, "updated_at": timezone.now()},
                 )
+        elif postings:
+            _expire_lots_portably(postings, now)
         return postings
+
+
+def _expire_lots_portably(postings: list[Posting], now: datetime) -> None:
+    """What EXPIRE_LOTS_SQL does, through the ORM, for the embedded SQLite demo database."""
+    for posting in postings:
+        lots = list(Lot.objects.filter(wallet_id=posting.wallet_id, remaining__gt=0, expires_at__lt=now))
+        per_bu: dict[int, int] = {}
+        for lot in lots:
+            per_bu[lot.business_unit_id] = per_bu.get(lot.business_unit_id, 0) + lot.remaining
+        _consume(posting, lots, -posting.points)
+        Entry.objects.bulk_create(
+            [Entry(posting=posting, account=Account.WALLET, wallet_id=posting.wallet_id, amount=posting.points)]
+            + [Entry(posting=posting, account=Account.EXPIRY, business_unit_id=bu, amount=amount)
+               for bu, amount in sorted(per_bu.items())]
+        )
+        Wallet.objects.filter(pk=posting.wallet_id).update(
+            balance=F("balance") + posting.points, updated_at=timezone.now()
+        )
 
 
 # The lots, entries, movements and balances of an expiry batch in one statement, given each
