@@ -281,6 +281,7 @@ def test_a_replaced_programme_moves_members_at_their_next_evaluation(bu, member,
     old.is_active = False
     old.save(update_fields=["is_active"])
     assert member_tier(member, timezone.now()) is None, "a retired programme gives no benefits"
+    assert tier_requalify(member_id=member.pk, now=timezone.now()) is None, "nor any more tier changes"
     new, new_levels = ladder(code="spend2027", basis=QualificationBasis.SPEND)
     assert member_tier(member, timezone.now()).code == "member", "the active programme's level, before the move"
     assert tier_progress(member=member).programme == new

@@ -39,7 +39,8 @@ DEFAULT_BATCH_SIZE = 500
 
 def _member_tier_for_update(*, member_id: int, now: datetime) -> MemberTier | None:
     """The member's tier row, locked, on the active programme; created (below every level) on
-    first use. The caller holds the member's wallet lock, which makes the creation race-free."""
+    first use; None without an active programme. The caller holds the member's wallet lock,
+    which makes the creation race-free."""
     member_tier = (
         MemberTier.objects.select_for_update(of=("self",))
         .select_related("programme", "level", "override_level")
@@ -49,7 +50,7 @@ def _member_tier_for_update(*, member_id: int, now: datetime) -> MemberTier | No
     if member_tier is not None:
         if not member_tier.programme.is_active:
             _move_to_active_programme(member_tier, at=now)
-        return member_tier
+        return member_tier if member_tier.programme.is_active else None
     programme = active_programme()
     if programme is None:
         return None
