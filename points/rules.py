@@ -156,7 +156,7 @@ class MemberFacts:
     tier: TierInfo | None = None
     tags: frozenset[str] = frozenset()
     birthday: date | None = None
-    prior_purchases: int = 0
+    has_purchased: bool = False
     purchases_in_period: dict[str, int] = field(default_factory=dict)
     streak_days: int = 1
     first_event_today: bool = True
@@ -238,7 +238,7 @@ def room(rule: RuleSpec, facts: MemberFacts) -> int | None:
 
 def dynamic_match(rule: RuleSpec, facts: MemberFacts) -> bool:
     """The conditions that count the member's history, and whether the rule has room left."""
-    if rule.first_purchase and facts.prior_purchases:
+    if rule.first_purchase and facts.has_purchased:
         return False
     if rule.nth_purchase is not None and facts.purchases_in_period.get(rule.nth_period, 0) + 1 != rule.nth_purchase:
         return False

@@ -184,19 +184,19 @@ def _rule_config_load() -> RuleConfig:
 
 def member_facts(
     *, wallet: Wallet, rules: list[RuleSpec], event: Event, tier: TierInfo | None, tags: frozenset[str],
-    lock_budgets: bool,
+    lock_budgets: bool, need_has_purchased: bool = False,
 ) -> MemberFacts:
     """What the rules in `rules` need to know about the member's history for this event.
 
-    Only what some rule needs is read. The earn service calls this under the wallet lock, with
+    Only what some rule (or the caller, `need_has_purchased`) needs is read. The earn service calls this under the wallet lock, with
     `lock_budgets`, so the counts cannot change before it posts and the budget rows it reads stay
     locked (in rule id order) until it commits; the simulation reads the same without locks.
     """
     at = event.occurred_at
     purchases = Posting.objects.filter(wallet=wallet, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
     facts: dict = {}
-    if any(rule.first_purchase for rule in rules) or event.event_type == EventType.PURCHASE:
-        facts["prior_purchases"] = purchases.count()
+    if need_has_purchased or any(rule.first_purchase for rule in rules):
+        facts["has_purchased"] = purchases.exists()
     periods = {rule.nth_period for rule in rules if rule.nth_purchase is not None}
     facts["purchases_in_period"] = {
         period: purchases.filter(

@@ -20,8 +20,10 @@ repay the debt before anything reaches the wallet. A balance never goes below ze
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from functools import partial
 
@@ -30,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from config.errors import DomainError
 from members.models import BusinessUnit, Member, MemberStatus, Merchant
 from points.exceptions import (
     AccountFrozen,
@@ -74,6 +77,8 @@ from points.rules import (
 )
 from points.selectors import member_facts, member_tags, rule_config
 from points.timeutils import expiry_after_months
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "posting_idempotency_key_unique_per_scope"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -328,7 +333,14 @@ def _earn_plan(
     )
     tags = member_tags(member_id=member.pk) if any(rule.member_tag for rule in config.rules) else frozenset()
     candidates = [rule for rule in config.rules if static_match(rule, event, tier, tags, member.birthday)]
-    facts = member_facts(wallet=wallet, rules=candidates, event=event, tier=tier, tags=tags, lock_budgets=lock_budgets)
+    referral_possible = (
+        event_type == EventType.PURCHASE and member.referred_by_id is not None
+        and config.has_rules_for(EventType.REFERRAL)
+    )
+    facts = member_facts(
+        wallet=wallet, rules=candidates, event=event, tier=tier, tags=tags, lock_budgets=lock_budgets,
+        need_has_purchased=referral_possible,
+    )
     contributions = evaluate(tuple(candidates), event, facts)
     return EarnPlan(
         contributions=contributions,
@@ -336,10 +348,7 @@ def _earn_plan(
             contributions, config=config, business_unit=business_unit, earned_at=occurred_at, tier=tier,
             hold_until=hold_until,
         ),
-        triggers_referral=(
-            event_type == EventType.PURCHASE and facts.prior_purchases == 0 and member.referred_by_id is not None
-            and config.has_rules_for(EventType.REFERRAL)
-        ),
+        triggers_referral=referral_possible and not facts.has_purchased,
     )
 
 
@@ -371,6 +380,119 @@ def _earn_validate(*, amount_cny, points, event_type) -> str:
     return event_type
 
 
+def _earn_fingerprint(
+    *, member_id, business_unit, merchant, amount_cny, points, receipt_no, occurred_at, reason, event_type,
+) -> str:
+    return request_fingerprint(
+        "earn", member=member_id, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
+        amount_cny=str(amount_cny) if amount_cny is not None else None, points=points, receipt_no=receipt_no,
+        occurred_at=occurred_at.isoformat() if occurred_at else None, reason=reason, event_type=event_type,
+    )
+
+
+def _earn_locked(
+    *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, amount_cny: Decimal | None,
+    points: int | None, receipt_no: str, reason: str, occurred_at: datetime, event_type: str,
+    idempotency: Idempotency | None, fingerprint: str, actor,
+) -> tuple[Posting, EarnPlan]:
+    """The earn itself, for a wallet the caller has locked and whose key is not taken."""
+    member = wallet.member
+    if member.status != MemberStatus.ACTIVE:
+        raise MemberInactive()
+    tier = member_tier(member, occurred_at)
+    context = EarnContext(
+        member=member, business_unit=business_unit, merchant=merchant, event_type=event_type,
+        amount_cny=amount_cny, occurred_at=occurred_at,
+    )
+    holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
+    plan = _earn_plan(
+        wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
+        amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
+        hold_until=max(holds, default=None), lock_budgets=True,
+    )
+    posting = _new_posting(
+        wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
+        fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
+        amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
+        actor=actor, event_type=event_type,
+    )
+    if plan.points:
+        _credit_lots(
+            posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
+            source_account=Account.ISSUANCE, earned_at=occurred_at,
+        )
+    _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
+    _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
+    for hook in after_earn_hooks():
+        hook(posting=posting, wallet=wallet)
+    return posting, plan
+
+
+def _has_purchased(*, member_id: int) -> bool:
+    return Posting.objects.filter(
+        wallet__member_id=member_id, kind=PostingKind.EARN, event_type=EventType.PURCHASE
+    ).exists()
+
+
+def _referrer_to_lock(*, member_id: int, event_type: str) -> int | None:
+    """The referrer whose wallet a purchase must lock too, because it may be the referee's first.
+
+    Read before any lock: having purchased never becomes false again (postings are append-only),
+    so a member seen to have purchased needs no second lock; one not seen to is re-checked under it.
+    """
+    if event_type != EventType.PURCHASE or not rule_config().has_rules_for(EventType.REFERRAL):
+        return None
+    referrer_id = Member.objects.filter(pk=member_id).values_list("referred_by_id", flat=True).first()
+    if referrer_id is None or _has_purchased(member_id=member_id):
+        return None
+    return referrer_id
+
+
+def _earn_wallets_lock(*, member_id: int, referrer_id: int | None) -> tuple[Wallet, Wallet | None]:
+    """Lock the member's wallet, and the referrer's too when given: both in id order (no deadlock)."""
+    if referrer_id is None:
+        return wallet_lock(member_id=member_id), None
+    wallets = {
+        wallet.member_id: wallet
+        for wallet in Wallet.objects.select_for_update(of=("self",)).select_related("member")
+        .filter(member_id__in=[member_id, referrer_id]).order_by("id")
+    }
+    if member_id not in wallets:
+        raise NotFound(f"member {member_id} not found")
+    return wallets[member_id], wallets.get(referrer_id)
+
+
+def _referral_award_locked(
+    *, referee: Member, referrer_wallet: Wallet, business_unit: BusinessUnit, occurred_at: datetime
+) -> Posting | None:
+    """Award the referrer in the referee's first-purchase transaction (both wallets locked).
+
+    Under the key `referral:<referee>` it happens at most once. The referrer's earn runs in a
+    savepoint: if it is refused (referrer inactive, an earn gate), the referee's purchase still
+    posts and the referral is simply not paid.
+    """
+    occurred_at = occurred_at.astimezone(dt_timezone.utc)
+    idempotency = Idempotency(scope=SYSTEM_SCOPE, key=f"referral:{referee.pk}")
+    reason = f"referral of member {referee.pk}"
+    fingerprint = _earn_fingerprint(
+        member_id=referrer_wallet.member_id, business_unit=business_unit, merchant=None, amount_cny=None,
+        points=None, receipt_no="", occurred_at=occurred_at, reason=reason, event_type=EventType.REFERRAL,
+    )
+    if Posting.objects.filter(idempotency_scope=idempotency.scope, idempotency_key=idempotency.key).exists():
+        return None
+    try:
+        with transaction.atomic():
+            posting, _plan = _earn_locked(
+                wallet=referrer_wallet, business_unit=business_unit, merchant=None, amount_cny=None, points=None,
+                receipt_no="", reason=reason, occurred_at=occurred_at, event_type=EventType.REFERRAL,
+                idempotency=idempotency, fingerprint=fingerprint, actor=None,
+            )
+    except DomainError as refused:
+        logger.warning("referral of member %s not paid: %s", referee.pk, refused)
+        return None
+    return posting
+
+
 def points_earn(
     *,
     member_id: int,
@@ -394,54 +516,33 @@ def points_earn(
     budget, the posting stores the explanation (which rule gave how many points) and one lot is
     credited per distinct (pending, expiry) of the rules that fired. With no rule, the business
     unit's base rate applies, and lots follow its pending days and expiry. Then lots under the
-    activity-extends policy move forward, the after-earn hooks run, and a referee's first
-    purchase awards the referrer once the transaction commits (points_referral_award).
+    activity-extends policy move forward and the after-earn hooks run. A referee's first purchase
+    awards the referrer in the same transaction (both wallets locked, in id order).
     A zero-point event still records a posting (with no entries), so retries replay it.
     """
     event_type = _earn_validate(amount_cny=amount_cny, points=points, event_type=event_type)
-    fingerprint = request_fingerprint(
-        "earn", member=member_id, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
-        amount_cny=str(amount_cny) if amount_cny is not None else None, points=points, receipt_no=receipt_no,
-        occurred_at=occurred_at.isoformat() if occurred_at else None, reason=reason, event_type=event_type,
+    fingerprint = _earn_fingerprint(
+        member_id=member_id, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
+        receipt_no=receipt_no, occurred_at=occurred_at, reason=reason, event_type=event_type,
     )
     occurred_at = _checked_occurred_at(occurred_at, max_backdate)
 
     def write() -> PostingResult:
         with transaction.atomic(durable=True):
-            wallet = wallet_lock(member_id=member_id)
+            referrer_id = _referrer_to_lock(member_id=member_id, event_type=event_type)
+            wallet, referrer_wallet = _earn_wallets_lock(member_id=member_id, referrer_id=referrer_id)
             if replay := _replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
-            member = wallet.member
-            if member.status != MemberStatus.ACTIVE:
-                raise MemberInactive()
-            tier = member_tier(member, occurred_at)
-            context = EarnContext(
-                member=member, business_unit=business_unit, merchant=merchant, event_type=event_type,
-                amount_cny=amount_cny, occurred_at=occurred_at,
+            posting, plan = _earn_locked(
+                wallet=wallet, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
+                receipt_no=receipt_no, reason=reason, occurred_at=occurred_at, event_type=event_type,
+                idempotency=idempotency, fingerprint=fingerprint, actor=actor,
             )
-            holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
-            plan = _earn_plan(
-                wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
-                amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
-                hold_until=max(holds, default=None), lock_budgets=True,
-            )
-            posting = _new_posting(
-                wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
-                fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
-                amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
-                actor=actor, event_type=event_type,
-            )
-            if plan.points:
-                _credit_lots(
-                    posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
-                    source_account=Account.ISSUANCE, earned_at=occurred_at,
+            if plan.triggers_referral and referrer_wallet is not None:
+                _referral_award_locked(
+                    referee=wallet.member, referrer_wallet=referrer_wallet, business_unit=business_unit,
+                    occurred_at=occurred_at,
                 )
-            _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
-            _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
-            for hook in after_earn_hooks():
-                hook(posting=posting, wallet=wallet)
-            if plan.triggers_referral:
-                transaction.on_commit(partial(points_referral_award, referee_id=member.pk), robust=True)
             return PostingResult(posting=posting, wallet=wallet)
 
     return _idempotent(idempotency, fingerprint, write)
@@ -502,10 +603,11 @@ def earn_simulate(
 
 
 def points_referral_award(*, referee_id: int) -> PostingResult | None:
-    """Award the referrer of `referee_id` by the referral rules, once the referee has purchased.
+    """Award the referrer of `referee_id` for the referee's first purchase, if not done yet.
 
-    Everything about the award derives from the referee's first purchase (its business unit funds
-    it, its time is the award's), under the key `referral:<referee>`: it happens at most once,
+    Purchases do this themselves; this is for the record, e.g. after a referral rule was
+    switched on. Everything derives from the referee's first purchase (its business unit funds
+    it, its time is the award's) under the key `referral:<referee>`, so it happens at most once
     whoever calls it and however often. None when there is no referrer or no purchase yet.
     """
     referrer_id = Member.objects.filter(pk=referee_id).values_list("referred_by_id", flat=True).first()
@@ -517,8 +619,8 @@ def points_referral_award(*, referee_id: int) -> PostingResult | None:
         return None
     return points_earn(
         member_id=referrer_id, business_unit=first_purchase.business_unit, event_type=EventType.REFERRAL,
-        occurred_at=first_purchase.occurred_at, reason=f"referral of member {referee_id}", max_backdate=None,
-        idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"referral:{referee_id}"),
+        occurred_at=first_purchase.occurred_at.astimezone(dt_timezone.utc), reason=f"referral of member {referee_id}",
+        max_backdate=None, idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"referral:{referee_id}"),
     )
 
 

@@ -68,3 +68,18 @@ def test_daily_cap_holds_for_one_member_earning_in_parallel(transactional_db):
     member.wallet.refresh_from_db()
     assert member.wallet.balance == 30 + 50 + 10 * 7, "after the rate's cap the base rate of 1/CNY applies"
     assert ledger_problems() == {}
+
+
+def test_parallel_first_purchases_pay_the_referrer_once(transactional_db):
+    bu = BusinessUnitFactory(code="mall")
+    EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=500)
+    referrer = enrol_member(name="Han Meimei")
+    referee = enrol_member(name="Wei Hua", referral_code=referrer.referral_code)
+    errors = run_in_parallel([
+        lambda: points_earn(member_id=referee.pk, business_unit=bu, amount_cny=Decimal("10"))
+    ] * 8)
+    assert errors == []
+    referrer.wallet.refresh_from_db()
+    assert referrer.wallet.balance == 500
+    assert Posting.objects.filter(wallet=referrer.wallet).count() == 1
+    assert ledger_problems() == {}

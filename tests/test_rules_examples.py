@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from members.models import MerchantCategory
+from members.models import Member, MemberStatus, MerchantCategory
 from points.models import EventType, Lot, RuleAward, RuleBudget, RuleEffect, RuleScope, Stacking
 from points.services import Idempotency, points_earn, points_referral_award
 from points.timeutils import end_of_local_day
@@ -92,26 +92,43 @@ def test_event_sign_in_fifty_points(bu, member, ledger_sound):
     ledger_sound()
 
 
-def test_referral_pays_the_referrer_after_the_referees_first_purchase_only_once(
-    bu, django_capture_on_commit_callbacks, ledger_sound
-):
+def test_referral_pays_the_referrer_with_the_referees_first_purchase_only_once(bu, ledger_sound):
     EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=500)
     referrer = enrol_member(name="Han Meimei")
     referee = enrol_member(name="Wei Hua", referral_code=referrer.referral_code)
-    with django_capture_on_commit_callbacks(execute=True):
-        earn(referee, bu, event_type=EventType.CHECK_IN)
+    earn(referee, bu, event_type=EventType.CHECK_IN)
     assert balance_of(referrer) == 0, "no purchase yet"
 
-    with django_capture_on_commit_callbacks(execute=True):
-        earn(referee, bu, amount_cny=Decimal("20"))
-    assert balance_of(referrer) == 500
-    with django_capture_on_commit_callbacks(execute=True):
-        earn(referee, bu, amount_cny=Decimal("30"))
+    earn(referee, bu, amount_cny=Decimal("20"))
+    assert balance_of(referrer) == 500, "paid in the purchase's own transaction"
+    earn(referee, bu, amount_cny=Decimal("30"))
     replay = points_referral_award(referee_id=referee.pk)
     assert replay.replayed
     assert balance_of(referrer) == 500
-    assert referrer.wallet.postings.get().explanation[0]["rule"] == "referral"
+    award = referrer.wallet.postings.get()
+    assert (award.event_type, award.idempotency_key, award.business_unit) == ("referral", f"referral:{referee.pk}", bu)
+    assert award.explanation[0]["rule"] == "referral"
     ledger_sound()
+
+
+def test_a_refused_referral_does_not_block_the_referees_purchase(bu):
+    EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=500)
+    referrer = enrol_member(name="Gone")
+    referee = enrol_member(name="Wei Hua", referral_code=referrer.referral_code)
+    Member.objects.filter(pk=referrer.pk).update(status=MemberStatus.CLOSED)
+    assert earn(referee, bu, amount_cny=Decimal("20")).posting.points == 20
+    assert not referrer.wallet.postings.exists()
+
+
+def test_referral_switched_on_later_is_paid_by_the_backfill_once(bu):
+    referrer = enrol_member(name="Han Meimei")
+    referee = enrol_member(name="Wei Hua", referral_code=referrer.referral_code)
+    earn(referee, bu, amount_cny=Decimal("20"), occurred_at=at(2026, 11, 1, 10))
+    EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=500)
+    first = points_referral_award(referee_id=referee.pk)
+    assert (first.replayed, first.posting.points) == (False, 500)
+    assert points_referral_award(referee_id=referee.pk).replayed
+    assert balance_of(referrer) == 500
 
 
 def test_registration_hundred_points_on_enrolment_once(bu, django_capture_on_commit_callbacks, ledger_sound):
