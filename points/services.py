@@ -14,8 +14,10 @@ afresh: it succeeds once the member has the points.
 
 Refund policy (reversing an earn): the points come first out of the lot the earn created,
 then out of the member's other lots (earliest expiry first, pending ones included); whatever
-the member no longer has becomes debt on the wallet. New earnings and positive adjustments
-repay the debt before anything reaches the wallet. A balance never goes below zero.
+the member no longer has becomes debt on the wallet. New earnings, positive adjustments and
+cancelled spends repay the debt before anything reaches the wallet: a spend cancelled after
+the purchase that earned its points was refunded must not hand those points back to spend
+again. A balance never goes below zero.
 """
 
 import hashlib
@@ -742,8 +744,8 @@ def posting_reverse(
     """Reverse an earn (a refund) or a spend (a cancel), in full or in part.
 
     `business_unit`, when given, is the caller's scope: a posting of another BU is not found.
-    A refund follows the debt policy of this module; a cancel gives the points back to exactly
-    the lots the spend consumed, the latest-expiring first. Points given back to a lot that has
+    A refund follows the debt policy of this module; a cancel repays the wallet's debt first,
+    then gives the rest back to exactly the lots the spend consumed, the latest-expiring first. Points given back to a lot that has
     since passed its expiry are expired again by the next expiry run.
     """
     if points is not None:
@@ -801,11 +803,13 @@ def _cancel(original, wallet, amount, reason, idempotency, fingerprint, actor) -
         business_unit=original.business_unit, merchant=original.merchant, reverses=original, reason=reason,
         actor=actor,
     )
+    repaid = min(amount, wallet.debt)
+    to_wallet = amount - repaid
     net_taken = {}
     for movement in LotMovement.objects.filter(posting__in=[original, *original.reversals.all()]):
         net_taken[movement.lot_id] = net_taken.get(movement.lot_id, 0) - movement.amount
     lots = Lot.objects.filter(id__in=[lot_id for lot_id, taken in net_taken.items() if taken > 0])
-    movements, touched, left = [], [], amount
+    movements, touched, left = [], [], to_wallet
     for lot in lots.order_by("-expires_at", "-earned_at", "-id"):
         if not left:
             break
@@ -816,12 +820,15 @@ def _cancel(original, wallet, amount, reason, idempotency, fingerprint, actor) -
         movements.append(LotMovement(posting=posting, lot=lot, amount=give))
     LotMovement.objects.bulk_create(movements)
     Lot.objects.bulk_update(touched, ["remaining"])
-    Entry.objects.bulk_create([
-        Entry(posting=posting, account=Account.REDEMPTION, business_unit=original.business_unit, amount=-amount),
-        Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=amount),
-    ])
-    wallet.balance += amount
-    wallet.save(update_fields=["balance", "updated_at"])
+    entries = [Entry(posting=posting, account=Account.REDEMPTION, business_unit=original.business_unit, amount=-amount)]
+    if repaid:
+        entries.append(Entry(posting=posting, account=Account.DEBT, wallet=wallet, amount=repaid))
+    if to_wallet:
+        entries.append(Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=to_wallet))
+    Entry.objects.bulk_create(entries)
+    wallet.debt -= repaid
+    wallet.balance += to_wallet
+    wallet.save(update_fields=["balance", "debt", "updated_at"])
     return posting
 
 
