@@ -527,7 +527,7 @@ def points_earn(
         member_id=member_id, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
         receipt_no=receipt_no, occurred_at=occurred_at, reason=reason, event_type=event_type,
     )
-    occurred_at = _checked_occurred_at(occurred_at, max_backdate)
+    occurred_at = occurred_at or timezone.now()
 
     def write() -> PostingResult:
         with transaction.atomic(durable=True):
@@ -535,6 +535,8 @@ def points_earn(
             wallet, referrer_wallet = _earn_wallets_lock(member_id=member_id, referrer_id=referrer_id)
             if replay := _replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
+            # After the replay: a retry of an accepted backdated earn replays even once the window has passed.
+            _checked_occurred_at(occurred_at, max_backdate)
             posting, plan = _earn_locked(
                 wallet=wallet, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
                 receipt_no=receipt_no, reason=reason, occurred_at=occurred_at, event_type=event_type,

@@ -7,13 +7,14 @@ from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
+from unittest import mock
 
 import pytest
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from points.exceptions import IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
+from points.exceptions import IdempotencyConflict, InsufficientPoints, InvalidOccurredAt, ReversalExceedsOriginal
 from points.models import Account, Lot, LotMovement, Posting, PostingKind
 from points.services import (
     Idempotency,
@@ -110,6 +111,24 @@ def test_replayed_order_event_earns_once(bu, member, ledger_sound):
     assert all(r.replayed and r.posting.pk == first.posting.pk for r in replays)
     assert Posting.objects.filter(kind=PostingKind.EARN).count() == 1
     assert wallet_state(member) == (0, 0)
+    ledger_sound()
+
+
+def test_backdated_order_event_retried_after_the_window_replays(bu, member, ledger_sound):
+    """A POS queue retries an accepted earn backdated 29 days, two days later: same answer."""
+    key = Idempotency(scope="partner:7", key="offline-order-9")
+    event = {"member_id": member.pk, "business_unit": bu, "points": 40,
+             "occurred_at": timezone.now() - timedelta(days=29)}
+    first = points_earn(**event, idempotency=key)
+    later = timezone.now() + timedelta(days=2)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        retry = points_earn(**event, idempotency=key)
+        with pytest.raises(IdempotencyConflict):
+            points_earn(**dict(event, points=41), idempotency=key)
+        with pytest.raises(InvalidOccurredAt):
+            points_earn(**event, idempotency=Idempotency(scope="partner:7", key="offline-order-10"))
+    assert retry.replayed and retry.posting.pk == first.posting.pk
+    assert wallet_state(member) == (40, 0)
     ledger_sound()
 
 
