@@ -68,7 +68,7 @@ class MemberAdmin(admin.ModelAdmin):
     list_filter = ("status", "wallet__is_frozen", "enrolled_business_unit", "organization")
     search_fields = ("phone", "card_no", "name")
     list_select_related = ("organization", "enrolled_business_unit", "wallet")
-    autocomplete_fields = ("organization", "referred_by")
+    autocomplete_fields = ("organization",)
     actions = ["adjust_points", "freeze_wallets", "unfreeze_wallets"]
     add_fieldsets = (
         (None, {"fields": ("phone", "name", "birthday", "email", "organization", "enrolled_business_unit")}),
@@ -299,10 +299,12 @@ class ReadOnlyAdminMixin:
 
 
 class LedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Ledger tables grow to millions of rows: no full count under filters, and searches are
-    exact matches on a whole phone, card or receipt number, which the indexes can serve."""
+    """Ledger tables grow to millions of rows: lists are newest first (the primary key index),
+    with no full count under filters and no date hierarchy (a scan of every row for its dates);
+    searches are exact matches on a whole phone, card or receipt number, which indexes serve."""
 
     show_full_result_count = False
+    ordering = ("-id",)
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -376,7 +378,6 @@ class PostingAdmin(LedgerExportMixin, LedgerAdmin):
         "actor",
     )
     list_filter = ("kind", "business_unit", "occurred_at", "created_at")
-    date_hierarchy = "occurred_at"
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=receipt_no", "=idempotency_key")
     list_select_related = ("wallet__member", "business_unit", "merchant__business_unit", "actor")
     inlines = [EntryInline, PostingLotMovementInline, CreatedLotInline]
