@@ -4,6 +4,7 @@ The member admin lives in points.admin: it shows the wallet and calls the ledger
 members never imports the apps above it.
 """
 
+from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
@@ -44,9 +45,24 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ("code", "name")
 
 
+class PartnerKeyForm(forms.ModelForm):
+    class Meta:
+        model = PartnerKey
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        merchant, business_unit = cleaned.get("merchant"), cleaned.get("business_unit")
+        if merchant and business_unit and merchant.business_unit_id != business_unit.pk:
+            self.add_error("merchant", _("This merchant belongs to another business unit."))
+        return cleaned
+
+
 @admin.register(PartnerKey)
 class PartnerKeyAdmin(APIKeyModelAdmin):
     """The library's admin: only the hash is stored, the full key is shown once on creation."""
+
+    form = PartnerKeyForm
 
     list_display = ("prefix", "name", "business_unit", "merchant", "created", "expiry_date", "_has_expired", "revoked")
     list_filter = ("business_unit", "revoked", "created")

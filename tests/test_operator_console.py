@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from members.models import Member
+from members.models import Member, PartnerKey
 from points.models import Posting, PostingKind, WalletStatusChange
 from points.services import points_earn, points_spend, posting_reverse, wallet_freeze
 from tests.factories import OperatorFactory, enrol_member
@@ -208,3 +208,16 @@ def test_posting_search_by_phone_card_or_receipt(console, member, bu):
         page = console.get(changelist, {"q": query}).content.decode()
         assert reverse("admin:points_posting_change", args=[mine.pk]) in page, query
         assert reverse("admin:points_posting_change", args=[theirs.pk]) not in page, query
+
+
+def test_partner_key_created_in_the_console_is_shown_once_and_authenticates(console, bu, merchant, other_bu):
+    add_url = reverse("admin:members_partnerkey_add")
+    refused = console.post(add_url, {"name": "POS", "business_unit": other_bu.pk, "merchant": merchant.pk})
+    assert refused.status_code == 200 and not PartnerKey.objects.exists()
+    response = console.post(add_url, {"name": "Mall POS", "business_unit": bu.pk, "merchant": merchant.pk},
+                            follow=True)
+    shown = [str(m) for m in response.context["messages"] if m.level == messages.WARNING]
+    key = re.search(r"The API key for Mall POS is: (\S+)\. ", shown[0]).group(1)
+    found = PartnerKey.objects.get_from_key(key)
+    assert (found.business_unit, found.merchant) == (bu, merchant)
+    assert key not in console.get(reverse("admin:members_partnerkey_change", args=[found.pk])).content.decode()
