@@ -342,6 +342,10 @@ class ExpiryPolicy(models.Model):
     def __str__(self):
         return f"{self.name} ({self.code})"
 
+    def clean(self):
+        if self.kind == ExpiryKind.PERIOD_END and not self.period:
+            raise ValidationError({"period": _("Give the period (quarter or year) whose end the points reach.")})
+
 
 class MemberTag(models.Model):
     """A label on a member (e.g. `vip-tenant`, `staff`) that earning rules can require."""

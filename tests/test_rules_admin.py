@@ -103,3 +103,17 @@ def test_operations_edit_rules_and_finance_only_reads_them(client, django_user_m
     client.force_login(staff_in("finance"))
     assert client.get(add_url).status_code == 403
     assert client.get(reverse(SIMULATE)).status_code == 200
+
+
+def test_a_period_end_policy_needs_its_period(console):
+    response = console.post(reverse("admin:points_expirypolicy_add"), {
+        "code": "quarter-end", "name": "Quarter end", "kind": "period_end", "months": "12", "period": "",
+        "periods": "0",
+    })
+    assert response.status_code == 200
+    assert "period" in response.context["adminform"].form.errors
+    response = console.post(reverse("admin:points_expirypolicy_add"), {
+        "code": "quarter-end", "name": "Quarter end", "kind": "period_end", "months": "12", "period": "quarter",
+        "periods": "4",
+    })
+    assert response.status_code == 302
