@@ -7,6 +7,7 @@ is still alive after the bound fails the test instead of hanging it. A deadlock 
 as a database error in a thread's outcome, which the tests treat as a failure.
 """
 
+import random
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from points.exceptions import IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
 from points import services
-from points.models import Lot, LotMovement, Posting, PostingKind, Wallet
+from points.models import EventType, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
 from points.services import (
     Idempotency,
@@ -29,6 +30,7 @@ from points.services import (
     posting_reverse,
 )
 from tests.factories import BusinessUnitFactory, enrol_member
+from tests.factories_rules import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -266,4 +268,54 @@ def test_losing_the_key_race_at_the_unique_constraint(bu, same_request):
     assert looks == ["race", "race"], "the second look is the one after the unique-constraint violation"
     assert Posting.objects.count() == 1
     assert sorted(Wallet.objects.values_list("balance", flat=True)) == [0, 10]
+    assert_ledger_sound()
+
+
+def test_mixed_operations_on_shared_wallets_never_deadlock_or_break_the_ledger(bu):
+    """Single-wallet locks (earn, spend, refund, cancel) racing multi-wallet locks (a referee's
+    first purchase locks the referrer's wallet too; an expiry batch locks all its wallets), all
+    in id order. A lock-order bug shows as a deadlock error or a thread that never finishes."""
+    park = BusinessUnitFactory(code="park", expiry_months=1)
+    EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=50)
+    referrer = enrol_member(name="Referrer")
+    members = [referrer] + [enrol_member(name=f"Referee {i}", referral_code=referrer.referral_code) for i in range(3)]
+    earns, spends = [], []
+    for member in members:
+        points_earn(member_id=member.pk, business_unit=park, points=100)
+        earns.append(points_earn(member_id=member.pk, business_unit=bu, points=200).posting.pk)
+        spends.append(points_spend(member_id=member.pk, points=120, business_unit=bu).posting.pk)
+    later = timezone.now() + timedelta(days=40)
+    expected_errors = (InsufficientPoints, ReversalExceedsOriginal)
+
+    def worker(seed):
+        rng = random.Random(seed)
+        done = []
+        for _ in range(12):
+            member = rng.choice(members)
+            operation = rng.choice(["purchase", "spend", "refund", "cancel", "expire"])
+            try:
+                if operation == "purchase":
+                    points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal(rng.randint(1, 90)))
+                elif operation == "spend":
+                    points_spend(member_id=member.pk, points=rng.randint(1, 150), business_unit=bu)
+                elif operation in ("refund", "cancel"):
+                    original = rng.choice(earns if operation == "refund" else spends)
+                    posting_reverse(posting_id=original, points=rng.randint(1, 40))
+                else:
+                    expiry_run_batch(now=later, batch_size=2)
+                done.append(operation)
+            except expected_errors:
+                done.append(f"{operation} refused")
+        return done
+
+    outcomes = run_together([lambda seed=seed: worker(seed) for seed in range(8)])
+
+    assert errors_of(outcomes) == []
+    assert sum(len(done) for done in results_of(outcomes)) == 96
+    purchasers = set(Posting.objects.filter(event_type=EventType.PURCHASE).values_list("wallet__member_id", flat=True))
+    referrals = Posting.objects.filter(event_type=EventType.REFERRAL, wallet__member=referrer)
+    assert sorted(referrals.values_list("idempotency_key", flat=True)) == sorted(
+        f"referral:{m.pk}" for m in members[1:] if m.pk in purchasers)
+    assert referrals.count() == 3, "the seeded operations include a first purchase by every referee"
+    assert all(w.balance >= 0 and w.debt >= 0 for w in Wallet.objects.all())
     assert_ledger_sound()
