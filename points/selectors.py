@@ -99,6 +99,9 @@ INVARIANTS: dict[str, str] = {
         WHERE w.balance <> COALESCE(x.s, 0)
     """,
     "negative wallet balance or debt": "SELECT id FROM points_wallet WHERE balance < 0 OR debt < 0",
+    # Debt arises only when a refund has emptied every lot, and every credit repays it first:
+    # points next to a debt mean a path paid the member before settling what they owe.
+    "wallet holds points while in debt": "SELECT id, balance, debt FROM points_wallet WHERE debt > 0 AND balance > 0",
     "lot remaining outside [0, amount]": "SELECT id FROM points_lot WHERE remaining < 0 OR remaining > amount OR amount <= 0",
     "lot remaining differs from its movements": """
         SELECT l.id, l.remaining, l.amount + COALESCE(m.s, 0) FROM points_lot l

@@ -104,7 +104,7 @@ def balance_differs_from_entries(book):
 
 def debt_differs_from_entries(book):
     book.earn(book.a, 100)
-    sql("UPDATE points_wallet SET debt = 5 WHERE id = %s", [book.wallet(book.a).pk])
+    sql("UPDATE points_wallet SET debt = 5 WHERE id = %s", [book.wallet(book.b).pk])
 
 
 def balance_differs_from_lots(book):
@@ -122,6 +122,15 @@ def negative_debt(book):
     Entry.objects.create(posting=posting, account=Account.DEBT, wallet=book.wallet(book.a), amount=5)
     Entry.objects.create(posting=posting, account=Account.ADJUSTMENT, business_unit=book.bu, amount=-5)
     sql("UPDATE points_wallet SET debt = -5 WHERE id = %s", [book.wallet(book.a).pk])
+
+
+def points_while_in_debt(book):
+    """A forged, balanced posting booking a debt next to 100 points held."""
+    book.earn(book.a, 100)
+    posting = book.forged_posting(book.a, -5)
+    Entry.objects.create(posting=posting, account=Account.DEBT, wallet=book.wallet(book.a), amount=-5)
+    Entry.objects.create(posting=posting, account=Account.ADJUSTMENT, business_unit=book.bu, amount=5)
+    sql("UPDATE points_wallet SET debt = 5 WHERE id = %s", [book.wallet(book.a).pk])
 
 
 def lot_above_its_amount(book):
@@ -177,6 +186,7 @@ CORRUPTIONS = {
     "wallet debt differs from its entries": debt_differs_from_entries,
     "wallet balance differs from its lots": balance_differs_from_lots,
     "negative wallet balance or debt": negative_debt,
+    "wallet holds points while in debt": points_while_in_debt,
     "lot remaining outside [0, amount]": lot_above_its_amount,
     "lot remaining differs from its movements": lot_differs_from_movements,
     "lot movements differ from the posting's wallet entries": movements_differ_from_entries,
