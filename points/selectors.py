@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from points.models import (
@@ -41,17 +41,22 @@ class Balance:
 
 def wallet_balance(*, wallet: Wallet, now: datetime | None = None) -> Balance:
     """The member's points by state. `total` is the cached balance; the parts add up to it:
-    total = available + frozen + pending + expired_unswept (expired, awaiting the expiry job)."""
+    total = available + frozen + pending + expired_unswept (expired, awaiting the expiry job).
+
+    One query: the open lots summed per expiry instant (a handful of rows per wallet, since
+    lots expire at the end of a day), split here into expired, pending and expiring.
+    """
     now = now or timezone.now()
-    open_lots = Lot.objects.filter(wallet=wallet, remaining__gt=0)
-    pending = open_lots.filter(available_at__gt=now, expires_at__gte=now).aggregate(s=Sum("remaining"))["s"] or 0
-    expired = open_lots.filter(expires_at__lt=now).aggregate(s=Sum("remaining"))["s"] or 0
+    by_expiry = list(
+        Lot.objects.filter(wallet=wallet, remaining__gt=0).values("expires_at")
+        .annotate(points=Sum("remaining"), pending=Sum("remaining", filter=Q(available_at__gt=now)))
+        .order_by("expires_at")
+    )
+    expired = sum(row["points"] for row in by_expiry if row["expires_at"] < now)
+    valid = [row for row in by_expiry if row["expires_at"] >= now]
+    pending = sum(row["pending"] or 0 for row in valid)
     spendable = wallet.balance - pending - expired
-    expiring = [
-        {"expires_at": row["expires_at"], "points": row["points"]}
-        for row in open_lots.filter(expires_at__gte=now).values("expires_at").annotate(points=Sum("remaining"))
-        .order_by("expires_at")[:12]
-    ]
+    expiring = [{"expires_at": row["expires_at"], "points": row["points"]} for row in valid[:12]]
     return Balance(
         total=wallet.balance,
         available=0 if wallet.is_frozen else spendable,
