@@ -573,7 +573,8 @@ def render_markdown(results: dict) -> str:
     lines = []
     meta, machine_info, data = results.get("meta", {}), results.get("machine", {}), results.get("data", {})
     lines += [
-        f"Run: {meta.get('date', '?')}, scale **{meta.get('scale', '?')}**, {meta.get('step_seconds', '?')} s per load step; "
+        f"Run: {meta.get('date', '?')}, scale **{meta.get('scale', '?')}**, {meta.get('step_seconds', '?')} s per load step, "
+        f"status **{meta.get('status', '?')}**; "
         f"total {meta.get('total_seconds', '?')} s. Load average (1, 5, 15 min) at the start "
         f"{_loads(meta.get('load_average_at_start'))}, at the end {_loads(meta.get('load_average_at_end'))}: "
         "anything above the core count means other work shared the machine during the run.",
@@ -651,6 +652,14 @@ def write_markdown(results: dict, path: Path) -> None:
     path.write_text(text)
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: unwind, so that every server this run started is stopped."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") not in (None, "", "0"))
@@ -660,23 +669,32 @@ def main(argv=None) -> int:
     bench = Bench(scale=scale, port=args.port)
     started = time.monotonic()
     bench.results["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "scale": scale.name,
-                             "step_seconds": scale.step_seconds, "load_average_at_start": os.getloadavg()}
+                             "step_seconds": scale.step_seconds, "load_average_at_start": os.getloadavg(),
+                             "status": "complete"}
     bench.results["machine"] = machine()
-    ensure_tools()
-    with ExitStack() as stack:
-        server_url = stack.enter_context(bench.postgres())
-        bench.prepare_database(server_url)
-        bench.results["versions"] = versions(bench.env)
-        bench.generate()
-        bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
-        bench.raw_steps()
-        bench.http_steps()
-        bench.expiry_step()
-        bench.results["verify_ledger_final_seconds"] = bench.verify("all steps")
-    bench.results["ratios"] = compute_ratios(bench.results)
-    bench.results["meta"]["total_seconds"] = round(time.monotonic() - started, 1)
-    bench.results["meta"]["load_average_at_end"] = os.getloadavg()
-    bench.write()
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        ensure_tools()
+        with ExitStack() as stack:
+            server_url = stack.enter_context(bench.postgres())
+            bench.prepare_database(server_url)
+            bench.results["versions"] = versions(bench.env)
+            bench.generate()
+            bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
+            bench.raw_steps()
+            bench.http_steps()
+            bench.expiry_step()
+            bench.results["verify_ledger_final_seconds"] = bench.verify("all steps")
+    except (BenchFailure, Interrupted) as stop:
+        # Whatever was measured is written, marked as such, and the run still fails.
+        bench.results["meta"]["status"] = f"{'FAILED' if isinstance(stop, BenchFailure) else 'interrupted'}: {stop}"[:2000]
+        raise
+    finally:
+        bench.results["ratios"] = compute_ratios(bench.results)
+        bench.results["meta"]["total_seconds"] = round(time.monotonic() - started, 1)
+        bench.results["meta"]["load_average_at_end"] = os.getloadavg()
+        bench.write()
     return 0
 
 
@@ -686,3 +704,6 @@ if __name__ == "__main__":
     except BenchFailure as failure:
         log(f"FAILED: {failure}")
         sys.exit(1)
+    except Interrupted as interrupted:
+        log(f"interrupted by {interrupted}")
+        sys.exit(130)
