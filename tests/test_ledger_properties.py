@@ -2,10 +2,11 @@
 
 A hypothesis state machine drives earn (purchase amount or fixed points, backdated or not,
 pending or not), spend, refund and cancel (full, partial, too large), expiry runs on a fake
-clock, adjustments (+/-), freeze and unfreeze, replays of earlier idempotency keys and reuse
-of a key for another request, across two members and two business units. Next to the
-database it keeps its own model of every member's lots and debt, written from the rules of
-DESIGN.md and the policy in points.services, and after every step it asserts that:
+clock, adjustments (+/-), freeze and unfreeze, replays of earlier idempotency keys, retries of
+refused spends under their key and reuse of a key for another request, across two members and
+two business units. Next to the database it keeps its own model of every member's lots and
+debt, written from the rules of DESIGN.md and the policy in points.services, and after every
+step it asserts that:
 
 * every ledger invariant holds (points.selectors.ledger_problems() == {});
 * each wallet's balance, debt and frozen flag, and each lot's remaining points, equal the model;
@@ -135,6 +136,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.members = [ModelMember(enrol_member(name=f"Member {i}").pk) for i in range(MEMBERS)]
         self.postings: dict[int, ModelPosting] = {}
         self.replayable: list[tuple] = []
+        self.refused: list[tuple] = []
         self.checked = -1
 
     @property
@@ -190,27 +192,35 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def spend(self, who, bu, how, percent, keyed):
         """Spend part of, all of, or one point more than what the model says is available."""
-        member = self.members[who]
-        key = self.new_key() if keyed else None
-        spendable = member.spendable(self.now)
-        available = sum(lot.remaining for lot in spendable)
+        available = sum(lot.remaining for lot in self.members[who].spendable(self.now))
         points = max(1, {"part": available * percent // 100, "all": available, "over": available + 1}[how])
+        self.spend_points(who, bu, points, self.new_key() if keyed else None)
+
+    @precondition(lambda self: self.refused)
+    @rule(data=st.data())
+    def retry_refused_spend(self, data):
+        """A refused request stored nothing: its retry under the same key is judged afresh."""
+        who, bu, points, key = data.draw(st.sampled_from(self.refused), label="retried")
+        self.refused.remove((who, bu, points, key))
+        self.spend_points(who, bu, points, key)
+
+    def spend_points(self, who, bu, points, key):
+        member = self.members[who]
+        spendable = member.spendable(self.now)
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[bu]}
-        if member.frozen:
-            event("spend refused: frozen")
-            with pytest.raises(AccountFrozen):
+        if member.frozen or sum(lot.remaining for lot in spendable) < points:
+            event("spend refused")
+            with pytest.raises(AccountFrozen if member.frozen else InsufficientPoints):
                 points_spend(**kwargs, idempotency=key)
-        elif available < points:
-            event("spend refused: insufficient")
-            with pytest.raises(InsufficientPoints):
-                points_spend(**kwargs, idempotency=key)
-        else:
-            event("spend")
-            result = points_spend(**kwargs, idempotency=key)
-            assert not result.replayed and result.posting.points == -points
-            taken = member.take(spendable, points)
-            self.postings[result.posting.pk] = ModelPosting(result.posting.pk, who, "spend", points, taken=taken)
-            self.remember(key, points_spend, kwargs, result.posting)
+            if key is not None:
+                self.refused.append((who, bu, points, key))
+            return
+        event("spend")
+        result = points_spend(**kwargs, idempotency=key)
+        assert not result.replayed and result.posting.points == -points
+        taken = member.take(spendable, points)
+        self.postings[result.posting.pk] = ModelPosting(result.posting.pk, who, "spend", points, taken=taken)
+        self.remember(key, points_spend, kwargs, result.posting)
 
     @precondition(lambda self: any(p.reversible > 0 for p in self.postings.values()))
     @rule(data=st.data(), mode=st.sampled_from(["full", "part", "part", "too-much"]), keyed=st.booleans())

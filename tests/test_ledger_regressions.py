@@ -86,7 +86,8 @@ def test_cancelled_spend_after_refund_repays_the_debt_first(bu, member, ledger_s
 
 
 def test_cancel_larger_than_the_debt_gives_the_rest_back_to_the_lots(bu, member, ledger_sound):
-    earn = points_earn(member_id=member.pk, business_unit=bu, points=100, occurred_at=timezone.now() - timedelta(days=1))
+    yesterday = timezone.now() - timedelta(days=1)
+    earn = points_earn(member_id=member.pk, business_unit=bu, points=100, occurred_at=yesterday)
     other = points_earn(member_id=member.pk, business_unit=bu, points=50).posting
     spend = points_spend(member_id=member.pk, points=120, business_unit=bu).posting
     posting_reverse(posting_id=other.pk)
