@@ -20,18 +20,19 @@ the purchase that earned its points was refunded must not hand those points back
 again. A balance never goes below zero.
 """
 
+import calendar
 import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -78,7 +79,7 @@ from points.rules import (
     static_match,
 )
 from points.selectors import member_facts, member_tags, rule_config
-from points.timeutils import expiry_after_months
+from points.timeutils import expiry_after_months, start_of_local_day
 
 logger = logging.getLogger(__name__)
 
@@ -645,6 +646,41 @@ def points_registration_award(member: Member) -> None:
         ),
         robust=True,
     )
+
+
+def points_birthday_awards(*, day: date, after_member_id: int = 0, batch_size: int | None = None) -> tuple[int, int | None]:
+    """Post the `birthday` event for the next batch of active members born on `day` (the group's
+    calendar; members born on 29 February count on 28 February in other years).
+
+    The business unit a member enrolled at funds the award; members enrolled without one are
+    skipped. The key `birthday:<member>:<year>` makes a rerun, or an overlapping run, award
+    nothing twice. Returns (events posted, cursor for the next batch or None when done).
+    """
+    if not rule_config().has_rules_for(EventType.BIRTHDAY):
+        return 0, None
+    batch_size = batch_size or settings.POINTS_EXPIRY_BATCH_SIZE
+    born = Q(birthday__month=day.month, birthday__day=day.day)
+    if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+        born |= Q(birthday__month=2, birthday__day=29)
+    members = list(
+        Member.objects.filter(born, pk__gt=after_member_id, status=MemberStatus.ACTIVE,
+                              enrolled_business_unit__isnull=False)
+        .select_related("enrolled_business_unit").order_by("pk")[:batch_size]
+    )
+    posted = 0
+    for member in members:
+        try:
+            result = points_earn(
+                member_id=member.pk, business_unit=member.enrolled_business_unit, event_type=EventType.BIRTHDAY,
+                occurred_at=start_of_local_day(day), max_backdate=None,
+                idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"birthday:{member.pk}:{day.year}"),
+            )
+        except DomainError as refused:
+            logger.warning("birthday award of member %s refused: %s", member.pk, refused)
+            continue
+        posted += not result.replayed
+    cursor = members[-1].pk if len(members) == batch_size else None
+    return posted, cursor
 
 
 def _lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting | None, tier: TierInfo | None) -> int:

@@ -1,13 +1,14 @@
 """Celery tasks of the ledger: thin, batched, idempotent; the work is in points.services."""
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from points.services import expiry_run_batch
+from points.services import expiry_run_batch, points_birthday_awards
+from points.timeutils import local_date
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +41,21 @@ def expire_points(self, now: str | None = None, cursor: int = 0, requeues: int =
             kwargs={"now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": total}
         )
     return batch_written
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=60, acks_late=True)
+def award_birthdays(self, day: str | None = None, cursor: int = 0, requeues: int = 0) -> int:
+    """Post the birthday event for the members born today, one batch per call, re-queuing
+    itself while work remains. `day` is fixed when the run starts and passed to every batch, so
+    a run that crosses midnight still awards one day. Returns the events posted by this batch."""
+    run_day = date.fromisoformat(day) if day else local_date(timezone.now())
+    try:
+        posted, next_cursor = points_birthday_awards(day=run_day, after_member_id=cursor)
+    except Exception as exc:
+        logger.exception("birthday awards of %s failed in the batch after member %s", run_day, cursor)
+        raise self.retry(exc=exc, kwargs={"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues})
+    if next_cursor is not None and requeues < settings.POINTS_EXPIRY_MAX_REQUEUES:
+        award_birthdays.apply_async(kwargs={"day": run_day.isoformat(), "cursor": next_cursor, "requeues": requeues + 1})
+    elif next_cursor is not None:
+        logger.error("birthday awards of %s stopped with members left after %s", run_day, next_cursor)
+    return posted
