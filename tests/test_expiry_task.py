@@ -8,8 +8,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app as celery_app
+from points import tasks
 from points.models import Lot, Posting, PostingKind
-from points.services import points_earn
+from points.services import expiry_run_batch, points_earn
 from points.tasks import expire_points
 from tests.factories import enrol_member
 
@@ -63,3 +64,21 @@ def test_daily_expiry_is_scheduled_in_beat_in_the_group_time_zone():
     assert task.enabled
     crontab = task.crontab
     assert (crontab.minute, crontab.hour, str(crontab.timezone)) == ("10", "0", "Asia/Shanghai")
+
+
+def test_failed_batch_is_logged_and_retried_with_the_same_now(eager, expired_wallets, monkeypatch, caplog):
+    calls = []
+
+    def flaky_batch(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise ConnectionError("database went away")
+        return expiry_run_batch(**kwargs)
+
+    monkeypatch.setattr(tasks, "expiry_run_batch", flaky_batch)
+    now = timezone.now()
+    with caplog.at_level(logging.ERROR, logger="points.tasks"):
+        expire_points.apply(kwargs={"now": now.isoformat()})
+    assert "failed in the batch after wallet 0" in caplog.text
+    assert [call["now"] for call in calls] == [now, now]
+    assert Posting.objects.filter(kind=PostingKind.EXPIRE, occurred_at=now).count() == 3
