@@ -197,3 +197,29 @@ def member_sign_in(*, phone: str, code: str) -> SignIn:
 def member_tokens_revoke_all(*, member: Member) -> int:
     """Revoke every live token of the member (sign out everywhere); returns how many."""
     return MemberToken.objects.filter(member=member, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+MEMBER_PROFILE_FIELDS = (
+    "phone", "name", "birthday", "email", "organization", "status", "enrolled_business_unit",
+    "consent_marketing", "consent_sms", "consent_data_sharing",
+)
+
+
+def member_update(*, member: Member, **changes) -> Member:
+    """Change a member's profile fields (not the card number or referral code, which never change).
+
+    Returns the member; a phone number already enrolled by someone else is refused.
+    """
+    unknown = set(changes) - set(MEMBER_PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"not profile fields: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(member, field, value)
+    try:
+        with transaction.atomic():
+            member.save(update_fields=list(changes))
+    except IntegrityError as exc:
+        if "phone" in changes and Member.objects.filter(phone=changes["phone"]).exclude(pk=member.pk).exists():
+            raise PhoneAlreadyEnrolled() from exc
+        raise
+    return member

@@ -21,7 +21,7 @@ from import_export.admin import ExportMixin
 
 from config.errors import DomainError
 from members.models import Member
-from members.services import member_enrol
+from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
 from points import admin_rules  # noqa: F401 - registers the earning-rules admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.models import Entry, Lot, LotMovement, Posting, WalletStatusChange
@@ -96,9 +96,10 @@ class MemberAdmin(admin.ModelAdmin):
         return () if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        """A new member is enrolled through the service, which opens the wallet."""
+        """A new member is enrolled through the service, which opens the wallet; edits go through member_update."""
         if change:
-            super().save_model(request, obj, form, change)
+            member_update(member=obj, **{field: form.cleaned_data[field] for field in form.changed_data
+                                        if field in MEMBER_PROFILE_FIELDS})
             return
         enrolled = member_enrol(
             phone=obj.phone, name=obj.name, birthday=obj.birthday, email=obj.email,

@@ -6,6 +6,7 @@ Domain errors carry their own status and code; DRF validation errors become
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -27,7 +28,7 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = {"code": "invalid", "detail": "Invalid input.", "fields": fields}
+        response.data = {"code": "invalid", "detail": str(_("Invalid input.")), "fields": fields}
         response.status_code = status.HTTP_400_BAD_REQUEST
         return response
     codes = exc.get_codes()
