@@ -168,7 +168,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Points programme defaults.
-POINTS_DEFAULT_EXPIRY_MONTHS = int(os.environ.get("POINTS_DEFAULT_EXPIRY_MONTHS", "12"))
 POINTS_EXPIRY_BATCH_SIZE = int(os.environ.get("POINTS_EXPIRY_BATCH_SIZE", "500"))
 POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1000"))
 # Active earning rules are cached; a change replaces the cache version at once. With a cache not
