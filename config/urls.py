@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+admin.site.site_header = _("Points platform console")
+admin.site.site_title = _("Points platform")
+admin.site.index_title = _("Operations")
 
 api_v1 = [
     path("", include("members.api.urls")),

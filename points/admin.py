@@ -280,7 +280,7 @@ class MemberAdmin(admin.ModelAdmin):
             "action": request.POST.get("action", ""),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
-        return TemplateResponse(request, "admin/points/action_form.html", context)
+        return TemplateResponse(request, "admin/action_form.html", context)
 
 
 # --- the ledger: read-only -------------------------------------------------------------------

@@ -126,9 +126,10 @@ class MemberTierAdmin(admin.ModelAdmin):
                                                     "%(count)d members' tiers set by hand.", done) % {"count": done},
                                   messages.SUCCESS)
             return None
-        return TemplateResponse(request, "admin/tiers/manual_tier_form.html", {
+        return TemplateResponse(request, "admin/action_form.html", {
             **self.admin_site.each_context(request),
             "title": _("Set tier by hand"),
+            "submit_label": _("Set tier"),
             "opts": self.model._meta,
             "form": form,
             "queryset": queryset,

@@ -6,14 +6,13 @@ body without posting anything.
 """
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
 from config.api.permissions import IsPartner
 from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
-from points.api.views import WRITE_ERRORS, balance_data, idempotency
+from points.api.views import WRITE_ERRORS, idempotency, posting_response
 from points.services import earn_simulate, points_earn
 
 EVENT_EXAMPLES = [
@@ -63,16 +62,7 @@ class EventView(APIView):
             occurred_at=data.validated_data["occurred_at"],
             idempotency=key,
         )
-        body = {
-            "transaction": result.posting,
-            "points": result.posting.points,
-            "balance": balance_data(result.wallet),
-            "replayed": result.replayed,
-        }
-        return Response(
-            EventResultSerializer(body).data,
-            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
-        )
+        return posting_response(result, EventResultSerializer)
 
 
 class RuleSimulationView(APIView):

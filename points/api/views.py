@@ -36,7 +36,8 @@ def balance_data(wallet: Wallet) -> dict:
     return {"member": wallet.member_id, **vars(wallet_balance(wallet=wallet))}
 
 
-def posting_response(result: PostingResult) -> Response:
+def posting_response(result: PostingResult, serializer_class=PostingResultSerializer) -> Response:
+    """The posting, the points moved and the new balance: 201 when new, 200 on a replay."""
     body = {
         "transaction": result.posting,
         "points": result.posting.points,
@@ -44,7 +45,7 @@ def posting_response(result: PostingResult) -> Response:
         "replayed": result.replayed,
     }
     return Response(
-        PostingResultSerializer(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+        serializer_class(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
     )
 
 
