@@ -17,6 +17,11 @@ class DomainError(Exception):
         self.extra = extra
         super().__init__(str(self.detail))
 
+    def as_dict(self) -> dict:
+        """The error body clients see: code, detail and any extra facts (e.g. available points)."""
+        return {"code": self.code, "detail": str(self.detail),
+                **{key: value for key, value in self.extra.items() if value is not None}}
+
 
 class NotFound(DomainError):
     status_code = 404

@@ -48,10 +48,6 @@ class EarnBatchOutcome:
 CREATED, REPLAYED, ERROR = "created", "replayed", "error"
 
 
-def _domain_error(exc: DomainError) -> dict:
-    return {"code": exc.code, "detail": str(exc.detail), **{k: v for k, v in exc.extra.items() if v is not None}}
-
-
 def _merchant_error(code: str) -> dict:
     message = _("No active merchant of this business unit has this code.") if code else _("This field is required.")
     return {"code": "invalid", "detail": _("Invalid input."), "fields": {"merchant": [message]}}
@@ -85,7 +81,7 @@ def points_earn_batch(
                 merchants[item.merchant_code] = exc
         merchant = merchants[item.merchant_code]
         if merchant is None or isinstance(merchant, DomainError):
-            error = _merchant_error(item.merchant_code) if merchant is None else _domain_error(merchant)
+            error = _merchant_error(item.merchant_code) if merchant is None else merchant.as_dict()
             outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=error))
             continue
         try:
@@ -99,7 +95,7 @@ def points_earn_batch(
                 idempotency=Idempotency(scope=scope, key=item.idempotency_key),
             )
         except DomainError as exc:
-            outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=_domain_error(exc)))
+            outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=exc.as_dict()))
             continue
         outcomes.append(EarnBatchOutcome(
             idempotency_key=item.idempotency_key, status=REPLAYED if result.replayed else CREATED, posting=result.posting,

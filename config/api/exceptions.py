@@ -16,9 +16,7 @@ from config.errors import DomainError
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        body = {"code": exc.code, "detail": str(exc.detail)}
-        body.update({key: value for key, value in exc.extra.items() if value is not None})
-        return Response(body, status=exc.status_code)
+        return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
