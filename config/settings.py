@@ -170,9 +170,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Points programme defaults.
 POINTS_EXPIRY_BATCH_SIZE = int(os.environ.get("POINTS_EXPIRY_BATCH_SIZE", "500"))
 POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1000"))
-# Active earning rules are cached; a change replaces the cache version at once. With a cache not
-# shared between processes (the default local-memory one) other processes see it after this long.
-POINTS_RULES_CACHE_SECONDS = int(os.environ.get("POINTS_RULES_CACHE_SECONDS", "60"))
+# Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
+# cache version at once. With a cache not shared between processes (the default local-memory
+# one) other processes see it after this long.
+CONFIG_CACHE_SECONDS = int(os.environ.get("CONFIG_CACHE_SECONDS", "60"))
 
 # Member sign-in: one-time codes sent through a pluggable SMS backend.
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "members.sms.ConsoleSmsBackend")

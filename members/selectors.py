@@ -5,8 +5,9 @@ import hashlib
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config.cache import VersionedCache
 from members.exceptions import MerchantNotPermitted
-from members.models import BusinessUnit, Member, MemberToken, Merchant, Organization
+from members.models import BusinessUnit, Member, MemberToken, Merchant, Organization, PartnerKey
 
 
 def member_search(*, phone: str = "", card_no: str = "") -> QuerySet[Member]:
@@ -51,4 +52,24 @@ def merchant_for_partner(*, business_unit: BusinessUnit, key_merchant: Merchant 
         if code and code != key_merchant.code:
             raise MerchantNotPermitted()
         return key_merchant
-    return Merchant.objects.filter(business_unit=business_unit, code=code, is_active=True).first()
+    return active_merchants.get(business_unit.pk, code)
+
+
+def _partner_key_load(prefix: str) -> PartnerKey | None:
+    return PartnerKey.objects.get_usable_keys().select_related("business_unit", "merchant").filter(prefix=prefix).first()
+
+
+def _active_merchant_load(business_unit_id: int, code: str) -> Merchant | None:
+    return Merchant.objects.filter(business_unit_id=business_unit_id, code=code, is_active=True).first()
+
+
+# Read on every partner request; invalidated by any change of keys, business units or merchants
+# (wired in MembersConfig.ready).
+partner_keys = VersionedCache("partner-keys", _partner_key_load)
+active_merchants = VersionedCache("merchants", _active_merchant_load)
+
+
+def partner_key_for_prefix(*, prefix: str) -> PartnerKey | None:
+    """The unrevoked partner key with this prefix, its business unit and merchant loaded; the
+    caller checks the secret and the expiry date (both per request)."""
+    return partner_keys.get(prefix)

@@ -9,12 +9,13 @@ transaction. A reader of points_earn sees every call; nothing runs through signa
 - earn gates (any number, e.g. from riskcontrol): called with the EarnContext before anything is
   posted; may refuse an earn by raising a DomainError, or ask that the new lots be held by
   returning a datetime until which they stay pending (None: no hold);
-- after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=)
-  after the posting is written, in the same transaction, with the wallet row locked.
+- after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=,
+  tier=) after the posting is written, in the same transaction, with the wallet row locked;
+  `tier` is what the tier provider returned for this earn.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,9 +24,14 @@ from members.models import BusinessUnit, Member, Merchant
 
 @dataclass(frozen=True)
 class TierInfo:
+    """The member's tier benefits. `provider_state` is whatever the provider wants back in its
+    after-earn hook (tiers passes the member-tier row it read, to save reading it again under the
+    same lock); points never looks at it."""
+
     code: str
     earn_multiplier: Decimal = Decimal("1")
     expiry_extension_months: int = 0
+    provider_state: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,13 @@
 """Reads on the ledger: balances, history and the invariant checks behind verify_ledger."""
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from config.cache import VersionedCache
 from points.models import (
     EarningRule,
     EventType,
@@ -146,38 +144,13 @@ def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
 
 # --- earning rules -------------------------------------------------------------------------
 
-RULES_VERSION_KEY = "points:rules:version"
 STREAK_LOOKBACK_DAYS = 400
 
 
 def rule_config() -> RuleConfig:
-    """The active earning rules and default expiry policies, cached: the earn path is hot.
-
-    The cache key carries a version that every change of a rule or policy replaces
-    (rule_config_invalidate, wired in PointsConfig.ready); POINTS_RULES_CACHE_SECONDS bounds how
-    long a process whose cache is not shared with the writer can see the old configuration.
-    """
-    version = cache.get(RULES_VERSION_KEY)
-    if version is None:
-        cache.add(RULES_VERSION_KEY, uuid.uuid4().hex, None)
-        version = cache.get(RULES_VERSION_KEY)
-    key = f"points:rules:{version}"
-    config = cache.get(key)
-    if config is None:
-        config = _rule_config_load()
-        cache.set(key, config, settings.POINTS_RULES_CACHE_SECONDS)
-    return config
-
-
-def rule_config_invalidate() -> None:
-    cache.set(RULES_VERSION_KEY, uuid.uuid4().hex, None)
-
-
-def rule_config_changed(**kwargs) -> None:
-    """Signal receiver for saves and deletes of rules and policies: invalidate now, and again
-    on commit, so no reader caches the old configuration under the new version meanwhile."""
-    rule_config_invalidate()
-    transaction.on_commit(rule_config_invalidate)
+    """The active earning rules and default expiry policies, cached (config.cache): the earn
+    path is hot. Any change of a rule or policy replaces the cache version (PointsConfig.ready)."""
+    return rule_configs.get()
 
 
 def _rule_config_load() -> RuleConfig:
@@ -188,6 +161,9 @@ def _rule_config_load() -> RuleConfig:
         default_policies={policy.business_unit_id: PolicySpec.from_model(policy) for policy in policies},
         activity_extends=ExpiryPolicy.objects.filter(kind=ExpiryKind.ACTIVITY_EXTENDS).exists(),
     )
+
+
+rule_configs = VersionedCache("earning-rules", _rule_config_load)
 
 
 def member_facts(

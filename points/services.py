@@ -427,7 +427,7 @@ def _earn_locked(
     _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
     _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
     for hook in after_earn_hooks():
-        hook(posting=posting, wallet=wallet)
+        hook(posting=posting, wallet=wallet, tier=tier)
     return posting, plan
 
 

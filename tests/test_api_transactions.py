@@ -424,6 +424,14 @@ def test_earn_for_a_closed_member_is_refused(partner, merchant):
     assert not Posting.objects.exists()
 
 
+def _edit_key(prefix: str, **fields) -> None:
+    """As an operator's edit in the console: a model save, which the key cache sees at once."""
+    api_key = PartnerKey.objects.get(prefix=prefix)
+    for name, value in fields.items():
+        setattr(api_key, name, value)
+    api_key.save()
+
+
 def test_revoked_expired_and_inactive_keys_are_refused(bu, member, partner_key):
     key = partner_key(bu)
     client = client_with(f"Api-Key {key}")
@@ -431,11 +439,12 @@ def test_revoked_expired_and_inactive_keys_are_refused(bu, member, partner_key):
     assert client.get(url).status_code == 200
 
     prefix = key.partition(".")[0]
-    PartnerKey.objects.filter(prefix=prefix).update(expiry_date=timezone.now() - timedelta(seconds=1))
+    _edit_key(prefix, expiry_date=timezone.now() - timedelta(seconds=1))
     assert client.get(url).data["code"] == "authentication_failed"
-    PartnerKey.objects.filter(prefix=prefix).update(expiry_date=None, revoked=True)
+    _edit_key(prefix, expiry_date=None, revoked=True)
     assert client.get(url).data["code"] == "authentication_failed"
-    PartnerKey.objects.filter(prefix=prefix).update(revoked=False)
+    client = client_with(f"Api-Key {partner_key(bu)}")
+    assert client.get(url).status_code == 200
     bu.is_active = False
     bu.save()
     response = client.get(url)

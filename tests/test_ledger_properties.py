@@ -42,7 +42,7 @@ from hypothesis.stateful import (
 
 from points.exceptions import AccountFrozen, IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
 from points.models import Lot, Wallet
-from points.selectors import ledger_problems, rule_config_invalidate, wallet_balance
+from points.selectors import ledger_problems, rule_configs, wallet_balance
 from points.services import (
     Idempotency,
     expiry_run_batch,
@@ -361,7 +361,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 @pytest.mark.django_db
 def test_random_operation_sequences_keep_the_ledger_sound():
-    rule_config_invalidate()
+    rule_configs.invalidate()
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     bus = [

@@ -125,7 +125,7 @@ def test_earn_gates_refuse_or_hold_and_after_earn_hooks_see_the_posting(bu, memb
     seen = []
     hold_until = at(2026, 12, 1)
     registry.register_earn_gate(lambda context: hold_until if context.event_type == EventType.PURCHASE else None)
-    registry.register_after_earn_hook(lambda *, posting, wallet: seen.append((posting.pk, wallet.balance)))
+    registry.register_after_earn_hook(lambda *, posting, wallet, tier: seen.append((posting.pk, wallet.balance)))
     posting = earn(member, bu, amount_cny=Decimal("10"), occurred_at=at(2026, 11, 1))
     assert Lot.objects.get(posting=posting).available_at == hold_until
     assert seen == [(posting.pk, 10)]

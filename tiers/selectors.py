@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.cache import VersionedCache
 from members.models import Member
 from points.models import Posting, PostingKind
 from points.policies import TierInfo
@@ -20,11 +21,30 @@ CENT = Decimal("0.01")
 MONEY = DecimalField(max_digits=20, decimal_places=6)
 
 
+@dataclass(frozen=True)
+class TierConfig:
+    programme: TierProgramme | None
+    levels: tuple[TierLevel, ...]
+
+
+def _tier_config_load() -> TierConfig:
+    programme = TierProgramme.objects.filter(is_active=True).first()
+    return TierConfig(programme=programme, levels=tuple(programme.levels.order_by("rank")) if programme else ())
+
+
+# The active programme and its levels, read on every earn; invalidated by any change of a
+# programme or level (TiersConfig.ready).
+tier_configs = VersionedCache("tiers", _tier_config_load)
+
+
 def active_programme() -> TierProgramme | None:
-    return TierProgramme.objects.filter(is_active=True).first()
+    return tier_configs.get().programme
 
 
 def programme_levels(*, programme: TierProgramme) -> list[TierLevel]:
+    config = tier_configs.get()
+    if config.programme is not None and config.programme.pk == programme.pk:
+        return list(config.levels)
     return list(programme.levels.order_by("rank"))
 
 
@@ -102,12 +122,10 @@ class TierProgress:
 def tier_progress(*, member: Member, at: datetime | None = None) -> TierProgress | None:
     """The member's tier, the next one and what is still needed; None without an active programme."""
     at = at or timezone.now()
-    member_tier = MemberTier.objects.filter(member=member, programme__is_active=True).select_related(
-        "programme", "level", "override_level"
-    ).first()
-    programme = member_tier.programme if member_tier else active_programme()
+    programme = active_programme()
     if programme is None:
         return None
+    member_tier = member_tier_on_active(member_id=member.pk)
     levels = programme_levels(programme=programme)
     value = qualifying_value(member_id=member.pk, programme=programme, at=at)
     if member_tier is None:
@@ -135,28 +153,49 @@ def member_tier_history(*, member: Member):
     return member.tier_changes.select_related("from_level", "to_level").order_by("-at", "-id")
 
 
+def member_tier_row(*, member_id: int) -> MemberTier | None:
+    """The member's tier row (on whichever programme), with its levels; the programme comes from
+    the cache when it is the active one."""
+    member_tier = MemberTier.objects.filter(member_id=member_id).select_related("level", "override_level").first()
+    programme = active_programme()
+    if member_tier is not None and programme is not None and member_tier.programme_id == programme.pk:
+        member_tier.programme = programme
+    return member_tier
+
+
+def member_tier_on_active(*, member_id: int) -> MemberTier | None:
+    member_tier = member_tier_row(member_id=member_id)
+    programme = active_programme()
+    return member_tier if member_tier is not None and programme is not None and (
+        member_tier.programme_id == programme.pk) else None
+
+
 def tier_info(member: Member, at: datetime) -> TierInfo | None:
     """points' tier provider: the benefits of the member's effective tier at `at`.
 
     A member with no tier row on the active programme yet (nothing earned since tiers started,
     or a programme replaced since) gets the level their qualifying value earns on the active
     programme; the after-earn hook then records it. No active programme, no tier.
+
+    The provider state handed to the after-earn hook is the row read here, or a new unsaved row
+    when the member has none at all (the earn holds the wallet lock that every tier write takes
+    first, so neither can change in between); None when the row is on a retired programme.
     """
-    member_tier = (
-        MemberTier.objects.filter(member=member).select_related("programme", "level", "override_level").first()
-    )
-    if member_tier is not None and member_tier.programme.is_active:
-        level = member_tier.effective_level(at)
+    programme = active_programme()
+    if programme is None:
+        return None
+    member_tier = member_tier_row(member_id=member.pk)
+    if member_tier is not None and member_tier.programme_id == programme.pk:
+        level, state = member_tier.effective_level(at), member_tier
     else:
-        programme = active_programme()
-        if programme is None:
-            return None
         level = level_for_value(
             levels=programme_levels(programme=programme),
             value=qualifying_value(member_id=member.pk, programme=programme, at=at),
         )
+        state = MemberTier(member_id=member.pk, programme=programme) if member_tier is None else None
     if level is None:
         return None
     return TierInfo(
-        code=level.code, earn_multiplier=level.earn_multiplier, expiry_extension_months=level.expiry_extension_months
+        code=level.code, earn_multiplier=level.earn_multiplier, expiry_extension_months=level.expiry_extension_months,
+        provider_state=state,
     )

@@ -27,6 +27,7 @@ from django.utils import timezone
 from members.models import Member
 from points.exceptions import ReasonRequired
 from points.models import Posting, Wallet
+from points.policies import TierInfo
 from points.services import wallet_lock
 from tiers.exceptions import ManualTierEndInPast, NoTierProgramme, TierLevelNotInProgramme
 from tiers.models import MemberTier, TierChange, TierChangeKind, TierLevel
@@ -99,13 +100,16 @@ def _move(member_tier: MemberTier, *, to_level: TierLevel | None, kind: str, at:
     member_tier.below_since = None
 
 
-def _evaluate(*, member_id: int, at: datetime, requalify: bool) -> MemberTier | None:
+def _evaluate(
+    *, member_id: int, at: datetime, requalify: bool, member_tier: MemberTier | None = None
+) -> MemberTier | None:
     """Recompute the member's qualifying value and move their earned level.
 
     Upgrades always apply; downgrades only when `requalify` and after the grace period.
-    The caller holds the member's wallet lock.
+    The caller holds the member's wallet lock; `member_tier` is the member's row on the active
+    programme when the caller read it under that lock already.
     """
-    member_tier = _member_tier_for_update(member_id=member_id, now=at)
+    member_tier = member_tier or _member_tier_for_update(member_id=member_id, now=at)
     if member_tier is None:
         return None
     programme = member_tier.programme
@@ -128,13 +132,18 @@ def _evaluate(*, member_id: int, at: datetime, requalify: bool) -> MemberTier | 
     return member_tier
 
 
-def tier_after_earn(*, posting: Posting, wallet: Wallet) -> None:
+def tier_after_earn(*, posting: Posting, wallet: Wallet, tier: TierInfo | None) -> None:
     """points' after-earn hook: upgrade the member at once if the earn made them qualify.
 
-    Runs inside the earn transaction with the wallet row locked; costs one aggregate query
-    plus the member-tier row and the programme's levels.
+    Runs inside the earn transaction with the wallet row locked; costs one aggregate query and
+    the row's write, the row itself coming from the tier provider's read for this earn (a new
+    unsaved row when the member has none yet; read again here when the provider passed none).
     """
-    _evaluate(member_id=wallet.member_id, at=timezone.now(), requalify=False)
+    now = timezone.now()
+    member_tier = tier.provider_state if tier is not None else None
+    if member_tier is not None and member_tier.pk is None:
+        member_tier.since = member_tier.evaluated_at = now
+    _evaluate(member_id=wallet.member_id, at=now, requalify=False, member_tier=member_tier)
 
 
 def tier_evaluate(*, member: Member) -> MemberTier | None:

@@ -6,8 +6,7 @@ from rest_framework import authentication, exceptions
 
 from config.api.permissions import IsMember, IsPartner
 from config.api.principals import MemberPrincipal, PartnerPrincipal
-from members.models import PartnerKey
-from members.selectors import member_for_token
+from members.selectors import member_for_token, partner_key_for_prefix
 
 
 def _credentials(request, scheme: str) -> str | None:
@@ -28,9 +27,7 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
         if key is None:
             return None
         prefix, _dot, _secret = key.partition(".")
-        api_key = (
-            PartnerKey.objects.get_usable_keys().select_related("business_unit", "merchant").filter(prefix=prefix).first()
-        )
+        api_key = partner_key_for_prefix(prefix=prefix)
         if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
         if api_key.has_expired or not api_key.business_unit.is_active:
