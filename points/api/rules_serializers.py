@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.selectors import merchant_for_partner
-from points.api.serializers import AmountField, BalanceSerializer, MemberIdField, TransactionSerializer
+from points.api.serializers import AmountField, BalanceSerializer, MemberIdField, TransactionSerializer, posting_label
 from points.models import EventType
 
 # Referrals are awarded by the system after the referee's first purchase, never posted by partners.
@@ -49,10 +49,7 @@ class ExplanationLineSerializer(serializers.Serializer):
 
 class EventTransactionSerializer(TransactionSerializer):
     explanation = ExplanationLineSerializer(many=True, read_only=True)
-
-    class Meta(TransactionSerializer.Meta):
-        fields = [*TransactionSerializer.Meta.fields, "event_type"]
-        read_only_fields = fields
+    event_type = serializers.ChoiceField(choices=EventType.choices, read_only=True, label=posting_label("event_type"))
 
 
 class EventResultSerializer(serializers.Serializer):

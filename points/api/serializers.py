@@ -2,13 +2,14 @@
 
 from decimal import Decimal
 
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from members.selectors import merchant_for_partner
 from points.batch import EarnBatchItem, RejectedItem
-from points.models import Posting
+from points.models import Posting, PostingKind
 
 BIGINT_MAX = 2**63 - 1
 MAX_BATCH_ITEMS = 1000
@@ -45,23 +46,32 @@ class ExplanationStepSerializer(serializers.Serializer):
     points = serializers.IntegerField()
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+def posting_label(name: str) -> str:
+    """A posting field's verbose name, as the field's label (the schema shows it as the title)."""
+    return capfirst(Posting._meta.get_field(name).verbose_name)
+
+
+class TransactionSerializer(serializers.Serializer):
+    # Declared fields rather than a ModelSerializer, which would inspect the model anew for every
+    # response; Meta.model only tells the schema generator the types of the related fields.
+    id = serializers.BigIntegerField(read_only=True)
+    kind = serializers.ChoiceField(choices=PostingKind.choices, read_only=True, label=posting_label("kind"))
+    points = serializers.IntegerField(read_only=True, help_text=_("Change of the member's points: + credited, - debited."))
     business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     merchant = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     amount = serializers.DecimalField(
         source="amount_cny", max_digits=14, decimal_places=2, read_only=True, allow_null=True,
         help_text=_("Purchase amount in CNY (earns only)."),
     )
-    points = serializers.IntegerField(read_only=True, help_text=_("Change of the member's points: + credited, - debited."))
+    receipt_no = serializers.CharField(read_only=True, label=posting_label("receipt_no"))
+    reason = serializers.CharField(read_only=True, label=posting_label("reason"))
+    occurred_at = serializers.DateTimeField(read_only=True, label=posting_label("occurred_at"))
+    created_at = serializers.DateTimeField(read_only=True, label=posting_label("created_at"))
     explanation = serializers.SerializerMethodField(help_text=_("How the points were computed, step by step."))
+    reverses = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, label=posting_label("reverses"))
 
     class Meta:
         model = Posting
-        fields = [
-            "id", "kind", "points", "business_unit", "merchant", "amount", "receipt_no", "reason", "occurred_at",
-            "created_at", "explanation", "reverses",
-        ]
-        read_only_fields = fields
 
     @extend_schema_field(ExplanationStepSerializer(many=True))
     def get_explanation(self, posting):

@@ -3,7 +3,7 @@ and bulk earn (partners). Each write view checks shape, makes one service call a
 with the posting, the points moved and the new balance: 201 when new, 200 on a replay."""
 
 import django_filters
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
 from config.api.permissions import IsMember, IsPartner
 from members.exceptions import MerchantNotPermitted
+from members.models import BusinessUnit
 from points.api.serializers import (
     BalanceSerializer,
     EarnBatchResponseSerializer,
@@ -24,7 +25,7 @@ from points.api.serializers import (
 )
 from points.batch import CREATED, ERROR, REPLAYED, points_earn_batch
 from points.models import Posting, PostingKind, Wallet
-from points.selectors import wallet_balance, wallet_postings
+from points.selectors import member_balance, member_postings, wallet_balance, wallet_exists
 from points.services import Idempotency, PostingResult, points_earn, points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
@@ -34,6 +35,13 @@ WRITE_ERRORS = ("invalid", "parse_error", "idempotency_key_required", "idempoten
 
 def balance_data(wallet: Wallet) -> dict:
     return {"member": wallet.member_id, **vars(wallet_balance(wallet=wallet))}
+
+
+def member_balance_response(member_id: int) -> Response:
+    balance = member_balance(member_id=member_id)
+    if balance is None:
+        raise Http404
+    return Response(BalanceSerializer({"member": member_id, **vars(balance)}).data)
 
 
 def posting_response(result: PostingResult, serializer_class=PostingResultSerializer) -> Response:
@@ -92,22 +100,44 @@ class MemberBalanceView(APIView):
         tags=["members"],
     )
     def get(self, request, member_id: int):
-        wallet = get_object_or_404(Wallet, member_id=member_id)
-        return Response(BalanceSerializer(balance_data(wallet)).data)
+        return member_balance_response(member_id)
 
 
-class MemberTransactionsView(generics.ListAPIView):
-    """A member's history as a partner sees it: only the postings of the key's business unit."""
-
-    permission_classes = [IsPartner]
+# A member's postings, newest first. The page is read in one query that finds the wallet
+# through the member; only an empty page asks whether the member exists (404 if not).
+class HistoryView(generics.ListAPIView):
     serializer_class = TransactionSerializer
     filterset_class = PostingFilter
+
+    def member_id(self) -> int:
+        raise NotImplementedError
+
+    def business_unit(self) -> BusinessUnit | None:
+        """The business unit whose postings are shown; None for all."""
+        return None
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Posting.objects.none()
-        wallet = get_object_or_404(Wallet, member_id=self.kwargs["member_id"])
-        return wallet_postings(wallet=wallet).filter(business_unit=self.request.user.business_unit)
+        return member_postings(member_id=self.member_id(), business_unit=self.business_unit())
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        if not response.data["count"] and not wallet_exists(member_id=self.member_id()):
+            raise Http404
+        return response
+
+
+class MemberTransactionsView(HistoryView):
+    """A member's history as a partner sees it: only the postings of the key's business unit."""
+
+    permission_classes = [IsPartner]
+
+    def member_id(self) -> int:
+        return self.kwargs["member_id"]
+
+    def business_unit(self) -> BusinessUnit:
+        return self.request.user.business_unit
 
     @extend_schema(
         operation_id="members_transactions",
@@ -133,20 +163,14 @@ class MeBalanceView(APIView):
         tags=["me"],
     )
     def get(self, request):
-        wallet = get_object_or_404(Wallet, member=request.user.member)
-        return Response(BalanceSerializer(balance_data(wallet)).data)
+        return member_balance_response(request.user.member.pk)
 
 
-class MeTransactionsView(generics.ListAPIView):
+class MeTransactionsView(HistoryView):
     permission_classes = [IsMember]
-    serializer_class = TransactionSerializer
-    filterset_class = PostingFilter
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Posting.objects.none()
-        wallet = get_object_or_404(Wallet, member=self.request.user.member)
-        return wallet_postings(wallet=wallet)
+    def member_id(self) -> int:
+        return self.request.user.member.pk
 
     @extend_schema(
         operation_id="me_transactions",
