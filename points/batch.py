@@ -1,22 +1,49 @@
 """Bulk earn: up to a thousand purchases in one call, each an earn of its own.
 
-Each item runs through points_earn in its own durable transaction with its own idempotency
-key, so an item is all-or-nothing and one bad item never holds back or undoes another. The
-caller gets one outcome per item, in order. Retrying a whole batch is safe: the items that
-were written replay (same posting, nothing posted again) and the others are tried afresh.
+Every item is all-or-nothing with its own idempotency key, and gives the outcome points_earn
+would give for it, were the items earned one after another in order: one bad item never holds
+back or undoes another. The caller gets one outcome per item, in order. Retrying a whole batch
+is safe: the items that were written replay (same posting, nothing posted again) and the
+others are tried afresh.
+
+When purchases of different members do not depend on each other (points.rules.RuleConfig.
+purchases_independent: no purchase rule reads history or a shared budget, no referral, no
+activity-extends expiry), the items are earned together, set-wise, in one transaction: wallets
+locked in one statement, tiers read and updated for all members at once, postings, lots,
+entries and awards inserted in bulk. An item of a member who comes back in the batch (or a key
+that comes back) goes in a later round, after the earlier ones are written, so it sees them as
+it would one at a time. Otherwise, or when a concurrent request takes one of the
+keys first (the batch then rolls back whole), each item runs through points_earn in its own
+transaction.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.bulk import bulk_update_rows
 from config.errors import DomainError
-from members.models import BusinessUnit, Merchant
+from members.models import BusinessUnit, MemberStatus, Merchant
 from members.selectors import merchant_for_partner
-from points.models import Posting
-from points.services import Idempotency, points_earn
+from points.exceptions import IdempotencyConflict, MemberInactive, NotFound
+from points.models import Account, Entry, EventType, Lot, Posting, PostingKind, RuleAward, Wallet
+from points.policies import EarnContext, EarnDone, earn_gates, member_tiers, run_after_earn_hooks_many
+from points.selectors import rule_config
+from points.services import (
+    MAX_BACKDATE,
+    Idempotency,
+    checked_occurred_at,
+    credit_rows,
+    earn_fingerprint,
+    earn_plan,
+    earn_validate,
+    points_earn,
+    rule_award_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,16 @@ def _merchant_error(code: str) -> dict:
     return {"code": "invalid", "detail": _("Invalid input."), "fields": {"merchant": [message]}}
 
 
+@dataclass
+class _Pending:
+    """An item with its merchant resolved, on its way to an outcome."""
+
+    index: int
+    item: EarnBatchItem
+    merchant: Merchant | None
+    fingerprint: str = ""
+
+
 def points_earn_batch(
     *,
     items: list[EarnBatchItem | RejectedItem],
@@ -66,11 +103,12 @@ def points_earn_batch(
     within it, as for a single earn); `scope` is its idempotency scope, shared with single earns,
     so an item retried through the single endpoint replays too.
     """
+    outcomes: list[EarnBatchOutcome | None] = [None] * len(items)
+    pending = []
     merchants: dict[str, Merchant | None | DomainError] = {}
-    outcomes = []
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, RejectedItem):
-            outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=item.error))
+            outcomes[index] = EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=item.error)
             continue
         if item.merchant_code not in merchants:
             try:
@@ -82,22 +120,173 @@ def points_earn_batch(
         merchant = merchants[item.merchant_code]
         if merchant is None or isinstance(merchant, DomainError):
             error = _merchant_error(item.merchant_code) if merchant is None else merchant.as_dict()
-            outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=error))
+            outcomes[index] = EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=error)
             continue
+        pending.append(_Pending(index=index, item=item, merchant=merchant))
+    together = None
+    if pending and rule_config().purchases_independent:
         try:
-            result = points_earn(
-                member_id=item.member_id,
-                business_unit=business_unit,
-                merchant=merchant,
-                amount_cny=item.amount_cny,
-                receipt_no=item.receipt_no,
-                occurred_at=item.occurred_at,
-                idempotency=Idempotency(scope=scope, key=item.idempotency_key),
+            together = _earn_together(pending, business_unit=business_unit, scope=scope)
+        except IntegrityError:
+            together = None
+    for entry in pending:
+        outcomes[entry.index] = (
+            together[entry.index] if together is not None
+            else _earn_one(entry, business_unit=business_unit, scope=scope)
+        )
+    return outcomes
+
+
+def _earn_one(entry: _Pending, *, business_unit: BusinessUnit, scope: str) -> EarnBatchOutcome:
+    item = entry.item
+    try:
+        result = points_earn(
+            member_id=item.member_id,
+            business_unit=business_unit,
+            merchant=entry.merchant,
+            amount_cny=item.amount_cny,
+            receipt_no=item.receipt_no,
+            occurred_at=item.occurred_at,
+            idempotency=Idempotency(scope=scope, key=item.idempotency_key),
+        )
+    except DomainError as exc:
+        return EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=exc.as_dict())
+    return EarnBatchOutcome(
+        idempotency_key=item.idempotency_key, status=REPLAYED if result.replayed else CREATED, posting=result.posting,
+    )
+
+
+def _rounds(pending: list[_Pending]) -> list[list[_Pending]]:
+    """The items in rounds of distinct members and distinct keys: an item goes in the round after
+    the last earlier item of its member or with its key, so each sees those before it. Items
+    of different members and keys do not affect each other and may share a round."""
+    rounds: list[list[_Pending]] = []
+    after_member: dict[int, int] = {}
+    after_key: dict[str, int] = {}
+    for entry in pending:
+        item = entry.item
+        number = max(after_member.get(item.member_id, 0), after_key.get(item.idempotency_key, 0))
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(entry)
+        after_member[item.member_id] = after_key[item.idempotency_key] = number + 1
+    return rounds
+
+
+def _error(entry: _Pending, exc: DomainError) -> EarnBatchOutcome:
+    return EarnBatchOutcome(idempotency_key=entry.item.idempotency_key, status=ERROR, error=exc.as_dict())
+
+
+def _earn_together(pending: list[_Pending], *, business_unit: BusinessUnit, scope: str) -> dict[int, EarnBatchOutcome]:
+    """The set-wise bulk earn (see the module docstring), all items in one transaction."""
+    outcomes: dict[int, EarnBatchOutcome] = {}
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        wallets = {
+            wallet.member_id: wallet
+            for wallet in Wallet.objects.select_for_update(of=("self",)).select_related("member")
+            .filter(member_id__in={entry.item.member_id for entry in pending}).order_by("id")
+        }
+        written = {
+            posting.idempotency_key: posting
+            for posting in Posting.objects.filter(
+                idempotency_scope=scope, idempotency_key__in=[entry.item.idempotency_key for entry in pending]
+            )
+        }
+        for round_ in _rounds(pending):
+            admitted = []
+            for entry in round_:
+                try:
+                    replay = _admit(entry, wallets=wallets, written=written, business_unit=business_unit)
+                except DomainError as exc:
+                    outcomes[entry.index] = _error(entry, exc)
+                    continue
+                if replay is not None:
+                    outcomes[entry.index] = EarnBatchOutcome(
+                        idempotency_key=entry.item.idempotency_key, status=REPLAYED, posting=replay
+                    )
+                else:
+                    admitted.append(entry)
+            for entry, posting in _post_round(admitted, wallets=wallets, business_unit=business_unit, scope=scope,
+                                              now=now, outcomes=outcomes):
+                written[posting.idempotency_key] = posting
+                outcomes[entry.index] = EarnBatchOutcome(
+                    idempotency_key=entry.item.idempotency_key, status=CREATED, posting=posting
+                )
+    return outcomes
+
+
+def _admit(entry: _Pending, *, wallets: dict, written: dict, business_unit: BusinessUnit) -> Posting | None:
+    """points_earn's checks before pricing, in its order; the posting to replay, if any."""
+    item = entry.item
+    earn_validate(amount_cny=item.amount_cny, points=None, event_type=None)
+    entry.fingerprint = earn_fingerprint(
+        member_id=item.member_id, business_unit=business_unit, merchant=entry.merchant, amount_cny=item.amount_cny,
+        points=None, receipt_no=item.receipt_no, occurred_at=item.occurred_at, reason="", event_type=EventType.PURCHASE,
+    )
+    wallet = wallets.get(item.member_id)
+    if wallet is None:
+        raise NotFound(f"member {item.member_id} not found")
+    replay = written.get(item.idempotency_key)
+    if replay is not None:
+        if replay.request_hash != entry.fingerprint:
+            raise IdempotencyConflict()
+        return replay
+    checked_occurred_at(item.occurred_at, MAX_BACKDATE)
+    if wallet.member.status != MemberStatus.ACTIVE:
+        raise MemberInactive()
+    return None
+
+
+def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> list[tuple[_Pending, Posting]]:
+    """Price the admitted items of one round and write them in bulk; the postings written."""
+    at = {entry.index: entry.item.occurred_at or now for entry in admitted}
+    tiers = member_tiers([(wallets[entry.item.member_id].member, at[entry.index]) for entry in admitted])
+    priced = []
+    for entry, tier in zip(admitted, tiers, strict=True):
+        item, wallet = entry.item, wallets[entry.item.member_id]
+        context = EarnContext(
+            member=wallet.member, business_unit=business_unit, merchant=entry.merchant, event_type=EventType.PURCHASE,
+            amount_cny=item.amount_cny, occurred_at=at[entry.index],
+        )
+        try:
+            holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
+            plan = earn_plan(
+                wallet=wallet, business_unit=business_unit, merchant=entry.merchant, event_type=EventType.PURCHASE,
+                amount_cny=item.amount_cny, points=None, occurred_at=at[entry.index], tier=tier,
+                hold_until=max(holds, default=None), lock_budgets=True,
             )
         except DomainError as exc:
-            outcomes.append(EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=exc.as_dict()))
+            outcomes[entry.index] = _error(entry, exc)
             continue
-        outcomes.append(EarnBatchOutcome(
-            idempotency_key=item.idempotency_key, status=REPLAYED if result.replayed else CREATED, posting=result.posting,
-        ))
-    return outcomes
+        posting = Posting(
+            wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency_scope=scope,
+            idempotency_key=item.idempotency_key, request_hash=entry.fingerprint, occurred_at=at[entry.index],
+            business_unit=business_unit, merchant=entry.merchant, amount_cny=item.amount_cny,
+            receipt_no=item.receipt_no, reason="", explanation=plan.explanation, event_type=EventType.PURCHASE,
+        )
+        priced.append((entry, posting, plan, tier))
+    Posting.objects.bulk_create([posting for _entry, posting, _plan, _tier in priced])
+    lots, entries, awards, touched = [], [], [], {}
+    for entry, posting, plan, _tier in priced:
+        wallet = wallets[entry.item.member_id]
+        if plan.points:
+            credited_lots, credited_entries = credit_rows(
+                posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit,
+                merchant=entry.merchant, source_account=Account.ISSUANCE, earned_at=posting.occurred_at,
+            )
+            lots += credited_lots
+            entries += credited_entries
+            touched[wallet.pk] = wallet
+        awards += rule_award_rows(posting=posting, wallet=wallet, plan=plan, earned_at=posting.occurred_at)
+    Lot.objects.bulk_create(lots)
+    Entry.objects.bulk_create(entries)
+    RuleAward.objects.bulk_create(awards)
+    for wallet in touched.values():
+        wallet.updated_at = now
+    bulk_update_rows(Wallet, list(touched.values()), ["balance", "debt", "updated_at"])
+    run_after_earn_hooks_many([
+        EarnDone(posting=posting, wallet=wallets[entry.item.member_id], tier=tier)
+        for entry, posting, _plan, tier in priced
+    ])
+    return [(entry, posting) for entry, posting, _plan, _tier in priced]

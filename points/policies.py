@@ -12,6 +12,10 @@ transaction. A reader of points_earn sees every call; nothing runs through signa
 - after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=,
   tier=) after the posting is written, in the same transaction, with the wallet row locked;
   `tier` is what the tier provider returned for this earn.
+
+The bulk earn prices and posts many members' purchases together. A provider or hook may
+register a `many` version for it, which does for a list what the single one does for each
+element (one query for all rather than one each); without one, the single one is called per earn.
 """
 
 from collections.abc import Callable
@@ -44,17 +48,28 @@ class EarnContext:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class EarnDone:
+    """One earn written by the bulk earn, as its after-earn hooks see it."""
+
+    posting: object
+    wallet: object
+    tier: TierInfo | None
+
+
 TierProvider = Callable[[Member, datetime], TierInfo | None]
+TierProviderMany = Callable[[list[tuple[Member, datetime]]], list[TierInfo | None]]
 EarnGate = Callable[[EarnContext], datetime | None]
 AfterEarnHook = Callable[..., None]
+AfterEarnHookMany = Callable[[list[EarnDone]], None]
 
-_tier_provider: list[TierProvider] = []
+_tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
 _earn_gates: list[EarnGate] = []
-_after_earn_hooks: list[AfterEarnHook] = []
+_after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
 
 
-def register_tier_provider(provider: TierProvider) -> None:
-    _tier_provider[:] = [provider]
+def register_tier_provider(provider: TierProvider, *, many: TierProviderMany | None = None) -> None:
+    _tier_provider[:] = [(provider, many)]
 
 
 def register_earn_gate(gate: EarnGate) -> None:
@@ -62,13 +77,21 @@ def register_earn_gate(gate: EarnGate) -> None:
         _earn_gates.append(gate)
 
 
-def register_after_earn_hook(hook: AfterEarnHook) -> None:
-    if hook not in _after_earn_hooks:
-        _after_earn_hooks.append(hook)
+def register_after_earn_hook(hook: AfterEarnHook, *, many: AfterEarnHookMany | None = None) -> None:
+    if all(registered is not hook for registered, _many in _after_earn_hooks):
+        _after_earn_hooks.append((hook, many))
 
 
 def member_tier(member: Member, at: datetime) -> TierInfo | None:
-    return _tier_provider[0](member, at) if _tier_provider else None
+    return _tier_provider[0][0](member, at) if _tier_provider else None
+
+
+def member_tiers(requests: list[tuple[Member, datetime]]) -> list[TierInfo | None]:
+    """member_tier for each (member, at) of `requests`, in order."""
+    if not _tier_provider:
+        return [None] * len(requests)
+    provider, many = _tier_provider[0]
+    return many(requests) if many else [provider(member, at) for member, at in requests]
 
 
 def earn_gates() -> list[EarnGate]:
@@ -76,4 +99,13 @@ def earn_gates() -> list[EarnGate]:
 
 
 def after_earn_hooks() -> list[AfterEarnHook]:
-    return list(_after_earn_hooks)
+    return [hook for hook, _many in _after_earn_hooks]
+
+
+def run_after_earn_hooks_many(earns: list[EarnDone]) -> None:
+    for hook, many in list(_after_earn_hooks):
+        if many:
+            many(earns)
+        else:
+            for earn in earns:
+                hook(posting=earn.posting, wallet=earn.wallet, tier=earn.tier)

@@ -31,7 +31,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from dateutil.relativedelta import relativedelta
 
-from points.models import ExpiryKind, ExpiryPeriod, RuleEffect, RuleScope
+from points.models import EventType, ExpiryKind, ExpiryPeriod, RuleEffect, RuleScope
 from points.policies import TierInfo
 from points.timeutils import end_of_local_day, expiry_after_months, group_timezone, local_date
 
@@ -98,6 +98,16 @@ class RuleSpec:
     expiry_policy: PolicySpec | None = None
     pending_days: int | None = None
 
+    @property
+    def reads_history(self) -> bool:
+        """Whether the rule's points depend on the member's earlier earns or awards, or on a
+        budget shared by all members: earns evaluated together would have to see each other."""
+        return bool(
+            self.first_purchase or self.nth_purchase is not None or self.streak_days
+            or self.max_awards_per_member is not None or self.cap_per_member_day is not None
+            or self.cap_per_member_month is not None or self.budget_points is not None
+        )
+
     @classmethod
     def from_model(cls, rule) -> "RuleSpec":
         policy = rule.expiry_policy
@@ -129,6 +139,15 @@ class RuleConfig:
 
     def has_rules_for(self, event_type: str) -> bool:
         return any(rule.event_type == event_type for rule in self.rules)
+
+    @property
+    def purchases_independent(self) -> bool:
+        """Whether purchases of different members can be priced and posted together, set-wise:
+        no purchase rule reads history, no referral can follow, no earn moves other lots."""
+        return not (
+            self.activity_extends or self.has_rules_for(EventType.REFERRAL)
+            or any(rule.reads_history for rule in self.rules if rule.event_type == EventType.PURCHASE)
+        )
 
     def default_policy(self, business_unit_id: int) -> PolicySpec | None:
         return self.default_policies.get(business_unit_id) or self.default_policies.get(None)

@@ -225,8 +225,10 @@ def member_facts(
     locked (in rule id order) until it commits; the simulation reads the same without locks.
     """
     at = event.occurred_at
-    purchases = Posting.objects.filter(wallet=wallet, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
     facts: dict = {}
+    if not (need_has_purchased or any(rule.reads_history for rule in rules)):
+        return MemberFacts(tier=tier, tags=tags, birthday=wallet.member.birthday)
+    purchases = Posting.objects.filter(wallet=wallet, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
     if need_has_purchased or any(rule.first_purchase for rule in rules):
         facts["has_purchased"] = purchases.exists()
     periods = {rule.nth_period for rule in rules if rule.nth_purchase is not None}

@@ -85,6 +85,8 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "posting_idempotency_key_unique_per_scope"
 CLOCK_SKEW = timedelta(minutes=5)
+# How far back a partner may date an event by default (occurred_at).
+MAX_BACKDATE = timedelta(days=30)
 OPERATOR_SCOPE = "operator"
 SYSTEM_SCOPE = "system"
 
@@ -215,6 +217,20 @@ def _credit_lots(
 ) -> None:
     """Credit points: repay the wallet's debt first, out of the earliest-expiring parts, and put
     the rest in one new lot per part."""
+    lots, entries = credit_rows(
+        posting=posting, wallet=wallet, parts=parts, business_unit=business_unit, merchant=merchant,
+        source_account=source_account, earned_at=earned_at,
+    )
+    Lot.objects.bulk_create(lots)
+    Entry.objects.bulk_create(entries)
+    wallet.save(update_fields=["debt", "balance", "updated_at"])
+
+
+def credit_rows(
+    *, posting: Posting, wallet: Wallet, parts: list, business_unit: BusinessUnit, merchant: Merchant | None,
+    source_account: str, earned_at: datetime,
+) -> tuple[list[Lot], list[Entry]]:
+    """The lots and entries of a credit (unsaved), the wallet's debt and balance moved in memory."""
     points = sum(part.points for part in parts)
     repaid = min(points, wallet.debt)
     to_wallet = points - repaid
@@ -234,11 +250,9 @@ def _credit_lots(
                 available_at=part.terms.available_at, expires_at=part.terms.expires_at,
                 expiry_policy_id=part.terms.policy.id if part.terms.policy else None,
             ))
-    Lot.objects.bulk_create(lots)
-    Entry.objects.bulk_create(entries)
     wallet.debt -= repaid
     wallet.balance += to_wallet
-    wallet.save(update_fields=["debt", "balance", "updated_at"])
+    return lots, entries
 
 
 def _debit(*, posting: Posting, wallet: Wallet, lots: list[Lot], points: int, business_unit, target_account) -> None:
@@ -315,7 +329,7 @@ def _lot_parts(
     return sorted(parts, key=lambda part: (part.terms.expires_at, part.terms.available_at))
 
 
-def _earn_plan(
+def earn_plan(
     *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, event_type: str,
     amount_cny: Decimal | None, points: int | None, occurred_at: datetime, tier: TierInfo | None,
     hold_until: datetime | None, lock_budgets: bool,
@@ -355,7 +369,7 @@ def _earn_plan(
     )
 
 
-def _checked_occurred_at(occurred_at: datetime | None, max_backdate: timedelta | None) -> datetime:
+def checked_occurred_at(occurred_at: datetime | None, max_backdate: timedelta | None) -> datetime:
     """When the event happened (now by default): not in the future, not older than `max_backdate`."""
     now = timezone.now()
     occurred_at = occurred_at or now
@@ -364,7 +378,7 @@ def _checked_occurred_at(occurred_at: datetime | None, max_backdate: timedelta |
     return occurred_at
 
 
-def _earn_validate(*, amount_cny, points, event_type) -> str:
+def earn_validate(*, amount_cny, points, event_type) -> str:
     """Check the shape of an earn; return its event type (purchase when only an amount is given)."""
     if amount_cny is not None and points is not None:
         raise InvalidPoints("give either amount_cny or points")
@@ -383,7 +397,7 @@ def _earn_validate(*, amount_cny, points, event_type) -> str:
     return event_type
 
 
-def _earn_fingerprint(
+def earn_fingerprint(
     *, member_id, business_unit, merchant, amount_cny, points, receipt_no, occurred_at, reason, event_type,
 ) -> str:
     return request_fingerprint(
@@ -408,7 +422,7 @@ def _earn_locked(
         amount_cny=amount_cny, occurred_at=occurred_at,
     )
     holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
-    plan = _earn_plan(
+    plan = earn_plan(
         wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
         amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
         hold_until=max(holds, default=None), lock_budgets=True,
@@ -477,7 +491,7 @@ def _referral_award_locked(
     occurred_at = occurred_at.astimezone(dt_timezone.utc)
     idempotency = Idempotency(scope=SYSTEM_SCOPE, key=f"referral:{referee.pk}")
     reason = f"referral of member {referee.pk}"
-    fingerprint = _earn_fingerprint(
+    fingerprint = earn_fingerprint(
         member_id=referrer_wallet.member_id, business_unit=business_unit, merchant=None, amount_cny=None,
         points=None, receipt_no="", occurred_at=occurred_at, reason=reason, event_type=EventType.REFERRAL,
     )
@@ -508,7 +522,7 @@ def points_earn(
     occurred_at: datetime | None = None,
     idempotency: Idempotency | None = None,
     actor=None,
-    max_backdate: timedelta | None = timedelta(days=30),
+    max_backdate: timedelta | None = MAX_BACKDATE,
     event_type: str | None = None,
 ) -> PostingResult:
     """Credit points for an event: a purchase (amount_cny), another event type the earning rules
@@ -523,8 +537,8 @@ def points_earn(
     awards the referrer in the same transaction (both wallets locked, in id order).
     A zero-point event still records a posting (with no entries), so retries replay it.
     """
-    event_type = _earn_validate(amount_cny=amount_cny, points=points, event_type=event_type)
-    fingerprint = _earn_fingerprint(
+    event_type = earn_validate(amount_cny=amount_cny, points=points, event_type=event_type)
+    fingerprint = earn_fingerprint(
         member_id=member_id, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
         receipt_no=receipt_no, occurred_at=occurred_at, reason=reason, event_type=event_type,
     )
@@ -537,7 +551,7 @@ def points_earn(
             if replay := _replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
             # After the replay: a retry of an accepted backdated earn replays even once the window has passed.
-            _checked_occurred_at(occurred_at, max_backdate)
+            checked_occurred_at(occurred_at, max_backdate)
             posting, plan = _earn_locked(
                 wallet=wallet, business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, points=points,
                 receipt_no=receipt_no, reason=reason, occurred_at=occurred_at, event_type=event_type,
@@ -553,18 +567,24 @@ def points_earn(
     return _idempotent(idempotency, fingerprint, write)
 
 
+def rule_award_rows(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_at: datetime) -> list[RuleAward]:
+    """What each rule gave in this earn (unsaved): caps and per-member limits count these."""
+    return [
+        RuleAward(rule_id=c.rule.id, wallet=wallet, posting=posting, points=c.points, earned_at=earned_at)
+        for c in plan.contributions if c.rule is not None and c.points > 0
+    ]
+
+
 def _record_rule_awards(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_at: datetime) -> None:
     """Count what each rule gave (caps and per-member limits read these) and spend its budget.
 
     The budget rows were locked by member_facts, so spending here cannot overrun the budget."""
-    given = [c for c in plan.contributions if c.rule is not None and c.points > 0]
-    RuleAward.objects.bulk_create([
-        RuleAward(rule_id=c.rule.id, wallet=wallet, posting=posting, points=c.points, earned_at=earned_at)
-        for c in given
-    ])
-    for contribution in sorted(given, key=lambda c: c.rule.id):
-        if contribution.rule.budget_points is not None:
-            RuleBudget.objects.filter(rule_id=contribution.rule.id).update(spent=F("spent") + contribution.points)
+    given = rule_award_rows(posting=posting, wallet=wallet, plan=plan, earned_at=earned_at)
+    RuleAward.objects.bulk_create(given)
+    budgets = {c.rule.id: c.rule.budget_points for c in plan.contributions if c.rule is not None}
+    for award in sorted(given, key=lambda award: award.rule_id):
+        if budgets[award.rule_id] is not None:
+            RuleBudget.objects.filter(rule_id=award.rule_id).update(spent=F("spent") + award.points)
 
 
 @dataclass(frozen=True)
@@ -582,7 +602,7 @@ def earn_simulate(
     amount_cny: Decimal | None = None,
     event_type: str | None = None,
     occurred_at: datetime | None = None,
-    max_backdate: timedelta | None = timedelta(days=30),
+    max_backdate: timedelta | None = MAX_BACKDATE,
     allow_future: bool = False,
 ) -> EarnSimulation:
     """How many points `points_earn` would give for this event now, and why; posts and locks nothing.
@@ -591,15 +611,15 @@ def earn_simulate(
     earn lands in between or an earn gate refuses or holds the event. Operators may simulate a
     future moment (`allow_future`, e.g. next weekend's campaign) that could not be posted yet.
     """
-    event_type = _earn_validate(amount_cny=amount_cny, points=None, event_type=event_type)
+    event_type = earn_validate(amount_cny=amount_cny, points=None, event_type=event_type)
     if not (allow_future and occurred_at is not None):
-        occurred_at = _checked_occurred_at(occurred_at, max_backdate)
+        occurred_at = checked_occurred_at(occurred_at, max_backdate)
     wallet = Wallet.objects.select_related("member").filter(member_id=member_id).first()
     if wallet is None:
         raise NotFound(f"member {member_id} not found")
     if wallet.member.status != MemberStatus.ACTIVE:
         raise MemberInactive()
-    plan = _earn_plan(
+    plan = earn_plan(
         wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type, amount_cny=amount_cny,
         points=None, occurred_at=occurred_at, tier=member_tier(wallet.member, occurred_at), hold_until=None,
         lock_budgets=False,

@@ -9,9 +9,9 @@ class TiersConfig(AppConfig):
     def ready(self):
         from points.policies import register_after_earn_hook, register_tier_provider
         from tiers.models import TierLevel, TierProgramme
-        from tiers.selectors import tier_configs, tier_info
-        from tiers.services import tier_after_earn
+        from tiers.selectors import tier_configs, tier_info, tier_info_many
+        from tiers.services import tier_after_earn, tier_after_earn_many
 
-        register_tier_provider(tier_info)
-        register_after_earn_hook(tier_after_earn)
+        register_tier_provider(tier_info, many=tier_info_many)
+        register_after_earn_hook(tier_after_earn, many=tier_after_earn_many)
         tier_configs.invalidate_on_change(TierProgramme, TierLevel)

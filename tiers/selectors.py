@@ -65,15 +65,22 @@ def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) 
     earns made up to `at`. A refund takes back its share of the purchase amount in proportion to
     the points it reverses. Spends, expiry and adjustments do not count: the balance is irrelevant.
     """
+    return qualifying_values(member_ids=[member_id], programme=programme, at=at)[member_id]
+
+
+def qualifying_values(*, member_ids: list[int], programme: TierProgramme, at: datetime) -> dict[int, Decimal]:
+    """qualifying_value of each member of `member_ids`, in one aggregate query grouped by member."""
     start = window_start(programme=programme, at=at)
-    postings = Posting.objects.filter(wallet__member_id=member_id).filter(
+    postings = Posting.objects.filter(wallet__member_id__in=member_ids).filter(
         Q(kind=PostingKind.EARN, occurred_at__gte=start, occurred_at__lte=at)
         | Q(kind=PostingKind.REFUND, occurred_at__lte=at,
             reverses__occurred_at__gte=start, reverses__occurred_at__lte=at)
     )
+    by_member = postings.values("wallet__member_id")
     if programme.basis == QualificationBasis.POINTS:
-        total = postings.aggregate(total=Sum("points"))["total"] or 0
-        return Decimal(total)
+        totals = by_member.annotate(total=Sum("points")).values_list("wallet__member_id", "total")
+        found = {member_id: Decimal(total or 0) for member_id, total in totals}
+        return {member_id: found.get(member_id, Decimal("0")) for member_id in member_ids}
     spend = Case(
         When(kind=PostingKind.EARN, then=Coalesce(F("amount_cny"), Value(Decimal("0")), output_field=MONEY)),
         When(
@@ -82,8 +89,9 @@ def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) 
         ),
         output_field=MONEY,
     )
-    total = postings.aggregate(total=Sum(spend, output_field=MONEY))["total"] or Decimal("0")
-    return Decimal(total).quantize(CENT, rounding=ROUND_HALF_UP)
+    totals = by_member.annotate(total=Sum(spend, output_field=MONEY)).values_list("wallet__member_id", "total")
+    found = {member_id: Decimal(total or 0).quantize(CENT, rounding=ROUND_HALF_UP) for member_id, total in totals}
+    return {member_id: found.get(member_id, Decimal("0.00")) for member_id in member_ids}
 
 
 def level_for_value(*, levels: list[TierLevel], value: Decimal) -> TierLevel | None:
@@ -153,21 +161,18 @@ def member_tier_history(*, member: Member):
     return member.tier_changes.select_related("from_level", "to_level").order_by("-at", "-id")
 
 
-def member_tier_row(*, member_id: int) -> MemberTier | None:
-    """The member's tier row (on whichever programme), with its levels; the programme comes from
-    the cache when it is the active one."""
-    member_tier = MemberTier.objects.filter(member_id=member_id).select_related("level", "override_level").first()
+def member_tier_on_active(*, member_id: int) -> MemberTier | None:
+    """The member's tier row if it is on the active programme, that programme from the cache."""
     programme = active_programme()
-    if member_tier is not None and programme is not None and member_tier.programme_id == programme.pk:
+    if programme is None:
+        return None
+    member_tier = (
+        MemberTier.objects.filter(member_id=member_id, programme_id=programme.pk)
+        .select_related("level", "override_level").first()
+    )
+    if member_tier is not None:
         member_tier.programme = programme
     return member_tier
-
-
-def member_tier_on_active(*, member_id: int) -> MemberTier | None:
-    member_tier = member_tier_row(member_id=member_id)
-    programme = active_programme()
-    return member_tier if member_tier is not None and programme is not None and (
-        member_tier.programme_id == programme.pk) else None
 
 
 def tier_info(member: Member, at: datetime) -> TierInfo | None:
@@ -181,21 +186,42 @@ def tier_info(member: Member, at: datetime) -> TierInfo | None:
     when the member has none at all (the earn holds the wallet lock that every tier write takes
     first, so neither can change in between); None when the row is on a retired programme.
     """
+    return tier_info_many([(member, at)])[0]
+
+
+def tier_info_many(requests: list[tuple[Member, datetime]]) -> list[TierInfo | None]:
+    """tier_info for each (member, at), in order, the members distinct: one query for the tier
+    rows, and one aggregate per distinct `at` for the members with no row on the active programme."""
     programme = active_programme()
     if programme is None:
-        return None
-    member_tier = member_tier_row(member_id=member.pk)
-    if member_tier is not None and member_tier.programme_id == programme.pk:
-        level, state = member_tier.effective_level(at), member_tier
-    else:
-        level = level_for_value(
-            levels=programme_levels(programme=programme),
-            value=qualifying_value(member_id=member.pk, programme=programme, at=at),
-        )
-        state = MemberTier(member_id=member.pk, programme=programme) if member_tier is None else None
-    if level is None:
-        return None
-    return TierInfo(
-        code=level.code, earn_multiplier=level.earn_multiplier, expiry_extension_months=level.expiry_extension_months,
-        provider_state=state,
-    )
+        return [None] * len(requests)
+    rows = {
+        member_tier.member_id: member_tier
+        for member_tier in MemberTier.objects.filter(member_id__in={member.pk for member, _at in requests})
+        .select_related("level", "override_level")
+    }
+    unranked: dict[datetime, list[int]] = {}
+    for member, at in requests:
+        row = rows.get(member.pk)
+        if row is None or row.programme_id != programme.pk:
+            unranked.setdefault(at, []).append(member.pk)
+    values = {
+        (member_id, at): value
+        for at, member_ids in unranked.items()
+        for member_id, value in qualifying_values(member_ids=member_ids, programme=programme, at=at).items()
+    }
+    levels = programme_levels(programme=programme)
+    infos = []
+    for member, at in requests:
+        row = rows.get(member.pk)
+        if row is not None and row.programme_id == programme.pk:
+            row.programme = programme
+            level, state = row.effective_level(at), row
+        else:
+            level = level_for_value(levels=levels, value=values[(member.pk, at)])
+            state = MemberTier(member_id=member.pk, programme=programme) if row is None else None
+        infos.append(None if level is None else TierInfo(
+            code=level.code, earn_multiplier=level.earn_multiplier,
+            expiry_extension_months=level.expiry_extension_months, provider_state=state,
+        ))
+    return infos

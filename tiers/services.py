@@ -24,14 +24,22 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from config.bulk import bulk_update_rows
 from members.models import Member
 from points.exceptions import ReasonRequired
 from points.models import Posting, Wallet
-from points.policies import TierInfo
+from points.policies import EarnDone, TierInfo
 from points.services import wallet_lock
 from tiers.exceptions import ManualTierEndInPast, NoTierProgramme, TierLevelNotInProgramme
 from tiers.models import MemberTier, TierChange, TierChangeKind, TierLevel
-from tiers.selectors import active_programme, level_for_value, programme_levels, qualifying_value, rank_of
+from tiers.selectors import (
+    active_programme,
+    level_for_value,
+    programme_levels,
+    qualifying_value,
+    qualifying_values,
+    rank_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,48 +94,69 @@ def _clear_override(member_tier: MemberTier) -> None:
     member_tier.override_set_by = None
 
 
-def _record(member_tier, *, kind, from_level, to_level, at, reason="", actor=None) -> TierChange:
-    return TierChange.objects.create(
+def _change(member_tier, *, kind, from_level, to_level, at, reason="", actor=None) -> TierChange:
+    """A tier change to record (unsaved), with the member's qualifying value as it stands."""
+    return TierChange(
         member_id=member_tier.member_id, kind=kind, from_level=from_level, to_level=to_level, reason=reason,
         actor=actor, qualifying_value=member_tier.qualifying_value, at=at,
     )
 
 
-def _move(member_tier: MemberTier, *, to_level: TierLevel | None, kind: str, at: datetime) -> None:
-    _record(member_tier, kind=kind, from_level=member_tier.level, to_level=to_level, at=at)
+def _record(member_tier, **change) -> TierChange:
+    recorded = _change(member_tier, **change)
+    recorded.save()
+    return recorded
+
+
+def _move(member_tier: MemberTier, *, to_level: TierLevel | None, kind: str, at: datetime) -> TierChange:
+    change = _change(member_tier, kind=kind, from_level=member_tier.level, to_level=to_level, at=at)
     member_tier.level = to_level
     member_tier.since = at
     member_tier.below_since = None
+    return change
+
+
+def _reevaluate(
+    member_tier: MemberTier, *, value, at: datetime, requalify: bool, levels: list[TierLevel] | None = None
+) -> list[TierChange]:
+    """Move the member's earned level for their qualifying `value` (in memory): the changes to record.
+
+    Upgrades always apply; downgrades only when `requalify` and after the grace period.
+    `levels` are the programme's, when the caller has them at hand.
+    """
+    programme = member_tier.programme
+    member_tier.qualifying_value = value
+    member_tier.evaluated_at = at
+    qualified = level_for_value(levels=levels or programme_levels(programme=programme), value=value)
+    changes = []
+    if rank_of(qualified) > rank_of(member_tier.level):
+        changes.append(_move(member_tier, to_level=qualified, kind=TierChangeKind.UPGRADE, at=at))
+    elif rank_of(qualified) == rank_of(member_tier.level):
+        member_tier.below_since = None
+    elif requalify:
+        member_tier.below_since = member_tier.below_since or at
+        if at >= member_tier.below_since + timedelta(days=programme.grace_days):
+            changes.append(_move(member_tier, to_level=qualified, kind=TierChangeKind.DOWNGRADE, at=at))
+    if requalify and member_tier.override_level_id and not member_tier.override_active(at):
+        changes.append(_change(member_tier, kind=TierChangeKind.OVERRIDE_END, from_level=member_tier.override_level,
+                               to_level=member_tier.level, at=at, reason=member_tier.override_reason))
+        _clear_override(member_tier)
+    return changes
 
 
 def _evaluate(
     *, member_id: int, at: datetime, requalify: bool, member_tier: MemberTier | None = None
 ) -> MemberTier | None:
-    """Recompute the member's qualifying value and move their earned level.
+    """Recompute the member's qualifying value and move their earned level, recorded.
 
-    Upgrades always apply; downgrades only when `requalify` and after the grace period.
     The caller holds the member's wallet lock; `member_tier` is the member's row on the active
     programme when the caller read it under that lock already.
     """
     member_tier = member_tier or _member_tier_for_update(member_id=member_id, now=at)
     if member_tier is None:
         return None
-    programme = member_tier.programme
-    member_tier.qualifying_value = qualifying_value(member_id=member_id, programme=programme, at=at)
-    member_tier.evaluated_at = at
-    qualified = level_for_value(levels=programme_levels(programme=programme), value=member_tier.qualifying_value)
-    if rank_of(qualified) > rank_of(member_tier.level):
-        _move(member_tier, to_level=qualified, kind=TierChangeKind.UPGRADE, at=at)
-    elif rank_of(qualified) == rank_of(member_tier.level):
-        member_tier.below_since = None
-    elif requalify:
-        member_tier.below_since = member_tier.below_since or at
-        if at >= member_tier.below_since + timedelta(days=programme.grace_days):
-            _move(member_tier, to_level=qualified, kind=TierChangeKind.DOWNGRADE, at=at)
-    if requalify and member_tier.override_level_id and not member_tier.override_active(at):
-        _record(member_tier, kind=TierChangeKind.OVERRIDE_END, from_level=member_tier.override_level,
-                to_level=member_tier.level, at=at, reason=member_tier.override_reason)
-        _clear_override(member_tier)
+    value = qualifying_value(member_id=member_id, programme=member_tier.programme, at=at)
+    TierChange.objects.bulk_create(_reevaluate(member_tier, value=value, at=at, requalify=requalify))
     member_tier.save()
     return member_tier
 
@@ -144,6 +173,39 @@ def tier_after_earn(*, posting: Posting, wallet: Wallet, tier: TierInfo | None) 
     if member_tier is not None and member_tier.pk is None:
         member_tier.since = member_tier.evaluated_at = now
     _evaluate(member_id=wallet.member_id, at=now, requalify=False, member_tier=member_tier)
+
+
+EVALUATED_FIELDS = ["level", "since", "below_since", "qualifying_value", "evaluated_at"]
+
+
+def tier_after_earn_many(earns: list[EarnDone]) -> None:
+    """tier_after_earn for the bulk earn's earns of distinct members: one aggregate per programme
+    for all of them, then the new rows, the changed rows and the tier changes written in bulk."""
+    now = timezone.now()
+    by_programme: dict[int, list[MemberTier]] = {}
+    for earn in earns:
+        member_tier = earn.tier.provider_state if earn.tier is not None else None
+        if member_tier is None:
+            tier_after_earn(posting=earn.posting, wallet=earn.wallet, tier=earn.tier)
+            continue
+        if member_tier.pk is None:
+            member_tier.since = member_tier.evaluated_at = now
+        by_programme.setdefault(member_tier.programme_id, []).append(member_tier)
+    changes, created, updated = [], [], []
+    for member_tiers in by_programme.values():
+        programme = member_tiers[0].programme
+        values = qualifying_values(
+            member_ids=[member_tier.member_id for member_tier in member_tiers], programme=programme, at=now,
+        )
+        levels = programme_levels(programme=programme)
+        for member_tier in member_tiers:
+            changes += _reevaluate(
+                member_tier, value=values[member_tier.member_id], at=now, requalify=False, levels=levels
+            )
+            (updated if member_tier.pk else created).append(member_tier)
+    MemberTier.objects.bulk_create(created)
+    bulk_update_rows(MemberTier, updated, EVALUATED_FIELDS)
+    TierChange.objects.bulk_create(changes)
 
 
 def tier_evaluate(*, member: Member) -> MemberTier | None:
