@@ -107,11 +107,13 @@ def wallet_postings(*, wallet: Wallet) -> QuerySet[Posting]:
 
 def member_postings(*, member_id: int, business_unit: BusinessUnit | None = None) -> QuerySet[Posting]:
     """`wallet_postings` of a member's wallet, which the same query finds through the member;
-    only those of `business_unit` when given."""
-    postings = Posting.objects.filter(wallet__member_id=member_id)
-    if business_unit is not None:
-        postings = postings.filter(business_unit=business_unit)
-    return postings.select_related("business_unit", "merchant").order_by("-occurred_at", "-id")
+    only those of `business_unit` when given (read through its related manager, which gives each
+    posting its business unit without joining it)."""
+    if business_unit is None:
+        postings = Posting.objects.select_related("business_unit", "merchant")
+    else:
+        postings = business_unit.postings.select_related("merchant")
+    return postings.filter(wallet__member_id=member_id).order_by("-occurred_at", "-id")
 
 
 def wallet_exists(*, member_id: int) -> bool:

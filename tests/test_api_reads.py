@@ -7,6 +7,8 @@ from decimal import Decimal
 import django_filters
 import pytest
 from django.db import connection
+from django.http import HttpResponse
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework import exceptions
@@ -14,6 +16,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
 from config.api.filters import FilterBackend
+from config.middleware import BrowserAuthenticationMiddleware, BrowserMessageMiddleware, BrowserSessionMiddleware
 from members.services import member_token_issue
 from points.models import Posting, Wallet
 from points.selectors import member_balance, wallet_balance
@@ -195,3 +198,30 @@ def test_other_members_postings_stay_out_of_the_history(partner, bu, member):
     earn_points(member, bu, 10)
     response = partner.get(history_url(member))
     assert [row["points"] for row in response.data["results"]] == [10]
+
+
+# --- middleware ----------------------------------------------------------------------------
+
+
+def test_api_requests_skip_sessions_users_and_messages(partner, member, admin_client):
+    seen = []
+    handler = BrowserMessageMiddleware(lambda request: seen.append(request) or HttpResponse())
+    chain = BrowserSessionMiddleware(BrowserAuthenticationMiddleware(handler))
+    chain(RequestFactory().get(f"/api/v1/members/{member.pk}/balance/"))
+    chain(RequestFactory().get("/admin/"))
+    api, console = seen
+    assert not any(hasattr(api, name) for name in ("session", "user", "_messages"))
+    assert all(hasattr(console, name) for name in ("session", "user", "_messages"))
+
+    response = partner.get(f"/api/v1/members/{member.pk}/balance/")
+    assert response.status_code == 200
+    assert not response.cookies
+    assert "Cookie" not in response.get("Vary", "")
+    assert admin_client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize(("language", "detail"), [("en", "Not found."), ("zh-hans", "未找到。")])
+def test_api_errors_speak_the_callers_language(partner, language, detail):
+    response = partner.get("/api/v1/members/987654321/balance/", HTTP_ACCEPT_LANGUAGE=language)
+    assert (response.status_code, response.data["code"], response.data["detail"]) == (404, "not_found", detail)
+    assert response["Content-Language"] == language
