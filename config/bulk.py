@@ -30,3 +30,56 @@ def bulk_update_rows(model, rows: list, fields: list[str], *, using: str = "defa
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
+
+
+def _insertable(model) -> list:
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+def insert_with_children(
+    parent, children: list[tuple[object, str, list]], *, update: tuple[object, list[str]] | None = None,
+    using: str = "default",
+) -> None:
+    """Insert `parent` (unsaved) and, in the same statement, its `children`: for each
+    (model, foreign key name, unsaved rows), rows whose key to the parent is filled in by the
+    database; and save `update` = (instance, fields) too. One round trip instead of one per
+    table; `parent.pk` is set afterwards (the children's pks are not read back).
+
+    Values go through each field's own pre_save (auto_now_add) and conversion. PostgreSQL only
+    (data-modifying CTEs); callers keep the ORM path for other databases.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    parent_fields = _insertable(type(parent))
+    parent_meta = type(parent)._meta
+    params = [field.get_db_prep_save(field.pre_save(parent, True), connection) for field in parent_fields]
+    ctes = [
+        f"parent AS (INSERT INTO {quote(parent_meta.db_table)} ({', '.join(quote(f.column) for f in parent_fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(parent_fields))}) RETURNING {quote(parent_meta.pk.column)} AS id)"
+    ]
+    for number, (model, key, rows) in enumerate(children):
+        if not rows:
+            continue
+        key_column = model._meta.get_field(key).column
+        fields = [field for field in _insertable(model) if field.column != key_column]
+        params += [[field.get_db_prep_save(field.pre_save(row, True), connection) for row in rows] for field in fields]
+        columns = ", ".join(quote(field.column) for field in fields)
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+        ctes.append(
+            f"child{number} AS (INSERT INTO {quote(model._meta.db_table)} ({quote(key_column)}, {columns}) "
+            f"SELECT parent.id, v.* FROM parent, unnest({arrays}) AS v)"
+        )
+    if update is not None:
+        instance, names = update
+        fields = [type(instance)._meta.get_field(name) for name in names]
+        params += [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
+        params.append(instance.pk)
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        ctes.append(
+            f"updated AS (UPDATE {quote(type(instance)._meta.db_table)} SET {assignments} "
+            f"WHERE {quote(type(instance)._meta.pk.column)} = %s)"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM parent", params)
+        parent.pk = cursor.fetchone()[0]
+    parent._state.adding, parent._state.db = False, using

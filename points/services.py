@@ -35,6 +35,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from config.bulk import insert_with_children
 from config.errors import DomainError
 from members.models import BusinessUnit, Member, MemberStatus, Merchant
 from points.exceptions import (
@@ -224,6 +225,22 @@ def _credit_lots(
     Lot.objects.bulk_create(lots)
     Entry.objects.bulk_create(entries)
     wallet.save(update_fields=["debt", "balance", "updated_at"])
+
+
+def _write_credit(*, posting: Posting, lots: list[Lot], entries: list[Entry], wallet: Wallet) -> None:
+    """Write a new posting, its lots and entries and the wallet's balance: on PostgreSQL in one
+    statement (the earn's hot path), elsewhere through the ORM."""
+    if connection.vendor == "postgresql":
+        insert_with_children(
+            posting, [(Lot, "posting", lots), (Entry, "posting", entries)],
+            update=(wallet, ["debt", "balance", "updated_at"]) if entries else None,
+        )
+        return
+    posting.save()
+    Lot.objects.bulk_create(lots)
+    Entry.objects.bulk_create(entries)
+    if entries:
+        wallet.save(update_fields=["debt", "balance", "updated_at"])
 
 
 def credit_rows(
@@ -427,17 +444,18 @@ def _earn_locked(
         amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
         hold_until=max(holds, default=None), lock_budgets=True,
     )
-    posting = _new_posting(
-        wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
-        fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
-        amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
-        actor=actor, event_type=event_type,
+    posting = Posting(
+        wallet=wallet, kind=PostingKind.EARN, points=plan.points,
+        idempotency_scope=idempotency.scope if idempotency else "",
+        idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, occurred_at=occurred_at,
+        business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, receipt_no=receipt_no, reason=reason,
+        explanation=plan.explanation, actor=actor, event_type=event_type,
     )
-    if plan.points:
-        _credit_lots(
-            posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
-            source_account=Account.ISSUANCE, earned_at=occurred_at,
-        )
+    lots, entries = credit_rows(
+        posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
+        source_account=Account.ISSUANCE, earned_at=occurred_at,
+    ) if plan.points else ([], [])
+    _write_credit(posting=posting, lots=lots, entries=entries, wallet=wallet)
     _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
     _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
     for hook in after_earn_hooks():
