@@ -284,7 +284,7 @@ def test_a_replaced_programme_moves_members_at_their_next_evaluation(bu, member,
     assert tier_requalify(member_id=member.pk, now=timezone.now()) is None, "nor any more tier changes"
     new, new_levels = ladder(code="spend2027", basis=QualificationBasis.SPEND)
     assert member_tier(member, timezone.now()).code == "member", "the active programme's level, before the move"
-    assert tier_progress(member=member).programme == new
+    assert tier_progress(member_id=member.pk).programme == new
 
     tier_requalify(member_id=member.pk, now=timezone.now())
     row = MemberTier.objects.get(member=member)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.cache import VersionedCache
+from config.errors import NotFound
 from members.models import Member
 from points.models import Posting, PostingKind
 from points.policies import TierInfo
@@ -127,15 +128,19 @@ class TierProgress:
         return _("¥%(remaining)s to %(tier)s") % {"remaining": self.remaining, "tier": self.next_level.name}
 
 
-def tier_progress(*, member: Member, at: datetime | None = None) -> TierProgress | None:
-    """The member's tier, the next one and what is still needed; None without an active programme."""
+def tier_progress(*, member_id: int, at: datetime | None = None) -> TierProgress | None:
+    """The member's tier, the next one and what is still needed; None without an active programme.
+
+    Raises NotFound for an unknown member (looked up only when the member has no tier row)."""
     at = at or timezone.now()
     programme = active_programme()
+    member_tier = member_tier_on_active(member_id=member_id)
+    if member_tier is None and not Member.objects.filter(pk=member_id).exists():
+        raise NotFound(_("Member not found."))
     if programme is None:
         return None
-    member_tier = member_tier_on_active(member_id=member.pk)
     levels = programme_levels(programme=programme)
-    value = qualifying_value(member_id=member.pk, programme=programme, at=at)
+    value = qualifying_value(member_id=member_id, programme=programme, at=at)
     if member_tier is None:
         earned = level_for_value(levels=levels, value=value)
         level, override_ends_at, downgrade_due_at = earned, None, None

@@ -1,14 +1,11 @@
 """Thin views: who may ask, one selector call, the output serializer."""
 
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, ErrorSerializer, error_responses
 from config.api.permissions import IsMember, IsPartner
-from config.errors import NotFound
-from members.models import Member
 from tiers.api.serializers import TierProgressOutputSerializer
 from tiers.exceptions import NoTierProgramme
 from tiers.selectors import tier_progress
@@ -25,11 +22,15 @@ NO_PROGRAMME = {
 }
 
 
-def _progress_response(member: Member) -> Response:
-    progress = tier_progress(member=member)
+# Built once: binding a serializer's fields costs more than representing one progress.
+PROGRESS_OUTPUT = TierProgressOutputSerializer()
+
+
+def _progress_response(member_id: int) -> Response:
+    progress = tier_progress(member_id=member_id)
     if progress is None:
         raise NoTierProgramme()
-    return Response(TierProgressOutputSerializer(progress).data)
+    return Response(PROGRESS_OUTPUT.to_representation(progress))
 
 
 class MemberTierApi(APIView):
@@ -42,10 +43,7 @@ class MemberTierApi(APIView):
         tags=["tiers"],
     )
     def get(self, request, member_id: int):
-        member = Member.objects.filter(pk=member_id).first()
-        if member is None:
-            raise NotFound(_("Member not found."))
-        return _progress_response(member)
+        return _progress_response(member_id)
 
 
 class MyTierApi(APIView):
@@ -58,4 +56,4 @@ class MyTierApi(APIView):
         tags=["tiers"],
     )
     def get(self, request):
-        return _progress_response(request.user.member)
+        return _progress_response(request.user.member.pk)
