@@ -20,11 +20,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
+# Every member on the programme at the level their points earned in the window reach, as a
+# programme that has been running a while (and a requalification run) leaves them. The
+# generated ledger has no refunds, so this is exactly tiers.selectors.qualifying_value.
+PLACE_MEMBERS_SQL = """
+INSERT INTO tiers_membertier (member_id, programme_id, level_id, since, qualifying_value, evaluated_at,
+                              below_since, override_level_id, override_reason, override_ends_at, override_set_by_id)
+SELECT w.member_id, %(programme)s,
+       (SELECT l.id FROM tiers_tierlevel l WHERE l.programme_id = %(programme)s AND l.threshold <= coalesce(q.total, 0)
+        ORDER BY l.rank DESC LIMIT 1),
+       %(now)s, coalesce(q.total, 0), %(now)s, NULL, NULL, '', NULL, NULL
+FROM points_wallet w
+LEFT JOIN (SELECT wallet_id, sum(points) AS total FROM points_posting
+           WHERE kind = 'earn' AND occurred_at >= %(start)s AND occurred_at <= %(now)s GROUP BY wallet_id) q
+       ON q.wallet_id = w.id
+ON CONFLICT (member_id) DO NOTHING
+"""
+
+
 def setup() -> dict:
     """A partner key of the benchmark's mall (no merchant: codes are named per request) and an
-    active tier programme, so that the earn path and the tier read do their full work."""
+    active tier programme with every member placed on it, so that the earn path and the tier
+    read do their full work, as in a programme that has been running."""
+    from django.db import connection
+    from django.utils import timezone
+
     from members.models import BusinessUnit, PartnerKey
     from tiers.models import QualificationBasis, TierLevel, TierProgramme
+    from tiers.selectors import window_start
 
     unit = BusinessUnit.objects.get(code="bench-mall")
     key_obj, key = PartnerKey.objects.create_key(name=f"bench {datetime.now():%Y%m%d%H%M%S}", business_unit=unit)
@@ -35,6 +58,10 @@ def setup() -> dict:
         ):
             TierLevel.objects.create(programme=programme, code=code, name=code.title(), rank=rank,
                                      threshold=Decimal(threshold), earn_multiplier=Decimal(multiplier))
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(PLACE_MEMBERS_SQL, {"programme": programme.pk, "now": now,
+                                               "start": window_start(programme=programme, at=now)})
     return {"api_key": key, "scope": f"partner:{key_obj.prefix}", "business_unit": unit.code,
             "merchants": list(unit.merchants.order_by("code").values_list("code", flat=True))}
 

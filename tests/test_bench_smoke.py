@@ -86,3 +86,19 @@ def test_results_section_is_replaced_and_the_analysis_kept(tmp_path):
     assert "old" not in text
     assert "| earn@32 | 0.250 |" in text
     assert text.startswith("# Benchmarks\n\nintro") and text.endswith("## Analysis\nkept\n")
+
+
+def test_setup_places_every_member_at_the_level_their_points_reach(db):
+    from bench.helpers import setup
+    from tiers.models import MemberTier
+    from tiers.selectors import active_programme, level_for_value, programme_levels, qualifying_value
+
+    generate(members=60, entries=600)
+    assert setup()["api_key"]
+    programme = active_programme()
+    levels = programme_levels(programme=programme)
+    assert MemberTier.objects.count() == 60
+    for member_tier in MemberTier.objects.select_related("level"):
+        value = qualifying_value(member_id=member_tier.member_id, programme=programme, at=member_tier.evaluated_at)
+        assert member_tier.qualifying_value == value
+        assert member_tier.level == level_for_value(levels=levels, value=value)
