@@ -17,9 +17,17 @@ def bulk_update_rows(model, rows: list, fields: list[str], *, using: str = "defa
     if connection.vendor != "postgresql":
         model.objects.using(using).bulk_update(rows, fields)
         return
+    sql, params = _update_from_arrays(model, rows, fields, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _update_from_arrays(model, rows: list, fields: list[str], connection) -> tuple[str, list]:
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    arrays = [[column.get_db_prep_save(getattr(row, column.attname), connection) for row in rows] for column in columns]
+    params = [
+        [column.get_db_prep_save(column.pre_save(row, False), connection) for row in rows] for column in columns
+    ]
     quote = connection.ops.quote_name
     unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
     names = ", ".join(quote(column.column) for column in columns)
@@ -28,8 +36,7 @@ def bulk_update_rows(model, rows: list, fields: list[str], *, using: str = "defa
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} FROM unnest({unnest}) AS v({names}) "
         f"WHERE t.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+    return sql, params
 
 
 def _insertable(model) -> list:
@@ -37,13 +44,14 @@ def _insertable(model) -> list:
 
 
 def insert_with_children(
-    parent, children: list[tuple[object, str, list]], *, update: tuple[object, list[str]] | None = None,
+    parent, children: list[tuple[object, str, list]], *, updates: list[tuple[object, list, list[str]]] = (),
     using: str = "default",
 ) -> None:
     """Insert `parent` (unsaved) and, in the same statement, its `children`: for each
     (model, foreign key name, unsaved rows), rows whose key to the parent is filled in by the
-    database; and save `update` = (instance, fields) too. One round trip instead of one per
-    table; `parent.pk` is set afterwards (the children's pks are not read back).
+    database; and write `updates`: for each (model, saved rows, fields), those fields of those
+    rows. One round trip instead of one per table; `parent.pk` is set afterwards (the
+    children's pks are not read back).
 
     Values go through each field's own pre_save (auto_now_add) and conversion. PostgreSQL only
     (data-modifying CTEs); callers keep the ORM path for other databases.
@@ -69,16 +77,11 @@ def insert_with_children(
             f"child{number} AS (INSERT INTO {quote(model._meta.db_table)} ({quote(key_column)}, {columns}) "
             f"SELECT parent.id, v.* FROM parent, unnest({arrays}) AS v)"
         )
-    if update is not None:
-        instance, names = update
-        fields = [type(instance)._meta.get_field(name) for name in names]
-        params += [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
-        params.append(instance.pk)
-        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-        ctes.append(
-            f"updated AS (UPDATE {quote(type(instance)._meta.db_table)} SET {assignments} "
-            f"WHERE {quote(type(instance)._meta.pk.column)} = %s)"
-        )
+    for number, (model, rows, fields) in enumerate(updates):
+        if rows:
+            sql, update_params = _update_from_arrays(model, rows, fields, connection)
+            ctes.append(f"updated{number} AS ({sql})")
+            params += update_params
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM parent", params)
         parent.pk = cursor.fetchone()[0]

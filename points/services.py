@@ -184,9 +184,15 @@ def _open_lots(wallet: Wallet, *, now: datetime | None = None, spendable_only: b
 
 def _consume(posting: Posting, lots: list[Lot], points: int) -> int:
     """Take up to `points` from `lots` in order; record each movement; return what was taken."""
-    taken = 0
-    movements = []
-    touched = []
+    movements, touched, taken = _consume_rows(posting, lots, points)
+    LotMovement.objects.bulk_create(movements)
+    Lot.objects.bulk_update(touched, ["remaining"])
+    return taken
+
+
+def _consume_rows(posting: Posting, lots: list[Lot], points: int) -> tuple[list[LotMovement], list[Lot], int]:
+    """Take up to `points` from `lots` in order, in memory: (movements, lots touched, taken)."""
+    movements, touched, taken = [], [], 0
     for lot in lots:
         if taken == points:
             break
@@ -195,9 +201,7 @@ def _consume(posting: Posting, lots: list[Lot], points: int) -> int:
         taken += take
         touched.append(lot)
         movements.append(LotMovement(posting=posting, lot=lot, amount=-take))
-    LotMovement.objects.bulk_create(movements)
-    Lot.objects.bulk_update(touched, ["remaining"])
-    return taken
+    return movements, touched, taken
 
 
 def _credit(
@@ -233,7 +237,7 @@ def _write_credit(*, posting: Posting, lots: list[Lot], entries: list[Entry], wa
     if connection.vendor == "postgresql":
         insert_with_children(
             posting, [(Lot, "posting", lots), (Entry, "posting", entries)],
-            update=(wallet, ["debt", "balance", "updated_at"]) if entries else None,
+            updates=[(Wallet, [wallet] if entries else [], ["debt", "balance", "updated_at"])],
         )
         return
     posting.save()
@@ -241,6 +245,24 @@ def _write_credit(*, posting: Posting, lots: list[Lot], entries: list[Entry], wa
     Entry.objects.bulk_create(entries)
     if entries:
         wallet.save(update_fields=["debt", "balance", "updated_at"])
+
+
+def _write_debit(
+    *, posting: Posting, movements: list[LotMovement], lots: list[Lot], entries: list[Entry], wallet: Wallet
+) -> None:
+    """Write a new debit posting, its movements and entries, the lots and the wallet's balance:
+    on PostgreSQL in one statement (the redemption's hot path), elsewhere through the ORM."""
+    if connection.vendor == "postgresql":
+        insert_with_children(
+            posting, [(LotMovement, "posting", movements), (Entry, "posting", entries)],
+            updates=[(Lot, lots, ["remaining"]), (Wallet, [wallet], ["balance", "updated_at"])],
+        )
+        return
+    posting.save()
+    LotMovement.objects.bulk_create(movements)
+    Lot.objects.bulk_update(lots, ["remaining"])
+    Entry.objects.bulk_create(entries)
+    wallet.save(update_fields=["balance", "updated_at"])
 
 
 def credit_rows(
@@ -274,14 +296,29 @@ def credit_rows(
 
 def _debit(*, posting: Posting, wallet: Wallet, lots: list[Lot], points: int, business_unit, target_account) -> None:
     """Debit points the caller has checked are there, consuming `lots` in order."""
-    taken = _consume(posting, lots, points)
+    movements, touched, entries = debit_rows(
+        posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
+        target_account=target_account,
+    )
+    LotMovement.objects.bulk_create(movements)
+    Lot.objects.bulk_update(touched, ["remaining"])
+    Entry.objects.bulk_create(entries)
+    wallet.save(update_fields=["balance", "updated_at"])
+
+
+def debit_rows(
+    *, posting: Posting, wallet: Wallet, lots: list[Lot], points: int, business_unit, target_account,
+) -> tuple[list[LotMovement], list[Lot], list[Entry]]:
+    """The movements, touched lots and entries of a debit the caller has checked is covered
+    (unsaved), the lots' remaining points and the wallet's balance moved in memory."""
+    movements, touched, taken = _consume_rows(posting, lots, points)
     assert taken == points, "caller must check the points are available"
-    Entry.objects.bulk_create([
+    wallet.balance -= points
+    entries = [
         Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=-points),
         Entry(posting=posting, account=target_account, business_unit=business_unit, amount=points),
-    ])
-    wallet.balance -= points
-    wallet.save(update_fields=["balance", "updated_at"])
+    ]
+    return movements, touched, entries
 
 
 # --- earn ----------------------------------------------------------------------------------
@@ -789,12 +826,17 @@ def points_spend(
             available = sum(lot.remaining for lot in lots)
             if available < points:
                 raise InsufficientPoints(available=available, requested=points)
-            posting = _new_posting(
-                wallet=wallet, kind=PostingKind.SPEND, points=-points, idempotency=idempotency,
-                fingerprint=fingerprint, business_unit=business_unit, merchant=merchant, reason=reason, actor=actor,
+            posting = Posting(
+                wallet=wallet, kind=PostingKind.SPEND, points=-points,
+                idempotency_scope=idempotency.scope if idempotency else "",
+                idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, occurred_at=now,
+                business_unit=business_unit, merchant=merchant, reason=reason, actor=actor,
             )
-            _debit(posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
-                   target_account=Account.REDEMPTION)
+            movements, touched, entries = debit_rows(
+                posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
+                target_account=Account.REDEMPTION,
+            )
+            _write_debit(posting=posting, movements=movements, lots=touched, entries=entries, wallet=wallet)
             return PostingResult(posting=posting, wallet=wallet)
 
     return _idempotent(idempotency, fingerprint, write)
