@@ -25,7 +25,7 @@ from points.api.serializers import (
 )
 from points.batch import CREATED, ERROR, REPLAYED, points_earn_batch
 from points.models import Posting, PostingKind, Wallet
-from points.selectors import member_balance, member_postings, wallet_balance, wallet_exists
+from points.selectors import MemberPostingList, member_balance, member_postings, wallet_balance, wallet_exists
 from points.services import Idempotency, PostingResult, points_earn, points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
@@ -110,8 +110,10 @@ class MemberBalanceView(APIView):
         return member_balance_response(member_id)
 
 
-# A member's postings, newest first. The page is read in one query that finds the wallet
-# through the member; only an empty page asks whether the member exists (404 if not).
+# A member's postings, newest first. A page without filters, the usual call, is read in plain
+# SQL (MemberPostingList); a page with filters from the queryset that django-filter filters.
+# Either finds the wallet through the member in the page's own statement, so only an empty page
+# asks whether the member exists (404 if not).
 class HistoryView(generics.ListAPIView):
     serializer_class = TransactionSerializer
     filterset_class = PostingFilter
@@ -128,8 +130,17 @@ class HistoryView(generics.ListAPIView):
             return Posting.objects.none()
         return member_postings(member_id=self.member_id(), business_unit=self.business_unit())
 
+    def filtered(self) -> bool:
+        """Whether the request names a filter: any query parameter but the page and its size."""
+        paging = {self.paginator.page_query_param, self.paginator.page_size_query_param}
+        return not self.request.query_params.keys() <= paging
+
     def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        if self.filtered():
+            postings = self.filter_queryset(self.get_queryset())
+        else:
+            postings = MemberPostingList(member_id=self.member_id(), business_unit=self.business_unit())
+        page = self.paginate_queryset(postings)
         if not page and not wallet_exists(member_id=self.member_id()):
             raise Http404
         return self.get_paginated_response(TRANSACTIONS_OUTPUT.to_representation(page))
