@@ -85,6 +85,11 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    # Server-side binding lets psycopg prepare a statement a connection runs again and again
+    # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
+    # more than executing. Turn off behind a pooler that cannot keep prepared statements.
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs the web server, a worker and beat on one SQLite file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions queue writers instead of failing on a lock upgrade.
