@@ -68,7 +68,7 @@ def setup() -> dict:
 
 def expire(*, now: str, budget: float, batch_size: int | None) -> dict:
     """Run the expiry job's batches, as the beat task does, until done or out of time."""
-    from points.services import expiry_run_batch
+    from points.expiry import expiry_run_batch
 
     moment = datetime.fromisoformat(now)
     started = time.monotonic()

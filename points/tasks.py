@@ -1,4 +1,4 @@
-"""Celery tasks of the ledger: thin, batched, idempotent; the work is in points.services."""
+"""Celery tasks of the ledger: thin, batched, idempotent; the work is in points.services and points.expiry."""
 
 import logging
 from datetime import date, datetime
@@ -7,7 +7,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from points.services import expiry_run_batch, points_birthday_awards
+from points.expiry import expiry_run_batch
+from points.services import points_birthday_awards
 from points.timeutils import local_date
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from points.expiry import wallets_expire_due_lots
 from points.models import Posting, PostingKind
-from points.services import wallets_expire_due_lots
 
 ROOT = Path(settings.BASE_DIR)
 

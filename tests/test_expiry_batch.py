@@ -4,8 +4,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from points.expiry import expiry_run_batch
 from points.models import Account, Lot, LotMovement, Posting, PostingKind
-from points.services import expiry_run_batch, points_earn, points_spend, posting_reverse
+from points.services import points_earn, points_spend, posting_reverse
 from tests.factories import BusinessUnitFactory, enrol_member
 
 

@@ -9,8 +9,9 @@ from django_celery_beat.models import PeriodicTask
 
 from config.celery import app as celery_app
 from points import tasks
+from points.expiry import expiry_run_batch
 from points.models import Lot, Posting, PostingKind
-from points.services import expiry_run_batch, points_earn
+from points.services import points_earn
 from points.tasks import expire_points
 from tests.factories import enrol_member
 

@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from points.exceptions import IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
 from points import services
+from points.expiry import expiry_run_batch
 from points.models import EventType, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
 from points.services import (
     Idempotency,
-    expiry_run_batch,
     points_earn,
     points_spend,
     posting_reverse,

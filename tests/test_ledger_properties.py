@@ -41,11 +41,11 @@ from hypothesis.stateful import (
 )
 
 from points.exceptions import AccountFrozen, IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
+from points.expiry import expiry_run_batch
 from points.models import Lot, Wallet
 from points.selectors import ledger_problems, member_balance, rule_configs, wallet_balance
 from points.services import (
     Idempotency,
-    expiry_run_batch,
     points_adjust,
     points_earn,
     points_spend,

@@ -15,16 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from points.exceptions import IdempotencyConflict, InsufficientPoints, InvalidOccurredAt, ReversalExceedsOriginal
+from points.expiry import expiry_run_batch, wallets_expire_due_lots
 from points.models import Account, Lot, LotMovement, Posting, PostingKind
 from points.services import (
     Idempotency,
-    expiry_run_batch,
     points_adjust,
     points_earn,
     points_spend,
     posting_reverse,
     purchase_points,
-    wallets_expire_due_lots,
 )
 from tests.factories import BusinessUnitFactory, enrol_member
 

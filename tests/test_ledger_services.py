@@ -16,11 +16,11 @@ from points.exceptions import (
     ReasonRequired,
     ReversalExceedsOriginal,
 )
+from points.expiry import expiry_run_batch
 from points.models import Account, Entry, Lot, Posting, PostingKind
 from points.selectors import wallet_balance
 from points.services import (
     Idempotency,
-    expiry_run_batch,
     points_adjust,
     points_earn,
     points_spend,

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from points import policies
+from points.expiry import expiry_run_batch
 from points.models import ExpiryKind, ExpiryPeriod, Lot, LotExpiryChange, RuleEffect
 from points.policies import TierInfo
 from points.rules import period_end_expiry
-from points.services import expiry_run_batch, points_activity_record, points_earn
+from points.services import points_activity_record, points_earn
 from points.timeutils import end_of_local_day
 from tests.factories_rules import EarningRuleFactory, ExpiryPolicyFactory
 

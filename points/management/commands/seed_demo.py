@@ -24,11 +24,11 @@ from django.core.management.base import BaseCommand, CommandError
 from config.errors import DomainError
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, MerchantCategory, Organization, PartnerKey
 from members.services import member_enrol, member_token_issue, member_tokens_revoke_all
+from points.expiry import expiry_run_batch
 from points.models import Posting, PostingKind
 from points.selectors import ledger_problems
 from points.services import (
     Idempotency,
-    expiry_run_batch,
     points_adjust,
     points_earn,
     points_spend,
