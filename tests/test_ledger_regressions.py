@@ -273,7 +273,7 @@ def test_expiry_run_twice_expires_once(expiring, ledger_sound):
     assert expiry_run_batch(now=later) == (5, None)
     assert expiry_run_batch(now=later) == (0, None)
     assert expiry_run_batch(now=later + timedelta(days=1)) == (0, None)
-    assert wallets_expire_due_lots(wallet_ids=[m.wallet.pk for m in members], now=later) == []
+    assert wallets_expire_due_lots(wallet_ids=[m.wallet.pk for m in members], now=later) == 0
     assert Posting.objects.filter(kind=PostingKind.EXPIRE).count() == 5
     assert sorted(Posting.objects.filter(kind=PostingKind.EXPIRE).values_list("points", flat=True)) == [
         -50, -40, -30, -20, -10]
