@@ -67,20 +67,38 @@ def setup() -> dict:
 
 
 def expire(*, now: str, budget: float, batch_size: int | None) -> dict:
-    """Run the expiry job's batches, as the beat task does, until done or out of time."""
-    from points.expiry import expiry_run_batch
+    """Run the expiry job's batches, as the beat task does, until done or out of time: one chain
+    of batches per range of wallets (POINTS_EXPIRY_PARTITIONS), each chain in a thread of this
+    process with its own database connection, as the task's chains run side by side on workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.conf import settings
+    from django.db import connection
+
+    from points.expiry import expiry_partitions, expiry_run_batch
 
     moment = datetime.fromisoformat(now)
     started = time.monotonic()
-    cursor, written, batches, finished = 0, 0, 0, False
-    while time.monotonic() - started < budget:
-        count, cursor = expiry_run_batch(now=moment, after_wallet_id=cursor, batch_size=batch_size)
-        written += count
-        batches += 1
-        if cursor is None:
-            finished = True
-            break
-    return {"postings": written, "batches": batches, "finished": finished,
+
+    def chain(after: int, through: int | None) -> tuple[int, int, bool]:
+        cursor, written, batches = after, 0, 0
+        try:
+            while time.monotonic() - started < budget:
+                count, cursor = expiry_run_batch(now=moment, after_wallet_id=cursor, through_wallet_id=through,
+                                                 batch_size=batch_size)
+                written += count
+                batches += 1
+                if cursor is None:
+                    return written, batches, True
+            return written, batches, False
+        finally:
+            connection.close()
+
+    ranges = expiry_partitions(now=moment, count=settings.POINTS_EXPIRY_PARTITIONS)
+    with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+        chains = list(pool.map(lambda bounds: chain(*bounds), ranges))
+    return {"postings": sum(c[0] for c in chains), "batches": sum(c[1] for c in chains),
+            "finished": all(c[2] for c in chains), "partitions": len(ranges),
             "seconds": round(time.monotonic() - started, 3)}
 
 

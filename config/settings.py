@@ -175,6 +175,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Points programme defaults.
 POINTS_EXPIRY_BATCH_SIZE = int(os.environ.get("POINTS_EXPIRY_BATCH_SIZE", "500"))
 POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1000"))
+# Chains of batches one expiry run splits into, over disjoint ranges of wallets (PostgreSQL only).
+POINTS_EXPIRY_PARTITIONS = int(os.environ.get("POINTS_EXPIRY_PARTITIONS", "2"))
 # Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Max, Min, Sum
 from django.utils import timezone
 
 from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
@@ -124,6 +124,23 @@ def expiry_run_batch(
         written = _expire_locked(wallet_ids=wallet_ids, now=now) if wallet_ids else 0
     cursor = wallet_ids[-1] if len(wallet_ids) == batch_size else None
     return written, cursor
+
+
+def expiry_partitions(*, now: datetime, count: int) -> list[tuple[int, int | None]]:
+    """Split the wallets into at most `count` ranges of ids, (after, through], that one run can
+    expire side by side, each range a chain of batches of its own (the ranges are disjoint, so
+    the chains never wait on each other's locks). The span between the first and the last wallet
+    with lots due before `now` is cut into equal parts; the first range starts at 0 and the last
+    is open-ended, so together they hold every wallet. SQLite takes one writer at a time: one range.
+    """
+    if count < 2 or connection.vendor != "postgresql":
+        return [(0, None)]
+    span = Lot.objects.filter(remaining__gt=0, expires_at__lt=now).aggregate(first=Min("wallet_id"), last=Max("wallet_id"))
+    if span["first"] is None:
+        return [(0, None)]
+    width = -(-(span["last"] - span["first"] + 1) // count)
+    cuts = list(range(span["first"] - 1 + width, span["last"], width))
+    return list(zip([0, *cuts], [*cuts, None]))
 
 
 def wallets_expire_due_lots(*, wallet_ids: list[int], now: datetime) -> int:

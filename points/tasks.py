@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from points.expiry import expiry_run_batch
+from points.expiry import expiry_partitions, expiry_run_batch
 from points.services import points_birthday_awards
 from points.timeutils import local_date
 
@@ -15,32 +15,45 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=60, acks_late=True)
-def expire_points(self, now: str | None = None, cursor: int = 0, requeues: int = 0, written: int = 0) -> int:
+def expire_points(
+    self, now: str | None = None, cursor: int = 0, requeues: int = 0, written: int = 0, through: int | None = None
+) -> int:
     """Expire due lots, one batch of wallets per call, re-queuing itself while work remains.
 
     `now` is fixed when the run starts (beat calls without it) and passed along to every
     batch, so all the run's postings share one idempotency time: a retried or overlapping
-    batch replays instead of expiring twice. Returns the postings written by this batch.
+    batch replays instead of expiring twice. The call that starts a run (no cursor, no range)
+    splits the wallets into POINTS_EXPIRY_PARTITIONS ranges, queues a chain for each range but
+    the first and goes on with the first itself; every chain stops at its range's end
+    (`through`). Returns the postings written by this batch.
     """
     run_at = datetime.fromisoformat(now) if now else timezone.now()
+    if cursor == 0 and requeues == 0 and through is None:
+        ranges = expiry_partitions(now=run_at, count=settings.POINTS_EXPIRY_PARTITIONS)
+        for after, last in ranges[1:]:
+            expire_points.apply_async(kwargs={"now": run_at.isoformat(), "cursor": after, "through": last})
+        through = ranges[0][1]
+        logger.info("points expiry run %s started in %d ranges of wallets", run_at.isoformat(), len(ranges))
     try:
-        batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor)
+        batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor, through_wallet_id=through)
     except Exception as exc:
         logger.exception("points expiry run %s failed in the batch after wallet %s", run_at.isoformat(), cursor)
         raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues,
-                                          "written": written})
+                                          "written": written, "through": through})
     total = written + batch_written
+    span = "" if through is None else f" (wallets up to {through})"
     if next_cursor is None:
-        logger.info("points expiry run %s finished: %d postings in %d batches", run_at.isoformat(), total, requeues + 1)
+        logger.info("points expiry run %s finished%s: %d postings in %d batches", run_at.isoformat(), span, total,
+                    requeues + 1)
     elif requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
         logger.error(
-            "points expiry run %s stopped after %d batches with work left after wallet %s; the next run continues",
-            run_at.isoformat(), requeues + 1, next_cursor,
+            "points expiry run %s%s stopped after %d batches with work left after wallet %s; the next run continues",
+            run_at.isoformat(), span, requeues + 1, next_cursor,
         )
     else:
-        expire_points.apply_async(
-            kwargs={"now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": total}
-        )
+        expire_points.apply_async(kwargs={
+            "now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": total, "through": through,
+        })
     return batch_written
 
 

@@ -11,6 +11,7 @@ Waits are bounded and fail with the subprocess logs; the subprocesses are killed
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,8 +128,15 @@ def test_worker_expires_once_and_beat_fires_a_schedule(broker_url, queue, tmp_pa
         with celery_app.connection_for_write(broker_url) as broker:
             for _ in range(2):
                 expire_points.apply_async(kwargs={"now": now}, connection=broker, queue=queue)
+        started = re.compile(rf"points expiry run {re.escape(now)} started in (\d+) ranges")
         finished = f"points expiry run {now} finished"
-        processes.wait_for("both runs to finish", lambda: worker_log.read_text().count(finished) == 2)
+
+        def every_chain_finished():
+            text = worker_log.read_text()
+            ranges = [int(count) for count in started.findall(text)]
+            return len(ranges) == 2 and text.count(finished) == sum(ranges)
+
+        processes.wait_for("both runs to finish, every range of each", every_chain_finished)
 
         expiries = Posting.objects.filter(kind=PostingKind.EXPIRE)
         assert sorted(expiries.values_list("wallet__member", flat=True)) == sorted(m.pk for m in expired)

@@ -299,3 +299,52 @@ def test_a_spend_waiting_on_the_batch_finds_the_due_lots_emptied(racing_wallet, 
     assert not Posting.objects.filter(kind=PostingKind.SPEND).exists()
     assert Wallet.objects.get(member=member).balance == 50
     assert_ledger_sound()
+
+
+# --- ranges of wallets expired side by side --------------------------------------------------
+
+
+def test_partitions_cover_every_wallet_once_in_disjoint_ranges(many_wallets, monkeypatch):
+    members, later = many_wallets
+    due = set(_due_by_wallet(later))
+    ranges = expiry.expiry_partitions(now=later, count=4)
+    assert len(ranges) == 4
+    assert ranges[0][0] == 0 and ranges[-1][1] is None
+    assert all(after < through for after, through in ranges[:-1])
+    assert [through for _, through in ranges[:-1]] == [after for after, _ in ranges[1:]], "contiguous, disjoint"
+    holders = [[w for w in due if after < w and (through is None or w <= through)] for after, through in ranges]
+    assert sorted(w for held in holders for w in held) == sorted(due)
+    assert all(holders), "the span of due wallets is cut into parts that each hold some"
+
+    assert expiry.expiry_partitions(now=later, count=1) == [(0, None)]
+    assert expiry.expiry_partitions(now=timezone.now() - timedelta(days=1), count=4) == [(0, None)], "nothing due"
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    assert expiry.expiry_partitions(now=later, count=4) == [(0, None)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chains_over_the_ranges_run_side_by_side_and_expire_each_wallet_once(many_wallets):
+    members, later = many_wallets
+    due = _due_by_wallet(later)
+    ranges = expiry.expiry_partitions(now=later, count=3)
+    assert len(ranges) == 3
+
+    def chain(after, through):
+        written, cursor = 0, after
+        try:
+            while cursor is not None:
+                count, cursor = expiry_run_batch(now=later, after_wallet_id=cursor, through_wallet_id=through, batch_size=2)
+                written += count
+            return written
+        finally:
+            connection.close()
+
+    barrier = threading.Barrier(len(ranges))
+    outcomes = [in_thread(lambda bounds=bounds: barrier.wait(30) is not None and chain(*bounds)) for bounds in ranges]
+    for thread, _ in outcomes:
+        thread.join(60)
+    assert [outcome.get("error") for _, outcome in outcomes] == [None] * 3
+    assert sum(outcome["value"] for _, outcome in outcomes) == len(due)
+    assert sorted(Posting.objects.filter(kind=PostingKind.EXPIRE).values_list("wallet_id", flat=True)) == sorted(due)
+    assert not Lot.objects.filter(remaining__gt=0, expires_at__lt=later).exists()
+    assert_ledger_sound()
