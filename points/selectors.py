@@ -55,8 +55,8 @@ def wallet_balance(*, wallet: Wallet, now: datetime | None = None) -> Balance:
 
 
 MEMBER_BALANCE_SQL = """
-    SELECT w.balance, w.debt, w.is_frozen, l.expires_at, SUM(l.remaining),
-           SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s)
+    SELECT w.balance, w.debt, w.is_frozen, l.expires_at, SUM(l.remaining)::bigint,
+           (SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s))::bigint
     FROM points_wallet w
     LEFT JOIN points_lot l ON l.wallet_id = w.id AND l.remaining > 0
     WHERE w.member_id = %(member_id)s

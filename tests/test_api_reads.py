@@ -10,18 +10,25 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework import exceptions
-from rest_framework.test import APIClient, APIRequestFactory
-from rest_framework.views import APIView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.serializers import Serializer
+from rest_framework.test import APIClient
 
 from config.middleware import BrowserAuthenticationMiddleware, BrowserMessageMiddleware, BrowserSessionMiddleware
 from members.services import member_token_issue
-from points.models import Posting, Wallet
+from points.api.rules_serializers import EventTransactionSerializer
+from points.api.serializers import BalanceSerializer, TransactionSerializer
+from points.models import EventType, Posting, Wallet
 from points.selectors import member_balance, wallet_balance
 from points.services import points_earn, points_spend, posting_reverse, wallet_freeze
 from tests.factories import MerchantFactory, enrol_member
 
 pytestmark = pytest.mark.django_db
+
+
+def as_json(data) -> bytes:
+    """The body as sent: tells 150 from Decimal("150") and keeps the keys' order."""
+    return JSONRenderer().render(data)
 
 
 def client_of(key):
@@ -60,6 +67,8 @@ def test_member_balance_equals_the_wallet_balance_in_every_state(bu, other_bu, m
 
     # 60 days on, the hotel's 30 points are past expiry and the mall's 100 still spendable
     later = member_balance(member_id=member.pk, now=timezone.now() + timedelta(days=60))
+    numbers = [later.total, later.available, later.pending, later.frozen, later.expired_unswept, later.debt]
+    assert all(type(number) is int for number in numbers + [row["points"] for row in later.expiring])
     assert (later.total, later.available, later.pending, later.expired_unswept) == (130, 100, 0, 30)
     wallet_freeze(member_id=member.pk, reason="checking a complaint")
     now = timezone.now()
@@ -70,6 +79,20 @@ def test_member_balance_equals_the_wallet_balance_in_every_state(bu, other_bu, m
 
 def test_member_balance_of_a_member_without_wallet_is_none(db):
     assert member_balance(member_id=987654321) is None
+
+
+def test_balance_representation_is_drfs_field_by_field(bu, other_bu, member):
+    other_bu.pending_days = 3
+    other_bu.expiry_months = 1
+    other_bu.save()
+    earn_points(member, bu, 120)
+    earn_points(member, other_bu, 30)
+    serializer = BalanceSerializer()
+    for member_id, expiry_dates in [(member.pk, 2), (enrol_member(name="New").pk, 0)]:
+        body = {"member": member_id, **vars(member_balance(member_id=member_id))}
+        written_out = serializer.to_representation(body)
+        assert as_json(written_out) == as_json(Serializer.to_representation(serializer, body))
+        assert len(written_out["expiring"]) == expiry_dates
 
 
 def test_balance_reads_the_ledger_in_one_statement(partner, bu, member):
@@ -193,6 +216,26 @@ def test_plain_sql_history_equals_the_filtered_queryset(bu, other_bu, member, pa
             assert plain.data["count"] == filtered.data["count"] == rows
             assert plain.data["results"] == filtered.data["results"], params
         assert {row["business_unit"] for row in client.get(url).data["results"]} <= {"mall", "hotel"}
+
+
+def test_transaction_representation_is_drfs_field_by_field(bu, member):
+    """The serializers write their representation out for speed: it must stay what DRF's generic
+    loop over the declared fields gives, for every kind of posting and every empty field."""
+    shop = MerchantFactory(business_unit=bu, code="shop9")
+    earned = points_earn(member_id=member.pk, business_unit=bu, merchant=shop, amount_cny=Decimal("12.345"),
+                         receipt_no="R-5", event_type=EventType.PURCHASE).posting
+    spent = points_spend(member_id=member.pk, points=3, business_unit=bu, reason="parking").posting
+    refund = posting_reverse(posting_id=earned.pk, points=2, business_unit=bu).posting
+    group_wide = Posting(id=10**12, kind="adjust", points=-1, business_unit=None, merchant=None, amount_cny=None,
+                         explanation=[{"rule": "manual", "points": -1, "extra": "kept"}],
+                         occurred_at=timezone.now(), created_at=timezone.now())
+    postings = [*Posting.objects.select_related("business_unit", "merchant"), group_wide]
+    assert {posting.kind for posting in postings} == {"earn", "spend", "refund", "adjust"}
+    assert spent in postings and refund in postings
+    for serializer in (TransactionSerializer(), EventTransactionSerializer()):
+        for posting in postings:
+            written_out = serializer.to_representation(posting)
+            assert as_json(written_out) == as_json(Serializer.to_representation(serializer, posting)), posting.kind
 
 
 def test_other_members_postings_stay_out_of_the_history(partner, bu, member):

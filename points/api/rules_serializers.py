@@ -51,6 +51,10 @@ class EventTransactionSerializer(TransactionSerializer):
     explanation = ExplanationLineSerializer(many=True, read_only=True)
     event_type = serializers.ChoiceField(choices=EventType.choices, read_only=True, label=posting_label("event_type"))
 
+    def to_representation(self, posting):
+        explanation = self.fields["explanation"].to_representation(posting.explanation)
+        return {**super().to_representation(posting), "explanation": explanation, "event_type": posting.event_type}
+
 
 class EventResultSerializer(serializers.Serializer):
     transaction = EventTransactionSerializer()

@@ -77,6 +77,26 @@ class TransactionSerializer(serializers.Serializer):
     def get_explanation(self, posting):
         return posting.explanation
 
+    def to_representation(self, posting):
+        """What DRF's field-by-field loop gives (a test holds them equal), at a quarter of its
+        cost per posting: a history page holds up to 200. Decimals and dates are the fields' own."""
+        fields = self.fields
+        unit, merchant = posting.business_unit, posting.merchant
+        return {
+            "id": posting.pk,
+            "kind": posting.kind,
+            "points": posting.points,
+            "business_unit": None if unit is None else unit.code,
+            "merchant": None if merchant is None else merchant.code,
+            "amount": None if posting.amount_cny is None else fields["amount"].to_representation(posting.amount_cny),
+            "receipt_no": posting.receipt_no,
+            "reason": posting.reason,
+            "occurred_at": fields["occurred_at"].to_representation(posting.occurred_at),
+            "created_at": fields["created_at"].to_representation(posting.created_at),
+            "explanation": self.get_explanation(posting),
+            "reverses": posting.reverses_id,
+        }
+
 
 class ExpiringSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
@@ -92,6 +112,24 @@ class BalanceSerializer(serializers.Serializer):
     expired_unswept = serializers.IntegerField(help_text=_("Past expiry, awaiting the expiry job."))
     debt = serializers.IntegerField(help_text=_("Owed after refunds of spent points; repaid by the next earnings."))
     expiring = ExpiringSerializer(many=True, help_text=_("Points still valid, by expiry date (earliest first)."))
+
+    def to_representation(self, balance):
+        """What DRF's field-by-field loop gives (a test holds them equal), at a fraction of its
+        cost: the balance is the API's most frequent answer. Dates are the field's own."""
+        expires_at = self.fields["expiring"].child.fields["expires_at"]
+        return {
+            "member": balance["member"],
+            "total": balance["total"],
+            "available": balance["available"],
+            "pending": balance["pending"],
+            "frozen": balance["frozen"],
+            "expired_unswept": balance["expired_unswept"],
+            "debt": balance["debt"],
+            "expiring": [
+                {"expires_at": expires_at.to_representation(row["expires_at"]), "points": row["points"]}
+                for row in balance["expiring"]
+            ],
+        }
 
 
 class PostingResultSerializer(serializers.Serializer):
