@@ -82,7 +82,10 @@ class EventType(models.TextChoices):
 
 class Posting(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=PostingKind.choices)
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="postings", verbose_name=_("wallet"))
+    # Indexed by posting_wallet_history (wallet, occurred_at): a second index would only slow inserts.
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="postings", verbose_name=_("wallet"), db_index=False
+    )
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="postings",
         verbose_name=_("business unit"),
@@ -153,12 +156,14 @@ MEMBER_ACCOUNTS = [Account.WALLET, Account.DEBT]
 class Entry(models.Model):
     posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="entries", verbose_name=_("posting"))
     account = models.CharField(_("account"), max_length=12, choices=Account.choices)
+    # Both indexed by the (account holder, account) indexes below: no single-column ones.
     wallet = models.ForeignKey(
-        Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="entries", verbose_name=_("wallet")
+        Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="entries", verbose_name=_("wallet"),
+        db_index=False,
     )
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="entries",
-        verbose_name=_("business unit"),
+        verbose_name=_("business unit"), db_index=False,
     )
     amount = models.BigIntegerField(_("amount"))
 
