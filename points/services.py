@@ -137,8 +137,13 @@ def request_fingerprint(operation: str, **fields) -> str:
 def _replay(idempotency: Idempotency | None, fingerprint: str) -> Posting | None:
     if idempotency is None or not idempotency.key:
         return None
-    posting = Posting.objects.filter(idempotency_scope=idempotency.scope, idempotency_key=idempotency.key).first()
-    if posting is not None and posting.request_hash != fingerprint:
+    # Nearly always nothing is found: look for the id alone, read the posting only when there is one.
+    found = Posting.objects.filter(idempotency_scope=idempotency.scope, idempotency_key=idempotency.key)
+    posting_id = found.values_list("id", flat=True).first()
+    if posting_id is None:
+        return None
+    posting = Posting.objects.get(pk=posting_id)
+    if posting.request_hash != fingerprint:
         raise IdempotencyConflict()
     return posting
 

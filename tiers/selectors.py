@@ -5,21 +5,18 @@ from datetime import datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.cache import VersionedCache
 from config.errors import NotFound
 from members.models import Member
-from points.models import Posting, PostingKind
 from points.policies import TierInfo
 from points.timeutils import group_timezone, local_date
 from tiers.models import MemberTier, QualificationBasis, TierLevel, TierProgramme
 
 CENT = Decimal("0.01")
-MONEY = DecimalField(max_digits=20, decimal_places=6)
 
 
 @dataclass(frozen=True)
@@ -69,30 +66,41 @@ def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) 
     return qualifying_values(member_ids=[member_id], programme=programme, at=at)[member_id]
 
 
+# qualifying_values in SQL: it runs in every earn and every tier read, and building it through
+# the ORM cost more than running it. Refunds count when the earn they reverse is in the window.
+QUALIFYING_SQL = """
+SELECT w.member_id, SUM({value})
+FROM points_posting p
+JOIN points_wallet w ON w.id = p.wallet_id
+LEFT JOIN points_posting original ON original.id = p.reverses_id
+WHERE w.member_id = ANY(%(members)s)
+  AND ((p.kind = 'earn' AND p.occurred_at >= %(start)s AND p.occurred_at <= %(at)s)
+    OR (p.kind = 'refund' AND p.occurred_at <= %(at)s
+        AND original.occurred_at >= %(start)s AND original.occurred_at <= %(at)s))
+GROUP BY w.member_id
+"""
+QUALIFYING_POINTS_SQL = QUALIFYING_SQL.format(value="p.points")
+# A refund takes back its share of the purchase amount, in proportion to the points it reverses.
+QUALIFYING_SPEND_SQL = QUALIFYING_SQL.format(
+    value="CASE WHEN p.kind = 'earn' THEN COALESCE(p.amount_cny, 0) "
+          "ELSE original.amount_cny * p.points / original.points END"
+)
+
+
 def qualifying_values(*, member_ids: list[int], programme: TierProgramme, at: datetime) -> dict[int, Decimal]:
     """qualifying_value of each member of `member_ids`, in one aggregate query grouped by member."""
-    start = window_start(programme=programme, at=at)
-    postings = Posting.objects.filter(wallet__member_id__in=member_ids).filter(
-        Q(kind=PostingKind.EARN, occurred_at__gte=start, occurred_at__lte=at)
-        | Q(kind=PostingKind.REFUND, occurred_at__lte=at,
-            reverses__occurred_at__gte=start, reverses__occurred_at__lte=at)
-    )
-    by_member = postings.values("wallet__member_id")
-    if programme.basis == QualificationBasis.POINTS:
-        totals = by_member.annotate(total=Sum("points")).values_list("wallet__member_id", "total")
-        found = {member_id: Decimal(total or 0) for member_id, total in totals}
+    points = programme.basis == QualificationBasis.POINTS
+    with connection.cursor() as cursor:
+        cursor.execute(QUALIFYING_POINTS_SQL if points else QUALIFYING_SPEND_SQL, {
+            "members": list(member_ids), "start": window_start(programme=programme, at=at), "at": at,
+        })
+        found = {member_id: Decimal(total or 0) for member_id, total in cursor.fetchall()}
+    if points:
         return {member_id: found.get(member_id, Decimal("0")) for member_id in member_ids}
-    spend = Case(
-        When(kind=PostingKind.EARN, then=Coalesce(F("amount_cny"), Value(Decimal("0")), output_field=MONEY)),
-        When(
-            kind=PostingKind.REFUND,
-            then=F("reverses__amount_cny") * F("points") / F("reverses__points"),
-        ),
-        output_field=MONEY,
-    )
-    totals = by_member.annotate(total=Sum(spend, output_field=MONEY)).values_list("wallet__member_id", "total")
-    found = {member_id: Decimal(total or 0).quantize(CENT, rounding=ROUND_HALF_UP) for member_id, total in totals}
-    return {member_id: found.get(member_id, Decimal("0.00")) for member_id in member_ids}
+    return {
+        member_id: found.get(member_id, Decimal("0")).quantize(CENT, rounding=ROUND_HALF_UP)
+        for member_id in member_ids
+    }
 
 
 def level_for_value(*, levels: list[TierLevel], value: Decimal) -> TierLevel | None:
@@ -166,18 +174,25 @@ def member_tier_history(*, member: Member):
     return member.tier_changes.select_related("from_level", "to_level").order_by("-at", "-id")
 
 
+def _attach_programme(member_tier: MemberTier, programme: TierProgramme) -> MemberTier:
+    """Give a tier row of the active programme that programme and its levels from the cache
+    (no join to read them); a level the cache lacks is left to load on use."""
+    levels = {level.pk: level for level in programme_levels(programme=programme)}
+    member_tier.programme = programme
+    for name in ("level", "override_level"):
+        level = levels.get(getattr(member_tier, f"{name}_id"))
+        if level is not None:
+            setattr(member_tier, name, level)
+    return member_tier
+
+
 def member_tier_on_active(*, member_id: int) -> MemberTier | None:
-    """The member's tier row if it is on the active programme, that programme from the cache."""
+    """The member's tier row if it is on the active programme."""
     programme = active_programme()
     if programme is None:
         return None
-    member_tier = (
-        MemberTier.objects.filter(member_id=member_id, programme_id=programme.pk)
-        .select_related("level", "override_level").first()
-    )
-    if member_tier is not None:
-        member_tier.programme = programme
-    return member_tier
+    member_tier = MemberTier.objects.filter(member_id=member_id, programme_id=programme.pk).first()
+    return _attach_programme(member_tier, programme) if member_tier is not None else None
 
 
 def tier_info(member: Member, at: datetime) -> TierInfo | None:
@@ -203,7 +218,6 @@ def tier_info_many(requests: list[tuple[Member, datetime]]) -> list[TierInfo | N
     rows = {
         member_tier.member_id: member_tier
         for member_tier in MemberTier.objects.filter(member_id__in={member.pk for member, _at in requests})
-        .select_related("level", "override_level")
     }
     unranked: dict[datetime, list[int]] = {}
     for member, at in requests:
@@ -220,8 +234,7 @@ def tier_info_many(requests: list[tuple[Member, datetime]]) -> list[TierInfo | N
     for member, at in requests:
         row = rows.get(member.pk)
         if row is not None and row.programme_id == programme.pk:
-            row.programme = programme
-            level, state = row.effective_level(at), row
+            level, state = _attach_programme(row, programme).effective_level(at), row
         else:
             level = level_for_value(levels=levels, value=values[(member.pk, at)])
             state = MemberTier(member_id=member.pk, programme=programme) if row is None else None

@@ -144,6 +144,9 @@ def _reevaluate(
     return changes
 
 
+EVALUATED_FIELDS = ["level", "since", "below_since", "qualifying_value", "evaluated_at"]
+
+
 def _evaluate(
     *, member_id: int, at: datetime, requalify: bool, member_tier: MemberTier | None = None
 ) -> MemberTier | None:
@@ -157,7 +160,10 @@ def _evaluate(
         return None
     value = qualifying_value(member_id=member_id, programme=member_tier.programme, at=at)
     TierChange.objects.bulk_create(_reevaluate(member_tier, value=value, at=at, requalify=requalify))
-    member_tier.save()
+    if requalify or member_tier.pk is None:
+        member_tier.save()
+    else:
+        bulk_update_rows(MemberTier, [member_tier], EVALUATED_FIELDS)  # what an upgrade check can change
     return member_tier
 
 
@@ -173,9 +179,6 @@ def tier_after_earn(*, posting: Posting, wallet: Wallet, tier: TierInfo | None) 
     if member_tier is not None and member_tier.pk is None:
         member_tier.since = member_tier.evaluated_at = now
     _evaluate(member_id=wallet.member_id, at=now, requalify=False, member_tier=member_tier)
-
-
-EVALUATED_FIELDS = ["level", "since", "below_since", "qualifying_value", "evaluated_at"]
 
 
 def tier_after_earn_many(earns: list[EarnDone]) -> None:
