@@ -141,11 +141,12 @@ class MemberPostingList:
 
     def __getitem__(self, window: slice) -> list[Posting]:
         fields = [field for field in Posting._meta.concrete_fields if field.name in self.SHOWN]
-        columns = ", ".join(f"p.{field.column}" for field in fields)
-        sql, params = self._sql(f"{columns}, b.code, m.code", joins=(
-            "LEFT JOIN members_businessunit b ON b.id = p.business_unit_id "
-            "LEFT JOIN members_merchant m ON m.id = p.merchant_id"
-        ))
+        columns = ", ".join(f"p.{field.column}" for field in fields) + ", m.code"
+        joins = "LEFT JOIN members_merchant m ON m.id = p.merchant_id"
+        if self.business_unit is None:  # otherwise every posting's is known: one join less to plan
+            columns += ", b.code"
+            joins += " LEFT JOIN members_businessunit b ON b.id = p.business_unit_id"
+        sql, params = self._sql(columns, joins=joins)
         sql += " ORDER BY p.occurred_at DESC, p.id DESC LIMIT %(limit)s OFFSET %(offset)s"
         with connection.cursor() as cursor:
             cursor.execute(sql, {**params, "limit": window.stop - window.start, "offset": window.start})
@@ -153,12 +154,13 @@ class MemberPostingList:
         explanation = Posting._meta.get_field("explanation")
         names = [field.attname for field in fields]
         postings = []
-        for *values, unit_code, merchant_code in rows:
-            posting = Posting.from_db(connection.alias, names, values)
+        for row in rows:
+            posting = Posting.from_db(connection.alias, names, row[: len(names)])
+            merchant_code, *unit_code = row[len(names) :]
             posting.explanation = explanation.from_db_value(posting.explanation, None, connection)
             if posting.business_unit_id is not None:
                 posting.business_unit = self.business_unit or BusinessUnit.from_db(
-                    connection.alias, ["id", "code"], [posting.business_unit_id, unit_code]
+                    connection.alias, ["id", "code"], [posting.business_unit_id, *unit_code]
                 )
             if posting.merchant_id is not None:
                 posting.merchant = Merchant.from_db(connection.alias, ["id", "code"], [posting.merchant_id, merchant_code])
