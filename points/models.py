@@ -102,14 +102,15 @@ class Posting(models.Model):
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     explanation = models.JSONField(_("explanation"), default=list, blank=True)
     reverses = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals", verbose_name=_("reverses")
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals", verbose_name=_("reverses"),
+        db_index=False,  # a partial index below: most postings reverse nothing
     )
     idempotency_scope = models.CharField(_("idempotency scope"), max_length=64, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, blank=True)
     request_hash = models.CharField(_("request fingerprint"), max_length=64, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        verbose_name=_("operator"),
+        verbose_name=_("operator"), db_index=False,  # a partial index below: most postings have no operator
     )
     occurred_at = models.DateTimeField(_("occurred at"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
@@ -132,7 +133,12 @@ class Posting(models.Model):
             ),
             models.CheckConstraint(condition=Q(amount_cny__isnull=True) | Q(amount_cny__gte=0), name="posting_amount_non_negative"),
         ]
-        indexes = [models.Index(fields=["wallet", "-occurred_at"], name="posting_wallet_history")]
+        indexes = [
+            models.Index(fields=["wallet", "-occurred_at"], name="posting_wallet_history"),
+            # Partial: the index holds only the few postings that have a value here.
+            models.Index(fields=["reverses"], condition=Q(reverses__isnull=False), name="posting_reverses"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="posting_actor"),
+        ]
         triggers = [
             pgtrigger.Protect(name="posting_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
         ]
@@ -215,7 +221,7 @@ class Lot(models.Model):
     rule_code = models.CharField(_("rule"), max_length=64, blank=True)
     expiry_policy = models.ForeignKey(
         "ExpiryPolicy", on_delete=models.PROTECT, null=True, blank=True, related_name="lots",
-        verbose_name=_("expiry policy"),
+        verbose_name=_("expiry policy"), db_index=False,  # a partial index below: most lots follow no policy
     )
     amount = models.BigIntegerField(_("amount"))
     remaining = models.BigIntegerField(_("remaining"))
@@ -239,6 +245,7 @@ class Lot(models.Model):
                 fields=["wallet", "expires_at", "earned_at"], condition=Q(remaining__gt=0), name="lot_open_by_wallet"
             ),
             models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="lot_open_by_expiry"),
+            models.Index(fields=["expiry_policy"], condition=Q(expiry_policy__isnull=False), name="lot_expiry_policy"),
         ]
 
     def __str__(self):
