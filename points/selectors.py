@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from config.cache import VersionedCache
@@ -14,7 +15,6 @@ from points.models import (
     EventType,
     ExpiryKind,
     ExpiryPolicy,
-    Lot,
     MemberTag,
     Posting,
     PostingKind,
@@ -46,17 +46,27 @@ def wallet_balance(*, wallet: Wallet, now: datetime | None = None) -> Balance:
     lots expire at the end of a day), split here into expired, pending and expiring.
     """
     now = now or timezone.now()
-    by_expiry = (
-        Lot.objects.filter(wallet=wallet, remaining__gt=0).values_list("expires_at")
-        .annotate(points=Sum("remaining"), pending=Sum("remaining", filter=Q(available_at__gt=now)))
-        .order_by("expires_at")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(WALLET_LOTS_BY_EXPIRY_SQL, {"wallet_id": wallet.pk, "now": now})
+        by_expiry = cursor.fetchall()
     return _balance(total=wallet.balance, debt=wallet.debt, is_frozen=wallet.is_frozen, by_expiry=by_expiry, now=now)
 
 
+# wallet_balance's read, in plain SQL for the same reason as member_balance's: every write's
+# response carries the balance.
+WALLET_LOTS_BY_EXPIRY_SQL = """
+    SELECT l.expires_at, CAST(SUM(l.remaining) AS bigint),
+           CAST(SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s) AS bigint)
+    FROM points_lot l
+    WHERE l.wallet_id = %(wallet_id)s AND l.remaining > 0
+    GROUP BY l.expires_at
+    ORDER BY l.expires_at
+"""
+
+
 MEMBER_BALANCE_SQL = """
-    SELECT w.balance, w.debt, w.is_frozen, l.expires_at, SUM(l.remaining)::bigint,
-           (SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s))::bigint
+    SELECT w.balance, w.debt, w.is_frozen, l.expires_at, CAST(SUM(l.remaining) AS bigint),
+           CAST(SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s) AS bigint)
     FROM points_wallet w
     LEFT JOIN points_lot l ON l.wallet_id = w.id AND l.remaining > 0
     WHERE w.member_id = %(member_id)s
@@ -84,8 +94,13 @@ def member_balance(*, member_id: int, now: datetime | None = None) -> Balance | 
 
 
 def _balance(*, total: int, debt: int, is_frozen: bool, by_expiry, now: datetime) -> Balance:
-    """Split (expires_at, points, pending points) rows, earliest expiry first, into the states."""
-    by_expiry = list(by_expiry)
+    """Split (expires_at, points, pending points) rows, earliest expiry first, into the states.
+
+    (SQLite hands plain SQL's datetimes back naive, in UTC as Django stores them there.)"""
+    by_expiry = [
+        (expires_at if timezone.is_aware(expires_at) else timezone.make_aware(expires_at, dt_timezone.utc), *sums)
+        for expires_at, *sums in by_expiry
+    ]
     expired = sum(points for expires_at, points, _pending in by_expiry if expires_at < now)
     valid = [(expires_at, points, pending) for expires_at, points, pending in by_expiry if expires_at >= now]
     pending = sum(row_pending or 0 for _expires_at, _points, row_pending in valid)

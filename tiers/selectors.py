@@ -73,28 +73,31 @@ SELECT w.member_id, SUM({value})
 FROM points_posting p
 JOIN points_wallet w ON w.id = p.wallet_id
 LEFT JOIN points_posting original ON original.id = p.reverses_id
-WHERE w.member_id = ANY(%(members)s)
+WHERE w.member_id IN ({members})
   AND ((p.kind = 'earn' AND p.occurred_at >= %(start)s AND p.occurred_at <= %(at)s)
     OR (p.kind = 'refund' AND p.occurred_at <= %(at)s
         AND original.occurred_at >= %(start)s AND original.occurred_at <= %(at)s))
 GROUP BY w.member_id
 """
-QUALIFYING_POINTS_SQL = QUALIFYING_SQL.format(value="p.points")
+QUALIFYING_POINTS = "p.points"
 # A refund takes back its share of the purchase amount, in proportion to the points it reverses.
-QUALIFYING_SPEND_SQL = QUALIFYING_SQL.format(
-    value="CASE WHEN p.kind = 'earn' THEN COALESCE(p.amount_cny, 0) "
-          "ELSE original.amount_cny * p.points / original.points END"
+QUALIFYING_SPEND = (
+    "CASE WHEN p.kind = 'earn' THEN COALESCE(p.amount_cny, 0) ELSE original.amount_cny * p.points / original.points END"
 )
 
 
 def qualifying_values(*, member_ids: list[int], programme: TierProgramme, at: datetime) -> dict[int, Decimal]:
     """qualifying_value of each member of `member_ids`, in one aggregate query grouped by member."""
     points = programme.basis == QualificationBasis.POINTS
+    members = {f"member{number}": member_id for number, member_id in enumerate(member_ids)}
+    sql = QUALIFYING_SQL.format(
+        value=QUALIFYING_POINTS if points else QUALIFYING_SPEND,
+        members=", ".join(f"%({name})s" for name in members),
+    )
     with connection.cursor() as cursor:
-        cursor.execute(QUALIFYING_POINTS_SQL if points else QUALIFYING_SPEND_SQL, {
-            "members": list(member_ids), "start": window_start(programme=programme, at=at), "at": at,
-        })
-        found = {member_id: Decimal(total or 0) for member_id, total in cursor.fetchall()}
+        cursor.execute(sql, {**members, "start": window_start(programme=programme, at=at), "at": at})
+        # str(): SQLite sums a decimal column as a float; its shortest form is the exact amount.
+        found = {member_id: Decimal(str(total or 0)) for member_id, total in cursor.fetchall()}
     if points:
         return {member_id: found.get(member_id, Decimal("0")) for member_id in member_ids}
     return {

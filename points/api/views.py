@@ -2,6 +2,8 @@
 and bulk earn (partners). Each write view checks shape, makes one service call and answers
 with the posting, the points moved and the new balance: 201 when new, 200 on a replay."""
 
+from functools import cache
+
 import django_filters
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -60,8 +62,15 @@ def posting_response(result: PostingResult, serializer_class=PostingResultSerial
         "replayed": result.replayed,
     }
     return Response(
-        serializer_class(body).data, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+        _built(serializer_class).to_representation(body),
+        status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
     )
+
+
+@cache
+def _built(serializer_class):
+    """One bound instance per write serializer class, for the same reason as BALANCE_OUTPUT."""
+    return serializer_class()
 
 
 def idempotency(request) -> Idempotency:
