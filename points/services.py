@@ -173,8 +173,15 @@ def _idempotent(idempotency: Idempotency | None, fingerprint: str, write) -> Pos
         return PostingResult(posting=winner, wallet=winner.wallet, replayed=True)
 
 
-def _new_posting(*, wallet, kind, points, idempotency, fingerprint, occurred_at=None, **fields) -> Posting:
-    return Posting.objects.create(
+def _new_posting(**fields) -> Posting:
+    posting = _posting(**fields)
+    posting.save()
+    return posting
+
+
+def _posting(*, wallet, kind, points, idempotency, fingerprint, occurred_at=None, **fields) -> Posting:
+    """A posting (unsaved) with its idempotency key and request fingerprint."""
+    return Posting(
         wallet=wallet,
         kind=kind,
         points=points,
@@ -244,9 +251,14 @@ def _credit_lots(
         posting=posting, wallet=wallet, parts=parts, business_unit=business_unit, merchant=merchant,
         source_account=source_account, earned_at=earned_at,
     )
+    _save_credit_rows(lots=lots, entries=entries, wallet=wallet)
+
+
+def _save_credit_rows(*, lots: list[Lot], entries: list[Entry], wallet: Wallet) -> None:
     Lot.objects.bulk_create(lots)
     Entry.objects.bulk_create(entries)
-    wallet.save(update_fields=["debt", "balance", "updated_at"])
+    if entries:
+        wallet.save(update_fields=["debt", "balance", "updated_at"])
 
 
 def _write_credit(*, posting: Posting, lots: list[Lot], entries: list[Entry], wallet: Wallet) -> None:
@@ -259,10 +271,7 @@ def _write_credit(*, posting: Posting, lots: list[Lot], entries: list[Entry], wa
         )
         return
     posting.save()
-    Lot.objects.bulk_create(lots)
-    Entry.objects.bulk_create(entries)
-    if entries:
-        wallet.save(update_fields=["debt", "balance", "updated_at"])
+    _save_credit_rows(lots=lots, entries=entries, wallet=wallet)
 
 
 def _write_debit(
@@ -277,6 +286,10 @@ def _write_debit(
         )
         return
     posting.save()
+    _save_debit_rows(movements=movements, lots=lots, entries=entries, wallet=wallet)
+
+
+def _save_debit_rows(*, movements: list[LotMovement], lots: list[Lot], entries: list[Entry], wallet: Wallet) -> None:
     LotMovement.objects.bulk_create(movements)
     Lot.objects.bulk_update(lots, ["remaining"])
     Entry.objects.bulk_create(entries)
@@ -318,10 +331,7 @@ def _debit(*, posting: Posting, wallet: Wallet, lots: list[Lot], points: int, bu
         posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
         target_account=target_account,
     )
-    LotMovement.objects.bulk_create(movements)
-    Lot.objects.bulk_update(touched, ["remaining"])
-    Entry.objects.bulk_create(entries)
-    wallet.save(update_fields=["balance", "updated_at"])
+    _save_debit_rows(movements=movements, lots=touched, entries=entries, wallet=wallet)
 
 
 def debit_rows(
@@ -499,12 +509,11 @@ def _earn_locked(
         amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
         hold_until=max(holds, default=None), lock_budgets=True,
     )
-    posting = Posting(
-        wallet=wallet, kind=PostingKind.EARN, points=plan.points,
-        idempotency_scope=idempotency.scope if idempotency else "",
-        idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, occurred_at=occurred_at,
-        business_unit=business_unit, merchant=merchant, amount_cny=amount_cny, receipt_no=receipt_no, reason=reason,
-        explanation=plan.explanation, actor=actor, event_type=event_type,
+    posting = _posting(
+        wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
+        fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
+        amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
+        actor=actor, event_type=event_type,
     )
     lots, entries = credit_rows(
         posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit, merchant=merchant,
@@ -844,11 +853,10 @@ def points_spend(
             available = sum(lot.remaining for lot in lots)
             if available < points:
                 raise InsufficientPoints(available=available, requested=points)
-            posting = Posting(
-                wallet=wallet, kind=PostingKind.SPEND, points=-points,
-                idempotency_scope=idempotency.scope if idempotency else "",
-                idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, occurred_at=now,
-                business_unit=business_unit, merchant=merchant, reason=reason, actor=actor,
+            posting = _posting(
+                wallet=wallet, kind=PostingKind.SPEND, points=-points, idempotency=idempotency,
+                fingerprint=fingerprint, occurred_at=now, business_unit=business_unit, merchant=merchant,
+                reason=reason, actor=actor,
             )
             movements, touched, entries = debit_rows(
                 posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
