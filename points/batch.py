@@ -31,7 +31,7 @@ from members.models import BusinessUnit, MemberStatus, Merchant
 from members.selectors import merchant_for_partner
 from points.exceptions import IdempotencyConflict, MemberInactive, NotFound
 from points.models import Account, Entry, EventType, Lot, Posting, PostingKind, RuleAward, Wallet
-from points.policies import EarnContext, EarnDone, earn_gates, member_tiers, run_after_earn_hooks_many
+from points.policies import EarnDone, member_tiers, run_after_earn_hooks_many
 from points.selectors import rule_config
 from points.services import (
     MAX_BACKDATE,
@@ -39,9 +39,10 @@ from points.services import (
     checked_occurred_at,
     credit_rows,
     earn_fingerprint,
-    earn_plan,
     earn_validate,
+    gated_earn_plan,
     points_earn,
+    posting_row,
     rule_award_rows,
 )
 
@@ -245,25 +246,20 @@ def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> li
     priced = []
     for entry, tier in zip(admitted, tiers, strict=True):
         item, wallet = entry.item, wallets[entry.item.member_id]
-        context = EarnContext(
-            member=wallet.member, business_unit=business_unit, merchant=entry.merchant, event_type=EventType.PURCHASE,
-            amount_cny=item.amount_cny, occurred_at=at[entry.index],
-        )
         try:
-            holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
-            plan = earn_plan(
+            plan = gated_earn_plan(
                 wallet=wallet, business_unit=business_unit, merchant=entry.merchant, event_type=EventType.PURCHASE,
                 amount_cny=item.amount_cny, points=None, occurred_at=at[entry.index], tier=tier,
-                hold_until=max(holds, default=None), lock_budgets=True,
             )
         except DomainError as exc:
             outcomes[entry.index] = _error(entry, exc)
             continue
-        posting = Posting(
-            wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency_scope=scope,
-            idempotency_key=item.idempotency_key, request_hash=entry.fingerprint, occurred_at=at[entry.index],
-            business_unit=business_unit, merchant=entry.merchant, amount_cny=item.amount_cny,
-            receipt_no=item.receipt_no, reason="", explanation=plan.explanation, event_type=EventType.PURCHASE,
+        posting = posting_row(
+            wallet=wallet, kind=PostingKind.EARN, points=plan.points,
+            idempotency=Idempotency(scope=scope, key=item.idempotency_key), fingerprint=entry.fingerprint,
+            occurred_at=at[entry.index], business_unit=business_unit, merchant=entry.merchant,
+            amount_cny=item.amount_cny, receipt_no=item.receipt_no, reason="", explanation=plan.explanation,
+            event_type=EventType.PURCHASE,
         )
         priced.append((entry, posting, plan, tier))
     Posting.objects.bulk_create([posting for _entry, posting, _plan, _tier in priced])

@@ -174,12 +174,12 @@ def _idempotent(idempotency: Idempotency | None, fingerprint: str, write) -> Pos
 
 
 def _new_posting(**fields) -> Posting:
-    posting = _posting(**fields)
+    posting = posting_row(**fields)
     posting.save()
     return posting
 
 
-def _posting(*, wallet, kind, points, idempotency, fingerprint, occurred_at=None, **fields) -> Posting:
+def posting_row(*, wallet, kind, points, idempotency, fingerprint, occurred_at=None, **fields) -> Posting:
     """A posting (unsaved) with its idempotency key and request fingerprint."""
     return Posting(
         wallet=wallet,
@@ -489,6 +489,24 @@ def earn_fingerprint(
     )
 
 
+def gated_earn_plan(
+    *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, event_type: str,
+    amount_cny: Decimal | None, points: int | None, occurred_at: datetime, tier: TierInfo | None,
+) -> EarnPlan:
+    """The earn gates' verdict (a refusal raises, a hold delays the lots) and the rules' plan,
+    for a wallet the caller has locked."""
+    context = EarnContext(
+        member=wallet.member, business_unit=business_unit, merchant=merchant, event_type=event_type,
+        amount_cny=amount_cny, occurred_at=occurred_at,
+    )
+    holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
+    return earn_plan(
+        wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
+        amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
+        hold_until=max(holds, default=None), lock_budgets=True,
+    )
+
+
 def _earn_locked(
     *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, amount_cny: Decimal | None,
     points: int | None, receipt_no: str, reason: str, occurred_at: datetime, event_type: str,
@@ -499,17 +517,11 @@ def _earn_locked(
     if member.status != MemberStatus.ACTIVE:
         raise MemberInactive()
     tier = member_tier(member, occurred_at)
-    context = EarnContext(
-        member=member, business_unit=business_unit, merchant=merchant, event_type=event_type,
-        amount_cny=amount_cny, occurred_at=occurred_at,
-    )
-    holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
-    plan = earn_plan(
+    plan = gated_earn_plan(
         wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
         amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
-        hold_until=max(holds, default=None), lock_budgets=True,
     )
-    posting = _posting(
+    posting = posting_row(
         wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,
         fingerprint=fingerprint, occurred_at=occurred_at, business_unit=business_unit, merchant=merchant,
         amount_cny=amount_cny, receipt_no=receipt_no, reason=reason, explanation=plan.explanation,
@@ -853,7 +865,7 @@ def points_spend(
             available = sum(lot.remaining for lot in lots)
             if available < points:
                 raise InsufficientPoints(available=available, requested=points)
-            posting = _posting(
+            posting = posting_row(
                 wallet=wallet, kind=PostingKind.SPEND, points=-points, idempotency=idempotency,
                 fingerprint=fingerprint, occurred_at=now, business_unit=business_unit, merchant=merchant,
                 reason=reason, actor=actor,
