@@ -177,6 +177,9 @@ POINTS_EXPIRY_BATCH_SIZE = int(os.environ.get("POINTS_EXPIRY_BATCH_SIZE", "500")
 POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1000"))
 # Chains of batches one expiry run splits into, over disjoint ranges of wallets (PostgreSQL only).
 POINTS_EXPIRY_PARTITIONS = int(os.environ.get("POINTS_EXPIRY_PARTITIONS", "2"))
+# Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
+POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
+POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))
 # Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.

@@ -26,7 +26,8 @@ from points import admin_rules  # noqa: F401 - registers the earning-rules admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.models import Entry, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings
-from points.services import OPERATOR_SCOPE, Idempotency, points_adjust, wallet_freeze, wallet_unfreeze
+from points.ledger import OPERATOR_SCOPE, Idempotency
+from points.services import points_adjust, wallet_freeze, wallet_unfreeze
 
 PANEL_ROWS = 20
 

@@ -12,7 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from config.errors import DomainError
 from points.forms_rules import RuleSimulationForm
 from points.models import EarningRule, ExpiryPolicy, LotExpiryChange, MemberTag, RuleBudget
-from points.services import earn_simulate
+from points.earning import earn_simulate
 
 
 @admin.register(EarningRule)

@@ -10,7 +10,8 @@ class PointsConfig(AppConfig):
         from members.services import register_enrolment_hook
         from points.models import EarningRule, ExpiryPolicy
         from points.selectors import rule_configs
-        from points.services import points_registration_award, wallet_open
+        from points.earning import points_registration_award
+        from points.ledger import wallet_open
 
         register_enrolment_hook(wallet_open)
         register_enrolment_hook(points_registration_award)

@@ -25,26 +25,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.bulk import bulk_update_rows
 from config.errors import DomainError
 from members.models import BusinessUnit, MemberStatus, Merchant
 from members.selectors import merchant_for_partner
 from points.exceptions import IdempotencyConflict, MemberInactive, NotFound
-from points.models import Account, Entry, EventType, Lot, Posting, PostingKind, RuleAward, Wallet
-from points.policies import EarnDone, member_tiers, run_after_earn_hooks_many
-from points.selectors import rule_config
-from points.services import (
+from points.earning import (
     MAX_BACKDATE,
-    Idempotency,
     checked_occurred_at,
-    credit_rows,
     earn_fingerprint,
     earn_validate,
     gated_earn_plan,
     points_earn,
-    posting_row,
     rule_award_rows,
 )
+from points.ledger import Idempotency, PostingRows, credit_rows, posting_row, wallets_lock, write_postings
+from points.models import Account, EventType, Posting, PostingKind, RuleAward
+from points.policies import EarnDone, member_tiers, run_after_earn_hooks_many
+from points.selectors import rule_config
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,8 @@ class EarnBatchOutcome:
     error: dict | None = None
 
 
-CREATED, REPLAYED, ERROR = "created", "replayed", "error"
+# An item that earns nothing (no rule gives it a point) writes nothing: NO_POINTS, no posting.
+CREATED, REPLAYED, NO_POINTS, ERROR = "created", "replayed", "no_points", "error"
 
 
 def _merchant_error(code: str) -> dict:
@@ -152,6 +150,8 @@ def _earn_one(entry: _Pending, *, business_unit: BusinessUnit, scope: str) -> Ea
         )
     except DomainError as exc:
         return EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=exc.as_dict())
+    if result.posting is None:
+        return EarnBatchOutcome(idempotency_key=item.idempotency_key, status=NO_POINTS)
     return EarnBatchOutcome(
         idempotency_key=item.idempotency_key, status=REPLAYED if result.replayed else CREATED, posting=result.posting,
     )
@@ -185,8 +185,7 @@ def _earn_together(pending: list[_Pending], *, business_unit: BusinessUnit, scop
     with transaction.atomic(durable=True):
         wallets = {
             wallet.member_id: wallet
-            for wallet in Wallet.objects.select_for_update(of=("self",)).select_related("member")
-            .filter(member_id__in={entry.item.member_id for entry in pending}).order_by("id")
+            for wallet in wallets_lock(member_ids=list({entry.item.member_id for entry in pending}))
         }
         written = {
             posting.idempotency_key: posting
@@ -254,6 +253,9 @@ def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> li
         except DomainError as exc:
             outcomes[entry.index] = _error(entry, exc)
             continue
+        if not plan.points:
+            outcomes[entry.index] = EarnBatchOutcome(idempotency_key=item.idempotency_key, status=NO_POINTS)
+            continue
         posting = posting_row(
             wallet=wallet, kind=PostingKind.EARN, points=plan.points,
             idempotency=Idempotency(scope=scope, key=item.idempotency_key), fingerprint=entry.fingerprint,
@@ -262,25 +264,17 @@ def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> li
             event_type=EventType.PURCHASE,
         )
         priced.append((entry, posting, plan, tier))
-    Posting.objects.bulk_create([posting for _entry, posting, _plan, _tier in priced])
-    lots, entries, awards, touched = [], [], [], {}
+    rows, awards = [], []
     for entry, posting, plan, _tier in priced:
         wallet = wallets[entry.item.member_id]
-        if plan.points:
-            credited_lots, credited_entries = credit_rows(
-                posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit,
-                merchant=entry.merchant, source_account=Account.ISSUANCE, earned_at=posting.occurred_at,
-            )
-            lots += credited_lots
-            entries += credited_entries
-            touched[wallet.pk] = wallet
+        lots, entries = credit_rows(
+            posting=posting, wallet=wallet, parts=plan.lots, business_unit=business_unit,
+            merchant=entry.merchant, source_account=Account.ISSUANCE, earned_at=posting.occurred_at,
+        )
+        rows.append(PostingRows(posting=posting, wallet=wallet, lots=lots, movements=[], entries=entries, changed_lots=[]))
         awards += rule_award_rows(posting=posting, wallet=wallet, plan=plan, earned_at=posting.occurred_at)
-    Lot.objects.bulk_create(lots)
-    Entry.objects.bulk_create(entries)
+    write_postings(rows)
     RuleAward.objects.bulk_create(awards)
-    for wallet in touched.values():
-        wallet.updated_at = now
-    bulk_update_rows(Wallet, list(touched.values()), ["balance", "debt", "updated_at"])
     run_after_earn_hooks_many([
         EarnDone(posting=posting, wallet=wallets[entry.item.member_id], tier=tier)
         for entry, posting, _plan, tier in priced

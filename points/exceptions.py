@@ -16,6 +16,10 @@ __all__ = [
     "ReversalExceedsOriginal",
     "ReasonRequired",
     "MemberInactive",
+    "InvalidHold",
+    "HoldExpired",
+    "HoldResolved",
+    "CaptureExceedsHold",
 ]
 
 
@@ -67,3 +71,29 @@ class ReasonRequired(DomainError):
 class InvalidEventType(DomainError):
     code = "invalid_event_type"
     default_detail = _("Unknown event type.")
+
+
+class InvalidHold(DomainError):
+    code = "invalid"
+    default_detail = _("Invalid input.")
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(_("Invalid input."), fields={field: [message]})
+
+
+class HoldExpired(DomainError):
+    status_code = 409
+    code = "hold_expired"
+    default_detail = _("The hold has expired; its points were released.")
+
+
+class HoldResolved(DomainError):
+    status_code = 409
+    code = "hold_resolved"
+    default_detail = _("The hold was already captured, voided or expired.")
+
+
+class CaptureExceedsHold(DomainError):
+    status_code = 409
+    code = "capture_exceeds_hold"
+    default_detail = _("The capture is larger than the points held.")

@@ -16,6 +16,12 @@ Design overview
   from the lot, positive = given back by a reversal). `lot.remaining == lot.amount + sum(moves)`.
 * Postings, entries and lot movements are append-only: PostgreSQL triggers refuse UPDATE and
   DELETE, and a deferred constraint trigger refuses a posting whose entries do not sum to zero.
+* A **hold** reserves available points of a wallet for a purpose (a mall order being paid, a
+  till's bill) until it is captured (a spend posting), voided or expired: exactly once. The
+  points stay in their lots, reserved (`lot.held`, summed in `wallet.held`); which lots, and how
+  much of each, is recorded as the hold's **allocations**. Every move of a hold is an event row.
+
+Every row of these tables is written by the ledger core (points.ledger) and nowhere else.
 """
 
 import pgtrigger
@@ -36,6 +42,9 @@ class Wallet(models.Model):
     debt = models.BigIntegerField(
         _("debt"), default=0, help_text=_("Points owed after a refund of points already spent; repaid first by new earnings.")
     )
+    held = models.BigIntegerField(
+        _("held"), default=0, db_default=0, help_text=_("Points reserved by holds that are not resolved yet (part of the balance).")
+    )
     is_frozen = models.BooleanField(_("frozen"), default=False)
     frozen_reason = models.CharField(_("freeze reason"), max_length=200, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -50,6 +59,7 @@ class Wallet(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_non_negative"),
             models.CheckConstraint(condition=Q(debt__gte=0), name="wallet_debt_non_negative"),
+            models.CheckConstraint(condition=Q(held__gte=0) & Q(held__lte=F("balance")), name="wallet_held_within_balance"),
         ]
 
     def __str__(self):
@@ -63,6 +73,7 @@ class PostingKind(models.TextChoices):
     CANCEL = "cancel", _("Cancel (reversal of a spend)")
     EXPIRE = "expire", _("Expiry")
     ADJUST = "adjust", _("Manual adjustment")
+    REPAY = "repay", _("Debt repaid from released held points")
 
 
 class EventType(models.TextChoices):
@@ -225,6 +236,7 @@ class Lot(models.Model):
     )
     amount = models.BigIntegerField(_("amount"))
     remaining = models.BigIntegerField(_("remaining"))
+    held = models.BigIntegerField(_("held"), default=0, db_default=0, help_text=_("Of the remaining points, those reserved by holds."))
     earned_at = models.DateTimeField(_("earned at"))
     available_at = models.DateTimeField(_("available at"))
     expires_at = models.DateTimeField(_("expires at"), help_text=_("Last instant at which the points are valid."))
@@ -239,6 +251,7 @@ class Lot(models.Model):
                 condition=Q(remaining__gte=0) & Q(remaining__lte=F("amount")), name="lot_remaining_within_amount"
             ),
             models.CheckConstraint(condition=Q(available_at__lte=F("expires_at")), name="lot_available_before_expiry"),
+            models.CheckConstraint(condition=Q(held__gte=0) & Q(held__lte=F("remaining")), name="lot_held_within_remaining"),
         ]
         indexes = [
             models.Index(
@@ -266,6 +279,118 @@ class LotMovement(models.Model):
         triggers = [
             pgtrigger.Protect(name="lot_movement_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
         ]
+
+
+class HoldStatus(models.TextChoices):
+    HELD = "held", _("Held")
+    CAPTURED = "captured", _("Captured")
+    VOIDED = "voided", _("Voided")
+    EXPIRED = "expired", _("Expired")
+
+
+# The moves a hold may make, written once: from `held` to one of the three ends, never back.
+HOLD_MOVES = {HoldStatus.HELD: {HoldStatus.CAPTURED, HoldStatus.VOIDED, HoldStatus.EXPIRED}}
+
+
+class Hold(models.Model):
+    """Points of a wallet reserved for a purpose until captured, voided or expired (exactly one)."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds", verbose_name=_("wallet"))
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="holds", verbose_name=_("business unit")
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="holds", verbose_name=_("merchant")
+    )
+    points = models.BigIntegerField(_("points held"))
+    captured = models.BigIntegerField(_("points captured"), default=0)
+    status = models.CharField(_("status"), max_length=10, choices=HoldStatus.choices, default=HoldStatus.HELD)
+    purpose = models.CharField(_("purpose"), max_length=32, help_text=_("What the points are held for, e.g. mall_order, pos_bill."))
+    reference = models.CharField(_("reference"), max_length=64, blank=True, help_text=_("The caller's own reference, e.g. a bill number."))
+    expires_at = models.DateTimeField(_("expires at"))
+    capture_posting = models.OneToOneField(
+        Posting, on_delete=models.PROTECT, null=True, blank=True, related_name="captured_hold",
+        verbose_name=_("capture posting"),
+    )
+    idempotency_scope = models.CharField(_("idempotency scope"), max_length=64, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, blank=True)
+    request_hash = models.CharField(_("request fingerprint"), max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("operator"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_scope", "idempotency_key"], condition=~Q(idempotency_key=""),
+                name="hold_idempotency_key_unique_per_scope",
+            ),
+            models.CheckConstraint(condition=Q(points__gt=0), name="hold_points_positive"),
+            models.CheckConstraint(condition=Q(captured__gte=0) & Q(captured__lte=F("points")), name="hold_captured_within_points"),
+            models.CheckConstraint(
+                condition=(Q(status=HoldStatus.CAPTURED) & Q(captured__gt=0) & Q(capture_posting__isnull=False))
+                | (~Q(status=HoldStatus.CAPTURED) & Q(captured=0) & Q(capture_posting__isnull=True)),
+                name="hold_captured_has_posting",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=HoldStatus.HELD, resolved_at__isnull=True)
+                | (~Q(status=HoldStatus.HELD) & Q(resolved_at__isnull=False)),
+                name="hold_resolved_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status=HoldStatus.HELD), name="hold_open_by_expiry"),
+            models.Index(fields=["wallet"], condition=Q(status=HoldStatus.HELD), name="hold_open_by_wallet"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_status_display()} {self.points}"
+
+    @property
+    def open_points(self) -> int:
+        """Points this hold still reserves: all of them while held, none once resolved."""
+        return self.points if self.status == HoldStatus.HELD else 0
+
+
+class HoldAllocation(models.Model):
+    """How many points of one lot a hold reserved (while the hold is held)."""
+
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, related_name="allocations", verbose_name=_("hold"))
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="hold_allocations", verbose_name=_("lot"))
+    points = models.BigIntegerField(_("points"))
+
+    class Meta:
+        verbose_name = _("hold allocation")
+        verbose_name_plural = _("hold allocations")
+        constraints = [models.CheckConstraint(condition=Q(points__gt=0), name="hold_allocation_points_positive")]
+        triggers = [pgtrigger.Protect(name="hold_allocation_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+
+class HoldEvent(models.Model):
+    """One move of a hold: from which status to which, when, by whom and why."""
+
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, related_name="events", verbose_name=_("hold"))
+    from_status = models.CharField(_("from"), max_length=10, choices=HoldStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=10, choices=HoldStatus.choices)
+    points = models.BigIntegerField(_("points"), default=0)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("operator"),
+    )
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("hold event")
+        verbose_name_plural = _("hold events")
+        ordering = ["id"]
+        triggers = [pgtrigger.Protect(name="hold_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
 
 class WalletStatusChange(models.Model):

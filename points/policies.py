@@ -1,8 +1,8 @@
-"""The explicit interface through which apps above points take part in the earning path.
+"""The explicit interface through which apps above points take part in every posting.
 
-points never imports tiers or riskcontrol. Instead they register here, in their
-AppConfig.ready, and the earn service calls what is registered, in order, inside its
-transaction. A reader of points_earn sees every call; nothing runs through signals.
+points never imports tiers, riskcontrol, mall or settlement. Instead they register here, in
+their AppConfig.ready, and the ledger calls what is registered, in order, inside its
+transaction. A reader of the ledger sees every call; nothing runs through signals.
 
 - the tier provider (one, from tiers): the member's tier code, earn multiplier and expiry
   extension, used by the rules engine and the lot's expiry;
@@ -12,6 +12,13 @@ transaction. A reader of points_earn sees every call; nothing runs through signa
 - after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=,
   tier=) after the posting is written, in the same transaction, with the wallet row locked;
   `tier` is what the tier provider returned for this earn.
+- spend gates (any number, e.g. from riskcontrol): called with a SpendContext before a spend, a
+  hold or a hold's capture is written, under the wallet lock; a gate refuses by raising a
+  DomainError (a refusal that asks for review is a DomainError of the gate's own, whose code
+  says so) and returns nothing otherwise.
+- after-post hooks (any number, e.g. settlement's clearing lines): called as hook(posting=,
+  wallet=) after every posting of any kind is written (points.ledger.writer), in the same
+  transaction, with the wallet row locked.
 
 The bulk earn prices and posts many members' purchases together. A provider or hook may
 register a `many` version for it, which does for a list what the single one does for each
@@ -57,15 +64,31 @@ class EarnDone:
     tier: TierInfo | None
 
 
+@dataclass(frozen=True)
+class SpendContext:
+    """What a spend gate sees. `operation` is "spend", "hold" or "capture"."""
+
+    operation: str
+    member: Member
+    business_unit: BusinessUnit
+    merchant: Merchant | None
+    points: int
+    at: datetime
+
+
 TierProvider = Callable[[Member, datetime], TierInfo | None]
 TierProviderMany = Callable[[list[tuple[Member, datetime]]], list[TierInfo | None]]
 EarnGate = Callable[[EarnContext], datetime | None]
 AfterEarnHook = Callable[..., None]
 AfterEarnHookMany = Callable[[list[EarnDone]], None]
+SpendGate = Callable[[SpendContext], None]
+AfterPostHook = Callable[..., None]
 
 _tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
 _earn_gates: list[EarnGate] = []
 _after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
+_spend_gates: list[SpendGate] = []
+_after_post_hooks: list[AfterPostHook] = []
 
 
 def register_tier_provider(provider: TierProvider, *, many: TierProviderMany | None = None) -> None:
@@ -109,3 +132,37 @@ def run_after_earn_hooks_many(earns: list[EarnDone]) -> None:
         else:
             for earn in earns:
                 hook(posting=earn.posting, wallet=earn.wallet, tier=earn.tier)
+
+
+def register_spend_gate(gate: SpendGate) -> None:
+    if gate not in _spend_gates:
+        _spend_gates.append(gate)
+
+
+def register_after_post_hook(hook: AfterPostHook) -> None:
+    if hook not in _after_post_hooks:
+        _after_post_hooks.append(hook)
+
+
+def unregister(callback) -> None:
+    """Take a gate or hook out again (tests and apps switched off at run time)."""
+    for registry in (_earn_gates, _spend_gates, _after_post_hooks):
+        if callback in registry:
+            registry.remove(callback)
+    _after_earn_hooks[:] = [(hook, many) for hook, many in _after_earn_hooks if hook is not callback]
+
+
+def run_spend_gates(context: SpendContext) -> None:
+    for gate in list(_spend_gates):
+        gate(context)
+
+
+def after_post_hooks() -> list[AfterPostHook]:
+    return list(_after_post_hooks)
+
+
+def run_after_post_hooks(postings: list[tuple[object, object]]) -> None:
+    """The after-post hooks for each (posting, wallet), in order."""
+    for hook in list(_after_post_hooks):
+        for posting, wallet in postings:
+            hook(posting=posting, wallet=wallet)

@@ -33,6 +33,7 @@ class Balance:
     available: int
     pending: int
     frozen: int
+    held: int
     expired_unswept: int
     debt: int
     expiring: list[dict]
@@ -40,23 +41,30 @@ class Balance:
 
 def wallet_balance(*, wallet: Wallet, now: datetime | None = None) -> Balance:
     """The member's points by state. `total` is the cached balance; the parts add up to it:
-    total = available + frozen + pending + expired_unswept (expired, awaiting the expiry job).
+    total = available + frozen + pending + held + expired_unswept (expired, awaiting the expiry
+    job). `held` counts the live holds only: a hold past its expiry is released, whether or not
+    the sweep has come.
 
     One query: the open lots summed per expiry instant (a handful of rows per wallet, since
-    lots expire at the end of a day), split here into expired, pending and expiring.
+    lots expire at the end of a day), split here into expired, pending and expiring, and the
+    points of the live holds.
     """
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(WALLET_LOTS_BY_EXPIRY_SQL, {"wallet_id": wallet.pk, "now": now})
-        by_expiry = cursor.fetchall()
-    return _balance(total=wallet.balance, debt=wallet.debt, is_frozen=wallet.is_frozen, by_expiry=by_expiry, now=now)
+        rows = cursor.fetchall()
+    held = rows[0][3] if rows else 0
+    return _balance(total=wallet.balance, debt=wallet.debt, is_frozen=wallet.is_frozen, held=held,
+                    by_expiry=[row[:3] for row in rows], now=now)
 
 
 # wallet_balance's read, in plain SQL for the same reason as member_balance's: every write's
 # response carries the balance.
 WALLET_LOTS_BY_EXPIRY_SQL = """
     SELECT l.expires_at, CAST(SUM(l.remaining) AS bigint),
-           CAST(SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s) AS bigint)
+           CAST(SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s) AS bigint),
+           (SELECT CAST(COALESCE(SUM(h.points), 0) AS bigint) FROM points_hold h
+            WHERE h.wallet_id = %(wallet_id)s AND h.status = 'held' AND h.expires_at > %(now)s)
     FROM points_lot l
     WHERE l.wallet_id = %(wallet_id)s AND l.remaining > 0
     GROUP BY l.expires_at
@@ -65,7 +73,10 @@ WALLET_LOTS_BY_EXPIRY_SQL = """
 
 
 MEMBER_BALANCE_SQL = """
-    SELECT w.balance, w.debt, w.is_frozen, l.expires_at, CAST(SUM(l.remaining) AS bigint),
+    SELECT w.balance, w.debt, w.is_frozen,
+           (SELECT CAST(COALESCE(SUM(h.points), 0) AS bigint) FROM points_hold h
+            WHERE h.wallet_id = w.id AND h.status = 'held' AND h.expires_at > %(now)s),
+           l.expires_at, CAST(SUM(l.remaining) AS bigint),
            CAST(SUM(l.remaining) FILTER (WHERE l.available_at > %(now)s) AS bigint)
     FROM points_wallet w
     LEFT JOIN points_lot l ON l.wallet_id = w.id AND l.remaining > 0
@@ -88,12 +99,12 @@ def member_balance(*, member_id: int, now: datetime | None = None) -> Balance | 
         rows = cursor.fetchall()
     if not rows:
         return None
-    total, debt, is_frozen = rows[0][:3]
-    by_expiry = [row[3:] for row in rows if row[3] is not None]
-    return _balance(total=total, debt=debt, is_frozen=is_frozen, by_expiry=by_expiry, now=now)
+    total, debt, is_frozen, held = rows[0][:4]
+    by_expiry = [row[4:] for row in rows if row[4] is not None]
+    return _balance(total=total, debt=debt, is_frozen=is_frozen, held=held, by_expiry=by_expiry, now=now)
 
 
-def _balance(*, total: int, debt: int, is_frozen: bool, by_expiry, now: datetime) -> Balance:
+def _balance(*, total: int, debt: int, is_frozen: bool, held: int, by_expiry, now: datetime) -> Balance:
     """Split (expires_at, points, pending points) rows, earliest expiry first, into the states.
 
     (SQLite hands plain SQL's datetimes back naive, in UTC as Django stores them there.)"""
@@ -104,12 +115,13 @@ def _balance(*, total: int, debt: int, is_frozen: bool, by_expiry, now: datetime
     expired = sum(points for expires_at, points, _pending in by_expiry if expires_at < now)
     valid = [(expires_at, points, pending) for expires_at, points, pending in by_expiry if expires_at >= now]
     pending = sum(row_pending or 0 for _expires_at, _points, row_pending in valid)
-    spendable = total - pending - expired
+    spendable = total - pending - expired - held
     return Balance(
         total=total,
         available=0 if is_frozen else spendable,
         pending=pending,
         frozen=spendable if is_frozen else 0,
+        held=held,
         expired_unswept=expired,
         debt=debt,
         expiring=[{"expires_at": expires_at, "points": points} for expires_at, points, _pending in valid[:12]],
@@ -229,7 +241,8 @@ INVARIANTS: dict[str, str] = {
     "negative wallet balance or debt": "SELECT id FROM points_wallet WHERE balance < 0 OR debt < 0",
     # Debt arises only when a refund has emptied every lot, and every credit repays it first:
     # points next to a debt mean a path paid the member before settling what they owe.
-    "wallet holds points while in debt": "SELECT id, balance, debt FROM points_wallet WHERE debt > 0 AND balance > 0",
+    # Points a hold reserves may sit beside a debt until the hold ends (a refund does not take them).
+    "wallet holds points while in debt": "SELECT id, balance, held, debt FROM points_wallet WHERE debt > 0 AND balance > held",
     "lot remaining outside [0, amount]": "SELECT id FROM points_lot WHERE remaining < 0 OR remaining > amount OR amount <= 0",
     "lot remaining differs from its movements": """
         SELECT l.id, l.remaining, l.amount + COALESCE(m.s, 0) FROM points_lot l
@@ -247,6 +260,37 @@ INVARIANTS: dict[str, str] = {
     "lot moved by a posting of another wallet": """
         SELECT m.id FROM points_lotmovement m JOIN points_lot l ON l.id = m.lot_id
         JOIN points_posting p ON p.id = m.posting_id WHERE l.wallet_id <> p.wallet_id
+    """,
+    "lot held outside [0, remaining]": "SELECT id FROM points_lot WHERE held < 0 OR held > remaining",
+    "wallet held differs from its lots": """
+        SELECT w.id, w.held, COALESCE(x.s, 0) FROM points_wallet w
+        LEFT JOIN (SELECT wallet_id, SUM(held) s FROM points_lot GROUP BY wallet_id) x ON x.wallet_id = w.id
+        WHERE w.held <> COALESCE(x.s, 0)
+    """,
+    "lot held differs from the allocations of its open holds": """
+        SELECT l.id, l.held, COALESCE(x.s, 0) FROM points_lot l
+        LEFT JOIN (SELECT a.lot_id, SUM(a.points) s FROM points_holdallocation a
+                   JOIN points_hold h ON h.id = a.hold_id WHERE h.status = 'held' GROUP BY a.lot_id) x ON x.lot_id = l.id
+        WHERE l.held <> COALESCE(x.s, 0)
+    """,
+    "hold allocations differ from its points": """
+        SELECT h.id, h.points, COALESCE(SUM(a.points), 0) FROM points_hold h
+        LEFT JOIN points_holdallocation a ON a.hold_id = h.id
+        GROUP BY h.id, h.points HAVING h.points <> COALESCE(SUM(a.points), 0)
+    """,
+    "hold allocation on a lot of another wallet": """
+        SELECT a.id FROM points_holdallocation a JOIN points_hold h ON h.id = a.hold_id
+        JOIN points_lot l ON l.id = a.lot_id WHERE l.wallet_id <> h.wallet_id
+    """,
+    "captured hold differs from its posting": """
+        SELECT h.id FROM points_hold h LEFT JOIN points_posting p ON p.id = h.capture_posting_id
+        WHERE h.status = 'captured' AND (p.id IS NULL OR p.points <> -h.captured OR p.wallet_id <> h.wallet_id)
+    """,
+    "hold events disagree with its status": """
+        SELECT h.id FROM points_hold h
+        WHERE (SELECT e.to_status FROM points_holdevent e WHERE e.hold_id = h.id ORDER BY e.id DESC LIMIT 1)
+              IS DISTINCT FROM h.status
+           OR (SELECT COUNT(*) FROM points_holdevent e WHERE e.hold_id = h.id) <> CASE WHEN h.status = 'held' THEN 1 ELSE 2 END
     """,
     "reversals exceed their original": """
         SELECT o.id FROM points_posting o JOIN points_posting r ON r.reverses_id = o.id

@@ -1,4 +1,5 @@
-"""Celery tasks of the ledger: thin, batched, idempotent; the work is in points.services and points.expiry."""
+"""Celery tasks of the ledger: thin, batched, idempotent; the work is in points.earning,
+points.expiry and points.ledger."""
 
 import logging
 from datetime import date, datetime
@@ -7,8 +8,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from points.earning import points_birthday_awards
 from points.expiry import expiry_partitions, expiry_run_batch
-from points.services import points_birthday_awards
+from points.ledger import holds_release_expired
 from points.timeutils import local_date
 
 logger = logging.getLogger(__name__)
@@ -73,3 +75,21 @@ def award_birthdays(self, day: str | None = None, cursor: int = 0, requeues: int
     elif next_cursor is not None:
         logger.error("birthday awards of %s stopped with members left after %s", run_day, next_cursor)
     return posted
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
+def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> int:
+    """The holds sweep (beat, every minute): release the holds past their expiry, one batch of
+    wallets per call, re-queuing itself while work remains. A hold is released once whoever
+    runs: the sweep re-reads each hold under its wallet's lock. Returns the holds released."""
+    run_at = datetime.fromisoformat(now) if now else timezone.now()
+    try:
+        released, more = holds_release_expired(now=run_at)
+    except Exception as exc:
+        logger.exception("holds sweep %s failed", run_at.isoformat())
+        raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "requeues": requeues})
+    if more and requeues < settings.POINTS_EXPIRY_MAX_REQUEUES:
+        release_expired_holds.apply_async(kwargs={"now": run_at.isoformat(), "requeues": requeues + 1})
+    elif more:
+        logger.error("holds sweep %s stopped with holds left; the next run continues", run_at.isoformat())
+    return released

@@ -12,7 +12,8 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from members.models import MemberToken, OneTimeCode
 from members.services import member_token_issue
-from points.services import points_earn, points_spend
+from points.earning import points_earn
+from points.services import points_spend
 from tests.factories import enrol_member
 
 pytestmark = pytest.mark.django_db

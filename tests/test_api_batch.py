@@ -6,7 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from points.models import Posting, PostingKind
-from points.services import Idempotency, points_earn, points_spend, posting_reverse
+from points.earning import points_earn
+from points.ledger import Idempotency
+from points.services import points_spend, posting_reverse
 from tests.factories import MerchantFactory, enrol_member
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,8 @@ from points.api.rules_serializers import EventTransactionSerializer
 from points.api.serializers import BalanceSerializer, TransactionSerializer
 from points.models import EventType, Posting, Wallet
 from points.selectors import member_balance, wallet_balance
-from points.services import points_earn, points_spend, posting_reverse, wallet_freeze
+from points.earning import points_earn
+from points.services import points_spend, posting_reverse, wallet_freeze
 from tests.factories import MerchantFactory, enrol_member
 
 pytestmark = pytest.mark.django_db

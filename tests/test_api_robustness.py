@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from members.models import PartnerKey
 from points.models import Posting
 from points.selectors import ledger_problems
-from points.services import points_earn
+from points.earning import points_earn
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
 
 json_scalars = st.one_of(

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from members.models import Member, PartnerKey
 from members.services import member_token_issue
 from points.models import Posting, PostingKind
-from points.services import points_earn, wallet_freeze
+from points.earning import points_earn
+from points.services import wallet_freeze
 from tests.factories import MerchantFactory, OrganizationFactory, enrol_member
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,8 @@ import points.batch
 from points import policies
 from points.batch import CREATED, ERROR, EarnBatchItem, points_earn_batch
 from points.models import Posting
-from points.services import Idempotency, points_earn
+from points.earning import points_earn
+from points.ledger import Idempotency
 from tests.factories import MerchantFactory, enrol_member
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 import points.batch
 from config.errors import DomainError
 from members.models import MemberStatus, MerchantCategory
-from points.batch import CREATED, ERROR, REPLAYED, EarnBatchItem, points_earn_batch
+from points.batch import CREATED, ERROR, NO_POINTS, REPLAYED, EarnBatchItem, points_earn_batch
 from points.models import Lot, Posting, RuleEffect, RuleScope, Wallet
-from points.services import Idempotency, points_earn
+from points.earning import points_earn
+from points.ledger import Idempotency
 from points.timeutils import local_date
 from tests.factories import MerchantFactory, enrol_member
 from tests.factories_rules import EarningRuleFactory
@@ -65,7 +66,8 @@ def _sequential(items, members_by_id, *, bu, merchant, scope):
         except DomainError as exc:
             outcomes.append((ERROR, exc.as_dict()["code"], None))
             continue
-        outcomes.append((REPLAYED if result.replayed else CREATED, None, result.posting))
+        status = NO_POINTS if result.posting is None else REPLAYED if result.replayed else CREATED
+        outcomes.append((status, None, result.posting))
     return outcomes
 
 

@@ -31,7 +31,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from config.celery import app as celery_app
 from points.models import Lot, Posting, PostingKind
 from points.selectors import ledger_problems
-from points.services import points_earn
+from points.earning import points_earn
 from points.tasks import expire_points
 from tests.factories import BusinessUnitFactory, enrol_member
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from points.expiry import wallets_expire_due_lots
+from points.expiry import expiry_run_batch
 from points.models import Posting, PostingKind
 
 ROOT = Path(settings.BASE_DIR)
@@ -74,11 +74,11 @@ def test_portable_expiry_path_matches_the_ledger_rules(bu, member, ledger_sound,
     from django.db import connection
     from django.utils import timezone
 
-    from points.services import points_earn
+    from points.earning import points_earn
 
     points_earn(member_id=member.pk, business_unit=bu, points=25)
     monkeypatch.setattr(connection, "vendor", "sqlite")
-    written = wallets_expire_due_lots(wallet_ids=[member.wallet.pk], now=timezone.now() + timedelta(days=800))
+    written = expiry_run_batch(now=timezone.now() + timedelta(days=800))[0]
     monkeypatch.undo()
     assert written == 1
     assert Posting.objects.get(kind=PostingKind.EXPIRE).points == -25

@@ -13,10 +13,13 @@ from django.utils import timezone
 from members.models import BusinessUnit
 from points import expiry, services
 from points.exceptions import InsufficientPoints
-from points.expiry import expiry_run_batch, wallets_expire_due_lots
+from points.expiry import expiry_run_batch
+from points.ledger import writer
 from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
-from points.services import SYSTEM_SCOPE, points_earn, points_spend, posting_reverse, request_fingerprint, wallet_freeze
+from points.earning import points_earn
+from points.ledger import SYSTEM_SCOPE, request_fingerprint
+from points.services import points_spend, posting_reverse, wallet_freeze
 from tests.factories import BusinessUnitFactory, enrol_member
 
 
@@ -167,13 +170,13 @@ def test_a_batch_that_crashes_before_commit_leaves_nothing_and_the_rerun_expires
     members, later = many_wallets
     before = ledger_snapshot()
     due = _due_by_wallet(later)
-    real = expiry._expire_locked
+    real = writer.write_expiry
 
     def crash_after_writing(**kwargs):
         assert real(**kwargs) > 0
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(expiry, "_expire_locked", crash_after_writing)
+    monkeypatch.setattr(expiry, "write_expiry", crash_after_writing)
     with pytest.raises(RuntimeError, match="worker lost"):
         expiry_run_batch(now=later, batch_size=1000)
     monkeypatch.undo()
@@ -182,7 +185,7 @@ def test_a_batch_that_crashes_before_commit_leaves_nothing_and_the_rerun_expires
     assert expiry_run_batch(now=later, batch_size=1000) == (len(due), None)
     after = ledger_snapshot()
     assert expiry_run_batch(now=later, batch_size=1000) == (0, None)
-    assert wallets_expire_due_lots(wallet_ids=[m.wallet.pk for m in members], now=later) == 0
+    assert expiry_run_batch(now=later)[0] == 0
     assert ledger_snapshot() == after, "a rerun with the same now changes nothing"
     assert Posting.objects.filter(kind=PostingKind.EXPIRE).count() == len(due)
     assert_ledger_sound()
@@ -196,7 +199,7 @@ def test_the_batch_keeps_the_balance_trigger_armed(bu):
     with pytest.raises(IntegrityError, match="unbalanced"):
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(expiry.IGNORE_NO_TRIGGER_SQL)
+                cursor.execute(writer.IGNORE_NO_TRIGGER_SQL)
             posting = Posting.objects.create(wallet=wallet, kind=PostingKind.EXPIRE, points=-5, occurred_at=timezone.now())
             Entry.objects.create(posting=posting, account=Account.WALLET, wallet=wallet, amount=-5)
     assert not Posting.objects.filter(wallet=wallet).exists()
@@ -276,7 +279,7 @@ def test_a_spend_holding_the_wallet_lock_is_seen_by_the_batch_that_waited(racing
 def test_a_spend_waiting_on_the_batch_finds_the_due_lots_emptied(racing_wallet, bu, monkeypatch):
     member, short, later = racing_wallet
     written, release = threading.Event(), threading.Event()
-    real = expiry._expire_locked
+    real = writer.write_expiry
 
     def write_then_hold(**kwargs):
         count = real(**kwargs)
@@ -284,7 +287,7 @@ def test_a_spend_waiting_on_the_batch_finds_the_due_lots_emptied(racing_wallet, 
         assert release.wait(30)
         return count
 
-    monkeypatch.setattr(expiry, "_expire_locked", write_then_hold)
+    monkeypatch.setattr(expiry, "write_expiry", write_then_hold)
     runner, run = in_thread(lambda: expiry_run_batch(now=later))
     assert written.wait(30)
     spender, spent = in_thread(lambda: points_spend(member_id=member.pk, points=120, business_unit=bu))

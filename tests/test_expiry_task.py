@@ -11,7 +11,7 @@ from config.celery import app as celery_app
 from points import tasks
 from points.expiry import expiry_run_batch
 from points.models import Lot, Posting, PostingKind
-from points.services import points_earn
+from points.earning import points_earn
 from points.tasks import expire_points
 from tests.factories import enrol_member
 

@@ -8,7 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from points.batch import CREATED, EarnBatchItem, points_earn_batch
-from points.services import Idempotency, points_earn, points_spend
+from points.earning import points_earn
+from points.ledger import Idempotency
+from points.services import points_spend
 from tests.factories import enrol_member
 from tests.tier_factories import ladder
 

@@ -19,16 +19,14 @@ from django.db import connection
 from django.utils import timezone
 
 from points.exceptions import IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
-from points import services
+from points import earning
+from points.ledger import idempotency as ledger_idempotency
 from points.expiry import expiry_run_batch
 from points.models import EventType, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
-from points.services import (
-    Idempotency,
-    points_earn,
-    points_spend,
-    posting_reverse,
-)
+from points.earning import points_earn
+from points.ledger import Idempotency
+from points.services import points_spend, posting_reverse
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.factories_rules import EarningRuleFactory
 
@@ -236,8 +234,8 @@ def test_overlapping_expiry_runs_expire_nothing_twice(shift_seconds):
 
 
 def _replay_missing_the_winner_once():
-    """Stand-in for `_replay` whose first look misses a posting committed meanwhile (the race window)."""
-    real = services._replay
+    """Stand-in for `posting_replay` whose first look misses a posting committed meanwhile (the race window)."""
+    real = earning.posting_replay
     looks = []
 
     def replay(idempotency, fingerprint):
@@ -257,7 +255,8 @@ def test_losing_the_key_race_at_the_unique_constraint(bu, same_request):
     loser_member = winner_member if same_request else other_member
     replay, looks = _replay_missing_the_winner_once()
 
-    with mock.patch.object(services, "_replay", replay):
+    with mock.patch.object(earning, "posting_replay", replay), \
+            mock.patch.object(ledger_idempotency, "posting_replay", replay):
         if same_request:
             result = points_earn(member_id=loser_member.pk, business_unit=bu, points=10, idempotency=key)
             assert result.replayed and result.posting.pk == winner.pk

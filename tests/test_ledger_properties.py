@@ -2,9 +2,10 @@
 
 A hypothesis state machine drives earn (purchase amount or fixed points, backdated or not,
 pending or not), spend, refund and cancel (full, partial, too large), expiry runs on a fake
-clock, adjustments (+/-), freeze and unfreeze, replays of earlier idempotency keys, retries of
-refused spends under their key and reuse of a key for another request, across two members and
-two business units. Next to the database it keeps its own model of every member's lots and
+clock, adjustments (+/-), freeze and unfreeze, holds (place, capture all or part, void, expire
+on the fake clock and the sweep), replays of earlier idempotency keys, retries of refused spends
+under their key and reuse of a key for another request, across two members and two business
+units. Next to the database it keeps its own model of every member's lots and
 debt, written from the rules of DESIGN.md and the policy in points.services, and after every
 step it asserts that:
 
@@ -40,19 +41,19 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from points.exceptions import AccountFrozen, IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
+from points.exceptions import (
+    AccountFrozen,
+    HoldExpired,
+    IdempotencyConflict,
+    InsufficientPoints,
+    ReversalExceedsOriginal,
+)
 from points.expiry import expiry_run_batch
 from points.models import Lot, Wallet
 from points.selectors import ledger_problems, member_balance, rule_configs, wallet_balance
-from points.services import (
-    Idempotency,
-    points_adjust,
-    points_earn,
-    points_spend,
-    posting_reverse,
-    wallet_freeze,
-    wallet_unfreeze,
-)
+from points.earning import points_earn
+from points.ledger import Idempotency, hold_capture, hold_place, hold_void, holds_release_expired
+from points.services import points_adjust, points_spend, posting_reverse, wallet_freeze, wallet_unfreeze
 from points.timeutils import expiry_after_months
 from tests.factories import BusinessUnitFactory, OperatorFactory, enrol_member
 
@@ -67,10 +68,24 @@ class ModelLot:
     earned_at: datetime
     available_at: datetime
     expires_at: datetime
+    held: int = 0
+
+    @property
+    def free(self):
+        return self.remaining - self.held
 
     @property
     def order(self):
         return (self.expires_at, self.earned_at, self.id)
+
+
+@dataclass
+class ModelHold:
+    pk: int
+    points: int
+    expires_at: datetime
+    allocations: list[tuple[int, int]]
+    status: str = "held"
 
 
 @dataclass
@@ -79,24 +94,60 @@ class ModelMember:
     debt: int = 0
     frozen: bool = False
     lots: dict[int, ModelLot] = field(default_factory=dict)
+    holds: list[ModelHold] = field(default_factory=list)
 
     def open_lots(self):
-        return sorted((lot for lot in self.lots.values() if lot.remaining > 0), key=lambda lot: lot.order)
+        """Lots with free points (not reserved by a hold), in consumption order."""
+        return sorted((lot for lot in self.lots.values() if lot.free > 0), key=lambda lot: lot.order)
 
     def spendable(self, now):
         return [lot for lot in self.open_lots() if lot.available_at <= now <= lot.expires_at]
 
+    def free(self, lots):
+        return sum(lot.free for lot in lots)
+
+    @property
+    def held(self):
+        return sum(lot.held for lot in self.lots.values())
+
     def take(self, lots, points):
-        """Take up to `points` from `lots` in order; return {lot id: taken}."""
+        """Take up to `points` free points from `lots` in order; return {lot id: taken}."""
         taken = {}
         for lot in lots:
             if points == 0:
                 break
-            part = min(lot.remaining, points)
+            part = min(lot.free, points)
+            if not part:
+                continue
             lot.remaining -= part
             points -= part
             taken[lot.id] = part
         return taken
+
+    def release(self, hold, status):
+        for lot_id, points in hold.allocations:
+            self.lots[lot_id].held -= points
+        hold.status = status
+
+    def repay_debt(self):
+        """Released points repay the debt first, out of the free points, earliest expiry first."""
+        repaid = min(self.debt, self.free(self.open_lots()))
+        self.take(self.open_lots(), repaid)
+        self.debt -= repaid
+
+    def release_expired(self, now):
+        expired = [hold for hold in self.holds if hold.status == "held" and hold.expires_at <= now]
+        for hold in expired:
+            self.release(hold, "expired")
+        if expired:
+            self.repay_debt()
+        return bool(expired)
+
+    def spendable_for(self, points, now):
+        """The spendable lots, the expired holds released first when they are short (as the ledger does)."""
+        if self.free(self.spendable(now)) < points and self.held:
+            self.release_expired(now)
+        return self.spendable(now)
 
     def credit(self, posting, points):
         """New points repay the debt first; the rest lands in the posting's new lot(s)."""
@@ -177,6 +228,9 @@ class LedgerMachine(RuleBasedStateMachine):
             kwargs["amount_cny"] = amount
             points = floor(Fraction(cents, 100) * Fraction(business_unit.earn_rate))
         result = points_earn(**kwargs, idempotency=key)
+        if not points:
+            assert result.posting is None and not result.replayed, "an earn of nothing writes nothing"
+            return
         assert not result.replayed and result.posting.points == points
         earned_at = occurred_at or self.now
         for lot in member.credit(result.posting, points):
@@ -192,7 +246,7 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def spend(self, who, bu, how, percent, keyed):
         """Spend part of, all of, or one point more than what the model says is available."""
-        available = sum(lot.remaining for lot in self.members[who].spendable(self.now))
+        available = self.members[who].free(self.members[who].spendable(self.now))
         points = max(1, {"part": available * percent // 100, "all": available, "over": available + 1}[how])
         self.spend_points(who, bu, points, self.new_key() if keyed else None)
 
@@ -206,9 +260,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def spend_points(self, who, bu, points, key):
         member = self.members[who]
-        spendable = member.spendable(self.now)
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[bu]}
-        if member.frozen or sum(lot.remaining for lot in spendable) < points:
+        spendable = member.spendable(self.now) if member.frozen else member.spendable_for(points, self.now)
+        if member.frozen or member.free(spendable) < points:
             event("spend refused")
             with pytest.raises(AccountFrozen if member.frozen else InsufficientPoints):
                 points_spend(**kwargs, idempotency=key)
@@ -277,7 +331,7 @@ class LedgerMachine(RuleBasedStateMachine):
             for lot in member.open_lots():
                 if lot.expires_at < self.now:
                     event("lot expired")
-                    lot.remaining = 0
+                    lot.remaining = lot.held
 
     @rule(who=st.integers(0, MEMBERS - 1), bu=st.integers(0, 1), points=st.integers(-300, 300).filter(bool))
     def adjust(self, who, bu, points):
@@ -285,7 +339,7 @@ class LedgerMachine(RuleBasedStateMachine):
         kwargs = {"member_id": member.pk, "points": points, "business_unit": business_unit, "reason": "machine",
                   "actor": self.operator}
         key = self.new_key()
-        if points < 0 and sum(lot.remaining for lot in member.open_lots()) < -points:
+        if points < 0 and member.free(member.open_lots()) < -points:
             with pytest.raises(InsufficientPoints):
                 points_adjust(**kwargs, idempotency=key)
             return
@@ -298,6 +352,93 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             member.take(member.open_lots(), -points)
         self.remember(key, points_adjust, kwargs, result.posting)
+
+    @rule(who=st.integers(0, MEMBERS - 1), percent=st.integers(1, 110), minutes=st.sampled_from([1, 15, 60 * 24 * 3]))
+    def place_hold(self, who, percent, minutes):
+        member = self.members[who]
+        points = max(1, member.free(member.spendable(self.now)) * percent // 100)
+        kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[0], "purpose": "machine",
+                  "expires_in": timedelta(minutes=minutes)}
+        spendable = member.spendable(self.now) if member.frozen else member.spendable_for(points, self.now)
+        if member.frozen or member.free(spendable) < points:
+            event("hold refused")
+            with pytest.raises(AccountFrozen if member.frozen else InsufficientPoints):
+                hold_place(**kwargs, idempotency=self.new_key())
+            return
+        event("hold placed")
+        hold = hold_place(**kwargs, idempotency=self.new_key()).hold
+        allocations, left = [], points
+        for lot in spendable:
+            if not left:
+                break
+            part = min(lot.free, left)
+            lot.held += part
+            left -= part
+            allocations.append((lot.id, part))
+        expected_end = min([self.now + timedelta(minutes=minutes), *(member.lots[i].expires_at for i, _ in allocations)])
+        assert hold.expires_at == expected_end, "a hold is shortened to the life of its lots"
+        member.holds.append(ModelHold(hold.pk, points, hold.expires_at, allocations))
+
+    def open_holds(self):
+        return sorted(
+            ((who, hold) for who, member in enumerate(self.members) for hold in member.holds if hold.status == "held"),
+            key=lambda pair: pair[1].pk,
+        )
+
+    @precondition(lambda self: self.open_holds())
+    @rule(data=st.data(), part=st.booleans())
+    def capture_hold(self, data, part):
+        who, hold = data.draw(st.sampled_from(self.open_holds()), label="hold")
+        member = self.members[who]
+        points = data.draw(st.integers(1, hold.points), label="captured") if part else None
+        if hold.expires_at <= self.now:
+            event("capture after expiry refused")
+            with pytest.raises(HoldExpired):
+                hold_capture(hold_id=hold.pk, points=points)
+            return
+        if member.frozen:
+            with pytest.raises(AccountFrozen):
+                hold_capture(hold_id=hold.pk, points=points)
+            return
+        event("hold captured" + (" in part" if part else ""))
+        _result, posting = hold_capture(hold_id=hold.pk, points=points)
+        amount = points or hold.points
+        assert posting.points == -amount
+        taken, left = {}, amount
+        for lot_id, allocated in hold.allocations:
+            lot = member.lots[lot_id]
+            lot.held -= allocated
+            take = min(allocated, left)
+            lot.remaining -= take
+            left -= take
+            if take:
+                taken[lot_id] = take
+        hold.status = "captured"
+        member.repay_debt()
+        self.postings[posting.pk] = ModelPosting(posting.pk, who, "spend", amount, taken=taken)
+
+    @precondition(lambda self: self.open_holds())
+    @rule(data=st.data())
+    def void_hold(self, data):
+        who, hold = data.draw(st.sampled_from(self.open_holds()), label="hold")
+        member = self.members[who]
+        result = hold_void(hold_id=hold.pk)
+        status = "expired" if hold.expires_at <= self.now else "voided"
+        event(f"hold {status} by void")
+        assert result.hold.status == status
+        member.release(hold, status)
+        member.repay_debt()
+
+    @rule()
+    def sweep_holds(self):
+        released, _more = holds_release_expired(now=self.now)
+        expected = 0
+        for member in self.members:
+            before = sum(1 for hold in member.holds if hold.status == "expired")
+            member.release_expired(self.now)
+            expected += sum(1 for hold in member.holds if hold.status == "expired") - before
+        # Earlier examples' members share the database (one test transaction): their holds count too.
+        assert released >= expected
 
     @rule(who=st.integers(0, MEMBERS - 1))
     def toggle_freeze(self, who):
@@ -333,15 +474,16 @@ class LedgerMachine(RuleBasedStateMachine):
         members = {member.pk: member for member in self.members}
         wallets = {w.member_id: w for w in Wallet.objects.filter(member_id__in=members)}
         stored_lots = {pk: {} for pk in members}
-        for lot_id, member_pk, remaining in Lot.objects.filter(wallet__member_id__in=members).values_list(
-            "id", "wallet__member_id", "remaining"
+        for lot_id, member_pk, remaining, held in Lot.objects.filter(wallet__member_id__in=members).values_list(
+            "id", "wallet__member_id", "remaining", "held"
         ):
-            stored_lots[member_pk][lot_id] = remaining
+            stored_lots[member_pk][lot_id] = (remaining, held)
         for member in self.members:
             wallet = wallets[member.pk]
             expected_balance = sum(lot.remaining for lot in member.lots.values())
-            assert (wallet.balance, wallet.debt, wallet.is_frozen) == (expected_balance, member.debt, member.frozen)
-            assert stored_lots[member.pk] == {lot.id: lot.remaining for lot in member.lots.values()}
+            assert (wallet.balance, wallet.debt, wallet.held, wallet.is_frozen) == (
+                expected_balance, member.debt, member.held, member.frozen)
+            assert stored_lots[member.pk] == {lot.id: (lot.remaining, lot.held) for lot in member.lots.values()}
 
     @invariant()
     def balance_selector_matches_the_model(self):
@@ -351,14 +493,14 @@ class LedgerMachine(RuleBasedStateMachine):
         member = self.members[self.checked % MEMBERS]
         balance = wallet_balance(wallet=Wallet.objects.get(member_id=member.pk), now=self.now)
         assert member_balance(member_id=member.pk, now=self.now) == balance
-        spendable = sum(lot.remaining for lot in member.spendable(self.now))
+        lots = [lot for lot in member.lots.values() if lot.remaining > 0]
+        held = sum(hold.points for hold in member.holds if hold.status == "held" and hold.expires_at > self.now)
+        pending = sum(lot.remaining for lot in lots if lot.available_at > self.now and lot.expires_at >= self.now)
+        expired = sum(lot.remaining for lot in lots if lot.expires_at < self.now)
+        spendable = sum(lot.remaining for lot in lots) - pending - expired - held
+        assert balance.held == held, "a hold past its expiry is never shown as held"
         assert (balance.available, balance.frozen) == ((0, spendable) if member.frozen else (spendable, 0))
-        assert balance.pending == sum(
-            lot.remaining for lot in member.open_lots() if lot.available_at > self.now and lot.expires_at >= self.now
-        )
-        assert balance.expired_unswept == sum(
-            lot.remaining for lot in member.open_lots() if lot.expires_at < self.now
-        )
+        assert (balance.pending, balance.expired_unswept) == (pending, expired)
 
 
 @pytest.mark.django_db

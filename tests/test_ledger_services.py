@@ -4,6 +4,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+
+from points.rules import floor_points
 from django.utils import timezone
 
 from points.exceptions import (
@@ -17,15 +19,14 @@ from points.exceptions import (
     ReversalExceedsOriginal,
 )
 from points.expiry import expiry_run_batch
-from points.models import Account, Entry, Lot, Posting, PostingKind
+from points.models import Account, Entry, Lot, Posting, PostingKind, Wallet
 from points.selectors import wallet_balance
+from points.earning import points_earn
+from points.ledger import Idempotency
 from points.services import (
-    Idempotency,
     points_adjust,
-    points_earn,
     points_spend,
     posting_reverse,
-    purchase_points,
     wallet_freeze,
     wallet_unfreeze,
 )
@@ -47,7 +48,7 @@ def test_purchase_earn_rounds_down_in_decimal(bu, member, ledger_sound):
     result = points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("99.99"))
     assert result.posting.points == 99
     assert balance_of(member) == 99
-    assert purchase_points(amount_cny=Decimal("0.29"), rate=Decimal("100")) == 29  # float would give 28
+    assert floor_points((Decimal("0.29")) * Decimal("100")) == 29  # float would give 28
     lot = Lot.objects.get(posting=result.posting)
     assert (lot.amount, lot.remaining) == (99, 99)
     entries = {(e.account, e.amount) for e in result.posting.entries.all()}
@@ -55,12 +56,14 @@ def test_purchase_earn_rounds_down_in_decimal(bu, member, ledger_sound):
     ledger_sound()
 
 
-def test_zero_point_purchase_records_posting_without_entries(bu, member, ledger_sound):
+def test_zero_point_purchase_writes_no_posting_and_a_retry_none_either(bu, member, ledger_sound):
+    """A posting of nothing is noise in every history, export and statement: none is written."""
     result = points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("0.50"), idempotency=KEY)
-    assert result.posting.points == 0
-    assert not result.posting.entries.exists()
+    assert result.posting is None and not result.replayed
     again = points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("0.50"), idempotency=KEY)
-    assert again.replayed and again.posting.pk == result.posting.pk
+    assert again.posting is None
+    assert not Posting.objects.exists()
+    assert Wallet.objects.get(member=member).balance == 0
     ledger_sound()
 
 

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from members.models import Member, PartnerKey
 from points.models import Posting, PostingKind, WalletStatusChange
-from points.services import points_earn, points_spend, posting_reverse, wallet_freeze
+from points.earning import points_earn
+from points.services import points_spend, posting_reverse, wallet_freeze
 from tests.factories import OperatorFactory, enrol_member
 
 CHANGELIST = reverse("admin:members_member_changelist")

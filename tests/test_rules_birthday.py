@@ -7,7 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from config.celery import app as celery_app
 from points.models import EventType, Posting
-from points.services import points_birthday_awards
+from points.earning import points_birthday_awards
 from points.tasks import award_birthdays
 from points.timeutils import start_of_local_day
 from tests.factories import enrol_member

@@ -11,7 +11,8 @@ from members.models import BusinessUnitKind, MerchantCategory
 from points import policies
 from points.models import EarningRule, EventType, Lot, MemberTag, Posting, RuleEffect, RuleScope
 from points.policies import TierInfo
-from points.services import earn_simulate, points_adjust, points_earn, points_spend, posting_reverse
+from points.earning import earn_simulate, points_earn
+from points.services import points_adjust, points_spend, posting_reverse
 from points.timeutils import end_of_local_day
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
 from tests.factories_rules import EarningRuleFactory
@@ -50,8 +51,9 @@ def test_daily_and_monthly_caps_per_member(bu, member, ledger_sound):
     day = at(2026, 4, 28, 10)
 
     def surveys(days_later, count):
-        return [earn(member, bu, event_type=EventType.SURVEY, occurred_at=day + timedelta(days=days_later, hours=h)).points
-                for h in range(count)]
+        given = [earn(member, bu, event_type=EventType.SURVEY, occurred_at=day + timedelta(days=days_later, hours=h))
+                 for h in range(count)]
+        return [posting.points if posting else 0 for posting in given]
 
     assert surveys(0, 3) == [10, 10, 0], "the daily cap of 20"
     assert surveys(1, 2) == [10, 10]

@@ -4,11 +4,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from members.models import Member, MemberStatus, MerchantCategory
-from points.models import EventType, Lot, RuleAward, RuleBudget, RuleEffect, RuleScope, Stacking
-from points.services import Idempotency, points_earn, points_referral_award
+from points.models import EventType, Lot, Posting, RuleAward, RuleBudget, RuleEffect, RuleScope, Stacking
+from points.earning import points_earn, points_referral_award
+from points.ledger import Idempotency
 from points.timeutils import end_of_local_day
 from tests.factories import MerchantFactory, enrol_member
 from tests.factories_rules import EarningRuleFactory
@@ -69,7 +69,7 @@ def test_check_in_ten_points_once_a_day_with_seven_day_streak_bonus(bu, member, 
              for d in range(7)]
     assert given == [10, 10, 10, 10, 10, 10, 40]
     again_today = earn(member, bu, event_type=EventType.CHECK_IN, occurred_at=first_day + timedelta(days=6, hours=5))
-    assert again_today.posting.points == 0
+    assert again_today.posting is None, "nothing earned, nothing written"
     after_gap = earn(member, bu, event_type=EventType.CHECK_IN, occurred_at=first_day + timedelta(days=9)).posting
     assert after_gap.points == 10
     assert balance_of(member) == 110
@@ -77,11 +77,13 @@ def test_check_in_ten_points_once_a_day_with_seven_day_streak_bonus(bu, member, 
 
 
 def test_streak_days_are_calendar_days_in_shanghai(bu, member):
+    # A streak counts the days on which the event earned: the daily check-in rule marks each day.
+    EarningRuleFactory(code="check-in", event_type=EventType.CHECK_IN, points=1, cap_per_member_day=1)
     EarningRuleFactory(code="streak-2", event_type=EventType.CHECK_IN, points=5, streak_days=2)
     earn(member, bu, event_type=EventType.CHECK_IN, occurred_at=at(2026, 3, 1, 23, 50))
     # 16:10 UTC on 1 March is 00:10 on 2 March in Shanghai: the next day, so the streak completes.
     next_day = earn(member, bu, event_type=EventType.CHECK_IN, occurred_at=at(2026, 3, 2, 0, 10))
-    assert rules_fired(next_day.posting) == {"streak-2": 5}
+    assert rules_fired(next_day.posting) == {"check-in": 1, "streak-2": 5}
 
 
 def test_event_sign_in_fifty_points(bu, member, ledger_sound):
@@ -137,8 +139,9 @@ def test_registration_hundred_points_on_enrolment_once(bu, django_capture_on_com
         member = enrol_member(name="Zhang San", business_unit=bu)
     assert balance_of(member) == 100
     again = earn(member, bu, event_type=EventType.REGISTRATION, idempotency=Idempotency("partner:1", "reg-1"))
-    assert again.posting.points == 0
+    assert again.posting is None, "nothing earned, nothing written"
     assert balance_of(member) == 100
+    assert Posting.objects.filter(wallet__member=member).count() == 1
     ledger_sound()
 
 

@@ -15,7 +15,10 @@ from points.expiry import expiry_run_batch
 from points.models import ExpiryKind, ExpiryPeriod, Lot, LotExpiryChange, RuleEffect
 from points.policies import TierInfo
 from points.rules import period_end_expiry
-from points.services import points_activity_record, points_earn
+from points.earning import points_earn
+from points.services import points_spend
+from points.timeutils import expiry_after_months
+from django.utils import timezone
 from points.timeutils import end_of_local_day
 from tests.factories_rules import EarningRuleFactory, ExpiryPolicyFactory
 
@@ -106,9 +109,12 @@ def test_activity_extends_every_open_lot_under_the_policy(bu, member, ledger_sou
     earn(member, bu, amount_cny=Decimal("5"), occurred_at=at(2026, 2, 1, 9))
     first.refresh_from_db()
     assert first.expires_at == end_of_local_day(date(2027, 3, 5)), "an earlier activity never shortens"
-    assert points_activity_record(member_id=member.pk, at=at(2026, 4, 1, 0, 5)) == 3
+    before = timezone.now()
+    spend = points_spend(member_id=member.pk, points=1, business_unit=bu).posting
     first.refresh_from_db()
-    assert first.expires_at == end_of_local_day(date(2027, 4, 1))
+    assert first.expires_at == expiry_after_months(spend.occurred_at, 12) > expiry_after_months(before, 12) - timedelta(days=1)
+    moved = LotExpiryChange.objects.filter(posting=spend)
+    assert moved.count() == 3, "a spend is a qualifying activity: every open lot under the policy moves"
     ledger_sound()
 
 

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from points.services import points_earn
+from points.earning import points_earn
 from points.timeutils import end_of_local_day, local_date
 from tests.factories import OperatorFactory
 from tests.tier_factories import ladder

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from members.services import member_token_issue
-from points.services import points_earn
+from points.earning import points_earn
 from tests.factories import enrol_member
 from tests.tier_factories import ladder
 from tiers.models import QualificationBasis

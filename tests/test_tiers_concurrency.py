@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from points.services import points_earn
+from points.earning import points_earn
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.test_ledger_concurrency import errors_of, run_together
 from tests.tier_factories import ladder

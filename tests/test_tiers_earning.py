@@ -7,7 +7,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from points.models import Lot
-from points.services import points_earn
+from points.earning import points_earn
 from points.timeutils import end_of_local_day, local_date
 from tests.tier_factories import ladder
 from tiers.models import MemberTier, TierChange, TierChangeKind

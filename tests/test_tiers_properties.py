@@ -9,7 +9,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from points.services import points_earn, points_spend, posting_reverse
+from points.earning import points_earn
+from points.services import points_spend, posting_reverse
 from tests.factories import enrol_member
 from tests.tier_factories import ladder
 from tiers.models import MemberTier

@@ -13,7 +13,8 @@ from django_celery_beat.models import PeriodicTask
 
 from points.exceptions import ReasonRequired
 from points.policies import TierInfo, member_tier
-from points.services import points_earn, points_spend, posting_reverse
+from points.earning import points_earn
+from points.services import points_spend, posting_reverse
 from tests.factories import enrol_member
 from tests.tier_factories import TierLevelFactory, TierProgrammeFactory, ladder
 from tiers.exceptions import ManualTierEndInPast, TierLevelNotInProgramme

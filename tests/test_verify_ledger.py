@@ -22,7 +22,9 @@ from django.utils import timezone
 
 from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import INVARIANTS, ledger_problems
-from points.services import points_earn, points_spend, posting_reverse
+from points.earning import points_earn
+from points.ledger import hold_capture, hold_place, hold_void
+from points.services import points_spend, posting_reverse
 from tests.factories import BusinessUnitFactory, enrol_member
 
 
@@ -58,6 +60,9 @@ class Book:
 
     def spend(self, member, points):
         return points_spend(member_id=member.pk, points=points, business_unit=self.bu).posting
+
+    def hold(self, member, points):
+        return hold_place(member_id=member.pk, points=points, business_unit=self.bu, purpose="test").hold
 
     def wallet(self, member):
         return Wallet.objects.get(member=member)
@@ -178,6 +183,60 @@ def reversal_exceeds_original(book):
     sql("UPDATE points_posting SET reverses_id = %s WHERE id = %s", [small.pk, refund.pk])
 
 
+def lot_held_above_remaining(book):
+    """A forged debit of 10 points from a lot whose 100 points a hold reserves."""
+    lot = book.lot(book.earn(book.a, 100))
+    book.hold(book.a, 100)
+    bypass_guards(("points_lot", "lot_held_within_remaining"), ("points_wallet", "wallet_held_within_balance"))
+    posting = book.forged_posting(book.a, -10)
+    Entry.objects.create(posting=posting, account=Account.WALLET, wallet=book.wallet(book.a), amount=-10)
+    Entry.objects.create(posting=posting, account=Account.ADJUSTMENT, business_unit=book.bu, amount=10)
+    LotMovement.objects.create(posting=posting, lot=lot, amount=-10)
+    sql("UPDATE points_lot SET remaining = 90 WHERE id = %s", [lot.pk])
+    sql("UPDATE points_wallet SET balance = 90 WHERE id = %s", [book.wallet(book.a).pk])
+
+
+def wallet_held_differs_from_lots(book):
+    book.earn(book.a, 100)
+    sql("UPDATE points_wallet SET held = 5 WHERE id = %s", [book.wallet(book.a).pk])
+
+
+def lot_held_differs_from_allocations(book):
+    lot = book.lot(book.earn(book.a, 100))
+    book.hold(book.a, 30)
+    sql("UPDATE points_lot SET held = 40 WHERE id = %s", [lot.pk])
+    sql("UPDATE points_wallet SET held = 40 WHERE id = %s", [book.wallet(book.a).pk])
+
+
+def hold_points_differ_from_allocations(book):
+    book.earn(book.a, 100)
+    hold = book.hold(book.a, 30)
+    sql("UPDATE points_hold SET points = 40 WHERE id = %s", [hold.pk])
+
+
+def hold_allocation_on_another_wallet(book):
+    lot_a, lot_b = book.lot(book.earn(book.a, 100)), book.lot(book.earn(book.b, 100))
+    hold_a, hold_b = book.hold(book.a, 30), book.hold(book.b, 30)
+    bypass_guards()
+    sql("UPDATE points_holdallocation SET lot_id = %s WHERE hold_id = %s", [lot_b.pk, hold_a.pk])
+    sql("UPDATE points_holdallocation SET lot_id = %s WHERE hold_id = %s", [lot_a.pk, hold_b.pk])
+
+
+def captured_hold_differs_from_posting(book):
+    book.earn(book.a, 100)
+    hold = book.hold(book.a, 30)
+    hold_capture(hold_id=hold.pk)
+    sql("UPDATE points_hold SET captured = 20 WHERE id = %s", [hold.pk])
+
+
+def hold_events_disagree(book):
+    book.earn(book.a, 100)
+    hold = book.hold(book.a, 30)
+    hold_void(hold_id=hold.pk)
+    bypass_guards()
+    sql("DELETE FROM points_holdevent WHERE hold_id = %s AND to_status = 'voided'", [hold.pk])
+
+
 CORRUPTIONS = {
     "posting entries do not sum to zero": entries_do_not_sum_to_zero,
     "posting points differ from its member entries": posting_points_differ,
@@ -192,6 +251,13 @@ CORRUPTIONS = {
     "lot movements differ from the posting's wallet entries": movements_differ_from_entries,
     "lot moved by a posting of another wallet": lot_moved_by_another_wallet,
     "reversals exceed their original": reversal_exceeds_original,
+    "lot held outside [0, remaining]": lot_held_above_remaining,
+    "wallet held differs from its lots": wallet_held_differs_from_lots,
+    "lot held differs from the allocations of its open holds": lot_held_differs_from_allocations,
+    "hold allocations differ from its points": hold_points_differ_from_allocations,
+    "hold allocation on a lot of another wallet": hold_allocation_on_another_wallet,
+    "captured hold differs from its posting": captured_hold_differs_from_posting,
+    "hold events disagree with its status": hold_events_disagree,
 }
 
 

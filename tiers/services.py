@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from config.bulk import bulk_update_rows
+from points.ledger.sql import bulk_update_rows
 from members.models import Member
 from points.exceptions import ReasonRequired
 from points.models import Posting, Wallet
 from points.policies import EarnDone, TierInfo
-from points.services import wallet_lock
+from points.ledger import wallet_lock
 from tiers.exceptions import ManualTierEndInPast, NoTierProgramme, TierLevelNotInProgramme
 from tiers.models import MemberTier, TierChange, TierChangeKind, TierLevel
 from tiers.selectors import (

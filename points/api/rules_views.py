@@ -13,7 +13,7 @@ from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_respons
 from config.api.permissions import IsPartner
 from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
 from points.api.views import WRITE_ERRORS, idempotency, posting_response
-from points.services import earn_simulate, points_earn
+from points.earning import earn_simulate, points_earn
 
 EVENT_EXAMPLES = [
     OpenApiExample("check-in", value={"member": 42, "event_type": "check_in", "reference": "app-checkin-20260301"},

@@ -105,10 +105,11 @@ class ExpiringSerializer(serializers.Serializer):
 
 class BalanceSerializer(serializers.Serializer):
     member = serializers.IntegerField(help_text=_("The member's id."))
-    total = serializers.IntegerField(help_text=_("available + pending + frozen + expired_unswept"))
+    total = serializers.IntegerField(help_text=_("available + pending + frozen + held + expired_unswept"))
     available = serializers.IntegerField(help_text=_("Spendable now."))
     pending = serializers.IntegerField(help_text=_("Earned, not yet available (pending period)."))
     frozen = serializers.IntegerField(help_text=_("Held because the account is frozen."))
+    held = serializers.IntegerField(help_text=_("Reserved by holds not yet captured, voided or expired."))
     expired_unswept = serializers.IntegerField(help_text=_("Past expiry, awaiting the expiry job."))
     debt = serializers.IntegerField(help_text=_("Owed after refunds of spent points; repaid by the next earnings."))
     expiring = ExpiringSerializer(many=True, help_text=_("Points still valid, by expiry date (earliest first)."))
@@ -123,6 +124,7 @@ class BalanceSerializer(serializers.Serializer):
             "available": balance["available"],
             "pending": balance["pending"],
             "frozen": balance["frozen"],
+            "held": balance["held"],
             "expired_unswept": balance["expired_unswept"],
             "debt": balance["debt"],
             "expiring": [

@@ -28,7 +28,9 @@ from points.api.serializers import (
 from points.batch import CREATED, ERROR, REPLAYED, points_earn_batch
 from points.models import Posting, PostingKind, Wallet
 from points.selectors import MemberPostingList, member_balance, member_postings, wallet_balance, wallet_exists
-from points.services import Idempotency, PostingResult, points_earn, points_spend, posting_reverse
+from points.earning import points_earn
+from points.ledger import Idempotency, PostingResult
+from points.services import points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
 TRANSACTION_ID = OpenApiParameter("transaction_id", int, OpenApiParameter.PATH, description="The transaction's id.")

@@ -27,14 +27,9 @@ from members.services import member_enrol, member_token_issue, member_tokens_rev
 from points.expiry import expiry_run_batch
 from points.models import Posting, PostingKind
 from points.selectors import ledger_problems
-from points.services import (
-    Idempotency,
-    points_adjust,
-    points_earn,
-    points_spend,
-    posting_reverse,
-    wallet_freeze,
-)
+from points.earning import points_earn
+from points.ledger import Idempotency
+from points.services import points_adjust, points_spend, posting_reverse, wallet_freeze
 
 SEED_SCOPE = "seed"
 ADMIN_USERNAME = "admin"

@@ -1,5 +1,6 @@
-"""Bulk writes the ORM makes slow: `bulk_update` renders a CASE per field and row, which for a
-thousand rows costs far more Python than the update itself."""
+"""The ledger's hand-written bulk SQL: the ORM makes these writes slow (`bulk_update` renders a
+CASE per field and row, which for a thousand rows costs far more Python than the update itself,
+and every table is a round trip of its own)."""
 
 from django.db import connections
 

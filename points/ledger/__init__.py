@@ -1,0 +1,67 @@
+"""The ledger core: the one place that locks wallets, checks idempotency, builds postings and
+writes postings, entries, lots, lot movements, holds and wallet balances. Read this first.
+
+Every operation, in points or in the apps above it, goes through here:
+
+1. **Lock** the wallet(s) (`locks`): `wallet_lock(member_id=)` for one, `wallets_lock(...)` for
+   several, always in wallet id order. Everything below runs under that lock, in one durable
+   transaction the operation opens.
+2. **Replay** an earlier request under the same idempotency key (`idempotency`):
+   `posting_replay` returns its posting or raises IdempotencyConflict; `run_idempotent` wraps a
+   write so that the loser of a race on the key answers with the winner's posting.
+3. **Gate**: the spend gates registered in points.policies run before a spend, a hold or a
+   capture (`run_spend_gates`); the earn gates before an earn.
+4. **Build** the rows (`builder`): `posting_row`, `credit_rows` (the debt repaid first, once, in
+   `debt_split`), `debit_rows` (free points only: a hold's reserved points are its own),
+   `refund_rows`, `give_back_rows` (to exactly the lots a debit consumed).
+5. **Write** them (`writer`): `write_posting` (one posting: one statement on PostgreSQL),
+   `write_postings` (the bulk earn), `write_expiry` (an expiry batch), `write_hold_rows`; each
+   runs the after-post hooks of points.policies for every posting it wrote.
+
+Holds (`holds`) are a ledger primitive built the same way: `hold_place`, `hold_capture`,
+`hold_void` and the sweep `holds_release_expired`; their rules are in that module's docstring.
+
+Nothing else writes these tables: services elsewhere (points.services, points.earning,
+points.batch, points.expiry, and the apps above points) build with the builder and hand the rows
+to the writer, or call the operations here. The hand-written SQL they need is in `sql` and `rows`.
+"""
+
+from points.ledger.builder import (
+    LotPart,
+    PostingRows,
+    credit_rows,
+    debit_rows,
+    debt_split,
+    free_points,
+    give_back_rows,
+    open_lots,
+    posting_row,
+    refund_rows,
+)
+from points.ledger.holds import HoldResult, hold_capture, hold_place, hold_void, holds_release_expired
+from points.ledger.idempotency import (
+    OPERATOR_SCOPE,
+    SYSTEM_SCOPE,
+    Idempotency,
+    PostingResult,
+    posting_replay,
+    request_fingerprint,
+    run_idempotent,
+)
+from points.ledger.locks import wallet_lock, wallet_open, wallets_lock, wallets_lock_with_due_lots
+from points.ledger.writer import write_expiry, write_hold_rows, write_posting, write_postings
+
+__all__ = [
+    # locks
+    "wallet_open", "wallet_lock", "wallets_lock", "wallets_lock_with_due_lots",
+    # idempotency
+    "Idempotency", "PostingResult", "OPERATOR_SCOPE", "SYSTEM_SCOPE", "request_fingerprint", "posting_replay",
+    "run_idempotent",
+    # builder
+    "LotPart", "PostingRows", "posting_row", "open_lots", "free_points", "debt_split", "credit_rows", "debit_rows",
+    "refund_rows", "give_back_rows",
+    # writer
+    "write_posting", "write_postings", "write_expiry", "write_hold_rows",
+    # holds
+    "HoldResult", "hold_place", "hold_capture", "hold_void", "holds_release_expired",
+]
