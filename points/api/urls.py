@@ -1,6 +1,6 @@
 from django.urls import path
 
-from points.api import rules_views, views
+from points.api import holds, rules_views, views
 
 urlpatterns = [
     path("members/<int:member_id>/balance/", views.MemberBalanceView.as_view(), name="member-balance"),
@@ -11,6 +11,10 @@ urlpatterns = [
     path("transactions/earn/batch/", views.EarnBatchView.as_view(), name="transactions-earn-batch"),
     path("transactions/spend/", views.SpendView.as_view(), name="transactions-spend"),
     path("transactions/<int:transaction_id>/reverse/", views.ReverseView.as_view(), name="transactions-reverse"),
+    path("holds/", holds.HoldListView.as_view(), name="holds"),
+    path("holds/<int:hold_id>/", holds.HoldDetailView.as_view(), name="hold-detail"),
+    path("holds/<int:hold_id>/capture/", holds.HoldCaptureView.as_view(), name="hold-capture"),
+    path("holds/<int:hold_id>/void/", holds.HoldVoidView.as_view(), name="hold-void"),
     path("events/", rules_views.EventView.as_view(), name="events"),
     path("rules/simulate/", rules_views.RuleSimulationView.as_view(), name="rules-simulate"),
 ]

@@ -1,0 +1,197 @@
+"""Partner API of holds: reserve a member's points for a bill or an order, then capture (all
+or part), void, or let it expire. Each view checks shape, makes one ledger call and answers the
+hold (and, for a capture, the spend posting) with the member's new balance."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
+from config.api.permissions import IsPartner
+from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
+from points.api.views import WRITE_ERRORS, balance_data, idempotency
+from points.exceptions import NotFound
+from points.ledger import hold_capture, hold_place, hold_void
+from points.models import Hold, HoldStatus
+
+HOLD_ID = OpenApiParameter("hold_id", int, OpenApiParameter.PATH, description="The hold's id.")
+
+
+class HoldSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    member = serializers.IntegerField(source="wallet.member_id", help_text=_("The member's id."))
+    status = serializers.ChoiceField(
+        choices=HoldStatus.choices,
+        help_text=_("held, captured, voided or expired; a hold past its expiry reads as expired at once."),
+    )
+    points = serializers.IntegerField(help_text=_("Points reserved."))
+    captured = serializers.IntegerField(help_text=_("Points spent by the capture (0 until captured)."))
+    purpose = serializers.CharField()
+    reference = serializers.CharField()
+    business_unit = serializers.CharField(source="business_unit.code")
+    merchant = serializers.CharField(source="merchant.code", allow_null=True, default=None)
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    capture_transaction = serializers.IntegerField(source="capture_posting_id", allow_null=True)
+
+    def to_representation(self, hold):
+        data = super().to_representation(hold)
+        if hold.status == HoldStatus.HELD and hold.expires_at <= timezone.now():
+            data["status"] = HoldStatus.EXPIRED.value
+        return data
+
+
+class HoldResultSerializer(serializers.Serializer):
+    hold = HoldSerializer()
+    balance = BalanceSerializer()
+    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
+
+
+class CaptureResultSerializer(HoldResultSerializer):
+    transaction = TransactionSerializer(help_text=_("The spend posting of the capture."))
+
+
+class HoldPlaceSerializer(serializers.Serializer):
+    member = MemberIdField()
+    points = PointsField()
+    purpose = serializers.SlugField(max_length=32, help_text=_("What the points are held for, e.g. pos_bill."))
+    reference = serializers.CharField(max_length=64, required=False, default="", allow_blank=True,
+                                      help_text=_("Your own reference, e.g. the bill number."))
+    expires_in = serializers.IntegerField(
+        min_value=1, required=False, default=None,
+        help_text=_("Seconds the hold lives (default 900, at most POINTS_HOLD_MAX_SECONDS: 604800); shortened to "
+                    "the life of the points it reserves."),
+    )
+
+
+class HoldCaptureSerializer(serializers.Serializer):
+    points = PointsField(required=False, default=None, help_text=_("Points to spend; all held by default."))
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class HoldVoidSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+def _result(result, *, created: bool, posting=None) -> Response:
+    body = {
+        "hold": HoldSerializer(result.hold).data,
+        "balance": BalanceSerializer(balance_data(result.wallet)).data,
+        "replayed": result.replayed,
+    }
+    if posting is not None:
+        body["transaction"] = TransactionSerializer(posting).data
+    return Response(body, status=status.HTTP_201_CREATED if created and not result.replayed else status.HTTP_200_OK)
+
+
+class HoldListView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="holds_create",
+        summary="Reserve a member's available points",
+        description=(
+            "The points stay the member's but can no longer be spent, until the hold is captured, voided or "
+            "expires. Capture, void and expiry race safely: exactly one of them resolves the hold."
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=HoldPlaceSerializer,
+        responses={
+            201: OpenApiResponse(HoldResultSerializer, description="Held."),
+            200: OpenApiResponse(HoldResultSerializer, description="A replay: the original hold, nothing reserved."),
+            **error_responses(*WRITE_ERRORS, "not_found", "insufficient_points", "account_frozen",
+                              invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]}),
+        },
+        examples=[OpenApiExample("bill", value={"member": 42, "points": 3000, "purpose": "pos_bill",
+                                                "reference": "B-20261201-0042"}, request_only=True)],
+        tags=["holds"],
+    )
+    def post(self, request):
+        key = idempotency(request)
+        data = HoldPlaceSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        expires_in = data.validated_data["expires_in"]
+        result = hold_place(
+            member_id=data.validated_data["member"], points=data.validated_data["points"],
+            business_unit=request.user.business_unit, merchant=request.user.merchant,
+            purpose=data.validated_data["purpose"], reference=data.validated_data["reference"],
+            expires_in=timedelta(seconds=expires_in) if expires_in else None, idempotency=key,
+        )
+        return _result(result, created=True)
+
+
+class HoldDetailView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="holds_read",
+        summary="A hold of the key's business unit",
+        parameters=[HOLD_ID],
+        responses={200: HoldSerializer, **error_responses("not_found", *AUTH_ERRORS)},
+        tags=["holds"],
+    )
+    def get(self, request, hold_id: int):
+        hold = (
+            Hold.objects.select_related("business_unit", "merchant", "wallet")
+            .filter(pk=hold_id, business_unit=request.user.business_unit).first()
+        )
+        if hold is None:
+            raise NotFound(f"hold {hold_id} not found")
+        return Response(HoldSerializer(hold).data)
+
+
+class HoldCaptureView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="holds_capture",
+        summary="Spend all or part of a hold (the rest is released)",
+        parameters=[HOLD_ID, IDEMPOTENCY_PARAMETER],
+        request=HoldCaptureSerializer,
+        responses={
+            201: OpenApiResponse(CaptureResultSerializer, description="Captured: the spend posting is written."),
+            200: OpenApiResponse(CaptureResultSerializer, description="A replay of the same capture."),
+            **error_responses(*WRITE_ERRORS, "not_found", "hold_expired", "hold_resolved", "capture_exceeds_hold",
+                              "account_frozen", invalid_fields={"points": ["A valid integer is required."]}),
+        },
+        tags=["holds"],
+    )
+    def post(self, request, hold_id: int):
+        key = idempotency(request)
+        data = HoldCaptureSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result, posting = hold_capture(
+            hold_id=hold_id, points=data.validated_data["points"], reason=data.validated_data["reason"],
+            business_unit=request.user.business_unit, idempotency=key,
+        )
+        return _result(result, created=True, posting=posting)
+
+
+class HoldVoidView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="holds_void",
+        summary="Release a hold",
+        description="Voiding a voided hold answers it again; a hold past its expiry is resolved as expired.",
+        parameters=[HOLD_ID],
+        request=HoldVoidSerializer,
+        responses={
+            200: OpenApiResponse(HoldResultSerializer, description="Released (or already voided: `replayed`)."),
+            **error_responses("invalid", "parse_error", "not_found", "hold_resolved", *AUTH_ERRORS,
+                              invalid_fields={"reason": ["Ensure this field has no more than 200 characters."]}),
+        },
+        tags=["holds"],
+    )
+    def post(self, request, hold_id: int):
+        data = HoldVoidSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = hold_void(hold_id=hold_id, business_unit=request.user.business_unit,
+                           reason=data.validated_data["reason"])
+        return _result(result, created=False)
