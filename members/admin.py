@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
 
 # Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
@@ -72,7 +73,7 @@ class PartnerKeyAdmin(APIKeyModelAdmin):
 
 
 @admin.register(MemberToken)
-class MemberTokenAdmin(admin.ModelAdmin):
+class MemberTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Tokens are issued by sign-in and revoked through the member services: read-only here."""
 
     list_display = ("member", "created_at", "expires_at", "revoked_at")
@@ -80,12 +81,3 @@ class MemberTokenAdmin(admin.ModelAdmin):
     search_fields = ("member__phone", "member__card_no")
     list_select_related = ("member",)
     fields = ("member", "created_at", "expires_at", "revoked_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -20,6 +20,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 
 from config.errors import DomainError
+from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
 from points import admin_rules  # noqa: F401 - registers the earning-rules admin
@@ -285,19 +286,6 @@ class MemberAdmin(admin.ModelAdmin):
 
 
 # --- the ledger: read-only -------------------------------------------------------------------
-
-
-class ReadOnlyAdminMixin:
-    """The ledger is append-only: no add, change or delete from the console, for anyone."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class LedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):

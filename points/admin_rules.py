@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from config.errors import DomainError
+from members.admin_mixins import ReadOnlyAdminMixin
 from points.forms_rules import RuleSimulationForm
 from points.models import EarningRule, ExpiryPolicy, LotExpiryChange, MemberTag, RuleBudget
 from points.earning import earn_simulate
@@ -97,18 +98,9 @@ class MemberTagAdmin(admin.ModelAdmin):
 
 
 @admin.register(LotExpiryChange)
-class LotExpiryChangeAdmin(admin.ModelAdmin):
+class LotExpiryChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: expiry moves are written by the activity-extends policy only."""
 
     list_display = ("lot", "previous_expires_at", "expires_at", "reason", "created_at")
     list_select_related = ("lot",)
     readonly_fields = ("lot", "posting", "previous_expires_at", "expires_at", "reason", "created_at")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -414,7 +414,7 @@ class WalletStatusChange(models.Model):
 # --- earning rules and expiry policies -----------------------------------------------------
 #
 # Operators configure these in admin; points.rules evaluates them on every earn (see its module
-# docstring for the semantics) and the README's "Earning rules" section gives examples.
+# docstring for the semantics) and docs/earning-rules.md gives examples.
 
 
 class ExpiryKind(models.TextChoices):

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from config.errors import DomainError
+from members.admin_mixins import ReadOnlyAdminMixin
 from points.timeutils import end_of_local_day, local_date
 from tiers.models import MemberTier, TierChange, TierLevel, TierProgramme
 from tiers.selectors import member_tier_history
@@ -139,18 +140,9 @@ class MemberTierAdmin(admin.ModelAdmin):
 
 
 @admin.register(TierChange)
-class TierChangeAdmin(admin.ModelAdmin):
+class TierChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("at", "member", "kind", "from_level", "to_level", "qualifying_value", "actor")
     list_filter = ("kind", "to_level")
     list_select_related = ("member", "from_level", "to_level", "actor")
     search_fields = ("member__phone", "member__card_no", "member__name")
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
