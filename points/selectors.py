@@ -12,6 +12,8 @@ from config.cache import VersionedCache
 from members.models import BusinessUnit, Merchant
 from points.models import (
     EarningRule,
+    Entry,
+    LotMovement,
     EventType,
     ExpiryKind,
     ExpiryPolicy,
@@ -201,6 +203,30 @@ class MemberPostingList:
             sql += " AND p.business_unit_id = %(business_unit_id)s"
             params["business_unit_id"] = self.business_unit.pk
         return sql, params
+
+
+def business_unit_account_totals(*, business_unit_id: int, start: datetime, end: datetime) -> dict[str, int]:
+    """What each system account of a business unit (issuance, redemption, expiry, adjustment)
+    received over [start, end), summed from its entries, by the time the postings were booked
+    (`created_at`: a backdated earn booked after a period closed belongs to the next period, so
+    a closed period's figures never change). Positive: points flowed into the account."""
+    totals = (
+        Entry.objects.filter(business_unit_id=business_unit_id, posting__created_at__gte=start,
+                             posting__created_at__lt=end)
+        .values("account").annotate(total=Sum("amount")).values_list("account", "total")
+    )
+    return dict(totals)
+
+
+def posting_issuers(*, posting_id: int) -> dict[int, int]:
+    """For a posting that took points from lots (a spend, a capture, an expiry, a refund) or gave
+    them back (a cancel), the points per business unit that issued those lots: negative where
+    points were taken, positive where given back. Settlement clears redemptions with it."""
+    moved = (
+        LotMovement.objects.filter(posting_id=posting_id)
+        .values("lot__business_unit_id").annotate(total=Sum("amount")).values_list("lot__business_unit_id", "total")
+    )
+    return {business_unit_id: total for business_unit_id, total in moved if total}
 
 
 def wallet_exists(*, member_id: int) -> bool:

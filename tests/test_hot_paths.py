@@ -66,3 +66,20 @@ def _batch_statements(bu, size: int, run: str) -> int:
 def test_a_bulk_earn_costs_the_same_statements_for_5_items_as_for_50(bu, merchant, tiers):
     _batch_statements(bu, 1, "warm")  # the merchant and configuration caches filled
     assert _batch_statements(bu, 5, "a") == _batch_statements(bu, 50, "b") <= 9
+
+
+def test_a_hold_and_its_capture_cost_what_they_cost(bu, member):
+    from points.ledger import hold_capture, hold_place
+
+    points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("100"))
+    with CaptureQueriesContext(connection) as placing:
+        hold = hold_place(member_id=member.pk, points=30, business_unit=bu, purpose="pos_bill",
+                          idempotency=Idempotency(scope="pos", key="h")).hold
+    # lock the wallet, look for the key, read the open lots, insert the hold, its allocations and
+    # its event, write the lots' and the wallet's held points
+    assert verbs(placing) == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+    with CaptureQueriesContext(connection) as capturing:
+        hold_capture(hold_id=hold.pk, idempotency=Idempotency(scope="pos", key="c"))
+    # find the hold's wallet, lock it, read the hold, look for the key, read the allocations and
+    # their lots, write the posting with everything else, move the hold, write its event
+    assert verbs(capturing) == ["SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "UPDATE", "INSERT"]
