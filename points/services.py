@@ -68,43 +68,62 @@ def points_spend(
 
     The spend gates run first; a spend is a qualifying activity for activity-extended expiry."""
     validate_points(points)
-    fingerprint = request_fingerprint(
-        "spend", member=member_id, points=points, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
-        reason=reason,
-    )
+    fingerprint = spend_fingerprint(member_id=member_id, points=points, business_unit=business_unit,
+                                    merchant=merchant, reason=reason)
 
     def write() -> PostingResult:
         with transaction.atomic(durable=True):
             wallet = wallet_lock(member_id=member_id)
             if replay := posting_replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
-            if wallet.is_frozen:
-                raise AccountFrozen()
-            now = timezone.now()
-            run_spend_gates(SpendContext(
-                operation="spend", member=wallet.member, business_unit=business_unit, merchant=merchant, points=points,
-                at=now,
-            ))
-            lots = spendable_lots_releasing_expired_holds(wallet=wallet, now=now, points=points)
-            available = free_points(lots)
-            if available < points:
-                raise InsufficientPoints(available=available, requested=points)
-            posting = posting_row(
-                wallet=wallet, kind=PostingKind.SPEND, points=-points, idempotency=idempotency,
-                fingerprint=fingerprint, occurred_at=now, business_unit=business_unit, merchant=merchant,
-                reason=reason, actor=actor,
+            posting = spend_locked(
+                wallet=wallet, points=points, business_unit=business_unit, merchant=merchant, reason=reason,
+                idempotency=idempotency, fingerprint=fingerprint, actor=actor,
             )
-            movements, touched, entries = debit_rows(
-                posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
-                target_account=Account.REDEMPTION,
-            )
-            write_posting(PostingRows(
-                posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=touched,
-            ))
-            lots_extend_for_activity(wallet=wallet, at=now, posting=posting)
             return PostingResult(posting=posting, wallet=wallet)
 
     return run_idempotent(idempotency, fingerprint, write)
+
+
+def spend_fingerprint(*, member_id: int, points: int, business_unit: BusinessUnit, merchant: Merchant | None,
+                      reason: str) -> str:
+    return request_fingerprint(
+        "spend", member=member_id, points=points, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
+        reason=reason,
+    )
+
+
+def spend_locked(
+    *, wallet: Wallet, points: int, business_unit: BusinessUnit, merchant: Merchant | None = None, reason: str = "",
+    idempotency: Idempotency | None = None, fingerprint: str = "", actor=None,
+) -> Posting:
+    """The spend itself, inside the caller's transaction, for a wallet the caller has locked
+    (points.ledger.wallet_lock) and whose key it has looked up: for operations above points that
+    spend as one step of their own transaction (a mall order). Raises AccountFrozen,
+    InsufficientPoints or a spend gate's refusal; the caller's transaction then writes nothing."""
+    validate_points(points)
+    if wallet.is_frozen:
+        raise AccountFrozen()
+    now = timezone.now()
+    run_spend_gates(SpendContext(
+        operation="spend", member=wallet.member, business_unit=business_unit, merchant=merchant, points=points, at=now,
+    ))
+    lots = spendable_lots_releasing_expired_holds(wallet=wallet, now=now, points=points)
+    available = free_points(lots)
+    if available < points:
+        raise InsufficientPoints(available=available, requested=points)
+    posting = posting_row(
+        wallet=wallet, kind=PostingKind.SPEND, points=-points, idempotency=idempotency, fingerprint=fingerprint,
+        occurred_at=now, business_unit=business_unit, merchant=merchant, reason=reason, actor=actor,
+    )
+    movements, touched, entries = debit_rows(
+        posting=posting, wallet=wallet, lots=lots, points=points, business_unit=business_unit,
+        target_account=Account.REDEMPTION,
+    )
+    write_posting(PostingRows(posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries,
+                              changed_lots=touched))
+    lots_extend_for_activity(wallet=wallet, at=now, posting=posting)
+    return posting
 
 
 def _reversible_points(original: Posting) -> int:
@@ -143,28 +162,41 @@ def posting_reverse(
             wallet = wallets_lock(wallet_ids=[original.wallet_id])[0]
             if replay := posting_replay(idempotency, fingerprint):
                 return PostingResult(posting=replay, wallet=wallet, replayed=True)
-            reversible = _reversible_points(original)
-            amount = reversible if points is None else points
-            if amount <= 0 or amount > reversible:
-                raise ReversalExceedsOriginal(reversible=reversible)
-            is_refund = original.kind == PostingKind.EARN
-            posting = posting_row(
-                wallet=wallet, kind=PostingKind.REFUND if is_refund else PostingKind.CANCEL,
-                points=-amount if is_refund else amount, idempotency=idempotency, fingerprint=fingerprint,
-                business_unit=original.business_unit, merchant=original.merchant, reverses=original, reason=reason,
-                actor=actor,
+            posting = reverse_locked(
+                original=original, wallet=wallet, points=points, reason=reason, idempotency=idempotency,
+                fingerprint=fingerprint, actor=actor,
             )
-            if is_refund:
-                rows = refund_rows(original=original, posting=posting, wallet=wallet, amount=amount)
-            else:
-                rows = give_back_rows(
-                    posting=posting, wallet=wallet, taken_by=[original, *original.reversals.all()], amount=amount,
-                    account=Account.REDEMPTION, business_unit=original.business_unit,
-                )
-            write_posting(rows)
             return PostingResult(posting=posting, wallet=wallet)
 
     return run_idempotent(idempotency, fingerprint, write)
+
+
+def reverse_locked(
+    *, original: Posting, wallet: Wallet, points: int | None = None, reason: str = "",
+    idempotency: Idempotency | None = None, fingerprint: str = "", actor=None,
+) -> Posting:
+    """The reversal itself (see posting_reverse), inside the caller's transaction, for the
+    original's wallet, which the caller has locked: for operations above points that reverse as
+    one step of their own transaction (a cancelled mall order)."""
+    reversible = _reversible_points(original)
+    amount = reversible if points is None else points
+    if amount <= 0 or amount > reversible:
+        raise ReversalExceedsOriginal(reversible=reversible)
+    is_refund = original.kind == PostingKind.EARN
+    posting = posting_row(
+        wallet=wallet, kind=PostingKind.REFUND if is_refund else PostingKind.CANCEL,
+        points=-amount if is_refund else amount, idempotency=idempotency, fingerprint=fingerprint,
+        business_unit=original.business_unit, merchant=original.merchant, reverses=original, reason=reason,
+        actor=actor,
+    )
+    if is_refund:
+        rows = refund_rows(original=original, posting=posting, wallet=wallet, amount=amount)
+    else:
+        rows = give_back_rows(
+            posting=posting, wallet=wallet, taken_by=[original, *original.reversals.all()], amount=amount,
+            account=Account.REDEMPTION, business_unit=original.business_unit,
+        )
+    return write_posting(rows)
 
 
 def points_adjust(
