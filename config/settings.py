@@ -6,6 +6,7 @@ CELERY_BROKER_URL (Redis).
 """
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -177,6 +178,8 @@ POINTS_EXPIRY_BATCH_SIZE = int(os.environ.get("POINTS_EXPIRY_BATCH_SIZE", "500")
 POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1000"))
 # Chains of batches one expiry run splits into, over disjoint ranges of wallets (PostgreSQL only).
 POINTS_EXPIRY_PARTITIONS = int(os.environ.get("POINTS_EXPIRY_PARTITIONS", "2"))
+# The largest single amount (CNY) an earn accepts: a typo of a few zeros is refused, not credited.
+POINTS_MAX_AMOUNT_CNY = Decimal(os.environ.get("POINTS_MAX_AMOUNT_CNY", "1000000.00"))
 # Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
 POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
 POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))

@@ -21,7 +21,15 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from members.models import BusinessUnit, Member, MemberStatus, Merchant
-from points.exceptions import InvalidEventType, InvalidOccurredAt, InvalidPoints, MemberInactive, NotFound
+from points.exceptions import (
+    AmountNotAllowed,
+    AmountTooLarge,
+    InvalidEventType,
+    InvalidOccurredAt,
+    InvalidPoints,
+    MemberInactive,
+    NotFound,
+)
 from points.ledger import (
     SYSTEM_SCOPE,
     Idempotency,
@@ -37,7 +45,18 @@ from points.ledger import (
     wallets_lock,
     write_posting,
 )
-from points.models import Account, EventType, ExpiryKind, Lot, LotExpiryChange, Posting, PostingKind, RuleAward, RuleBudget, Wallet
+from points.models import (
+    Account,
+    EventType,
+    ExpiryKind,
+    Lot,
+    LotExpiryChange,
+    Posting,
+    PostingKind,
+    RuleAward,
+    RuleBudget,
+    Wallet,
+)
 from points.policies import EarnContext, TierInfo, after_earn_hooks, earn_gates, member_tier
 from points.rules import (
     Contribution,
@@ -45,6 +64,7 @@ from points.rules import (
     LotTerms,
     PolicySpec,
     RuleConfig,
+    RuleSpec,
     activity_extended_expiry,
     evaluate,
     lot_terms,
@@ -56,6 +76,8 @@ from points.timeutils import start_of_local_day
 logger = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(minutes=5)
+# The events about money: only these carry an amount (the others are priced by their rules alone).
+MONEY_EVENTS = frozenset({EventType.PURCHASE, EventType.BILL, EventType.PARKING})
 # How far back a partner may date an event by default (occurred_at).
 MAX_BACKDATE = timedelta(days=30)
 
@@ -87,26 +109,29 @@ def _lot_parts(
     contributions: list[Contribution], *, config: RuleConfig, business_unit: BusinessUnit, earned_at: datetime,
     tier: TierInfo | None, hold_until: datetime | None,
 ) -> list[LotPart]:
-    """Group the contributions by when their points become available and expire: one lot each."""
-    groups: dict[tuple, list[Contribution]] = {}
+    """Group the contributions' points by when they become available and expire: one lot each.
+    A bonus on other contributions (the tier's) is split into its shares, each with the terms of
+    the rule it multiplies."""
+    groups: dict[tuple, list[tuple[RuleSpec | None, int]]] = {}
     terms_of: dict[tuple, LotTerms] = {}
     for contribution in contributions:
         if contribution.points <= 0:
             continue
-        terms = lot_terms(
-            contribution.rule, earned_at=earned_at, default_policy=config.default_policy(business_unit.pk),
-            bu_expiry_months=business_unit.expiry_months, bu_pending_days=business_unit.pending_days, tier=tier,
-            hold_until=hold_until,
-        )
-        key = (terms.available_at, terms.expires_at, terms.policy.id if terms.policy else None)
-        groups.setdefault(key, []).append(contribution)
-        terms_of[key] = terms
+        for rule, points in contribution.terms_shares():
+            terms = lot_terms(
+                rule, earned_at=earned_at, default_policy=config.default_policy(business_unit.pk),
+                bu_expiry_months=business_unit.expiry_months, bu_pending_days=business_unit.pending_days, tier=tier,
+                hold_until=hold_until,
+            )
+            key = (terms.available_at, terms.expires_at, terms.policy.id if terms.policy else None)
+            groups.setdefault(key, []).append((rule, points))
+            terms_of[key] = terms
     parts = []
     for key, group in groups.items():
-        ruled = [c for c in group if c.rule is not None]
-        main = max(ruled, key=lambda c: c.points) if ruled else None
+        ruled = [(rule, points) for rule, points in group if rule is not None]
+        main = max(ruled, key=lambda share: share[1])[0] if ruled else None
         parts.append(LotPart(
-            points=sum(c.points for c in group), rule_code=main.code if main else "", terms=terms_of[key]
+            points=sum(points for _rule, points in group), rule_code=main.code if main else "", terms=terms_of[key]
         ))
     return sorted(parts, key=lambda part: (part.terms.expires_at, part.terms.available_at))
 
@@ -168,6 +193,10 @@ def earn_validate(*, amount_cny, points, event_type) -> str:
         validate_points(points)
     if amount_cny is not None and amount_cny < 0:
         raise InvalidPoints("amount_cny must not be negative")
+    if amount_cny is not None and event_type is not None and event_type not in MONEY_EVENTS:
+        raise AmountNotAllowed()
+    if amount_cny is not None and amount_cny > settings.POINTS_MAX_AMOUNT_CNY:
+        raise AmountTooLarge(ceiling=settings.POINTS_MAX_AMOUNT_CNY)
     if event_type is None:
         if amount_cny is None and points is None:
             raise InvalidPoints("give either amount_cny or points")

@@ -16,6 +16,8 @@ __all__ = [
     "ReversalExceedsOriginal",
     "ReasonRequired",
     "MemberInactive",
+    "AmountNotAllowed",
+    "AmountTooLarge",
     "InvalidHold",
     "HoldExpired",
     "HoldResolved",
@@ -97,3 +99,19 @@ class CaptureExceedsHold(DomainError):
     status_code = 409
     code = "capture_exceeds_hold"
     default_detail = _("The capture is larger than the points held.")
+
+
+class AmountNotAllowed(DomainError):
+    code = "amount_not_allowed"
+    default_detail = _("Only purchase, bill and parking events carry an amount.")
+
+    def __init__(self):
+        super().__init__(_("Invalid input."), fields={"amount": [str(self.default_detail)]})
+
+
+class AmountTooLarge(DomainError):
+    code = "amount_too_large"
+    default_detail = _("The amount is above the largest single amount accepted.")
+
+    def __init__(self, *, ceiling):
+        super().__init__(_("Invalid input."), fields={"amount": [f"{self.default_detail} ({ceiling})"]})

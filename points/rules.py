@@ -21,7 +21,10 @@ How rules combine, for one event:
    amount is at least X.
 5. Each rule's points are trimmed to its room (budget, caps), so a rule never overspends.
 6. The member's tier multiplier (from points.policies) applies on top of the total:
-   floor(total x (tier multiplier - 1)), shown as its own line of the explanation.
+   floor(total x (tier multiplier - 1)), shown as its own line of the explanation. The bonus
+   takes the terms of the points it multiplies: it is shared out over the contributions in
+   proportion to their points (largest remainders first, so the shares add up to the bonus
+   exactly) and each share becomes available and expires with the rule it multiplies.
 """
 
 import calendar
@@ -195,6 +198,13 @@ class Contribution:
     points: int
     rule: RuleSpec | None = None
     detail: dict = field(default_factory=dict)
+    # For a bonus on other contributions (the tier's): (rule multiplied, points) pairs that add up
+    # to `points`, so each share takes that rule's terms. Empty: all points take `rule`'s terms.
+    shares: tuple[tuple[RuleSpec | None, int], ...] = ()
+
+    def terms_shares(self) -> tuple[tuple[RuleSpec | None, int], ...]:
+        """(rule whose terms apply, points) for the points of this contribution."""
+        return self.shares or ((self.rule, self.points),)
 
     def as_explanation(self) -> dict:
         return {"rule": self.code, "name": self.name, "effect": self.effect, "points": self.points, **self.detail}
@@ -320,11 +330,25 @@ def evaluate(rules: tuple[RuleSpec, ...], event: Event, facts: MemberFacts) -> l
     tier = facts.tier
     total = sum(c.points for c in contributions)
     if tier is not None and tier.earn_multiplier > 1 and total:
+        bonus = floor_points(total * (tier.earn_multiplier - 1))
         contributions.append(Contribution(
             code=f"{TIER_CODE_PREFIX}{tier.code}", name=f"tier {tier.code}", effect=RuleEffect.MULTIPLIER,
-            points=floor_points(total * (tier.earn_multiplier - 1)), detail={"multiplier": str(tier.earn_multiplier)},
+            points=bonus, detail={"multiplier": str(tier.earn_multiplier)}, shares=bonus_shares(bonus, contributions),
         ))
     return contributions
+
+
+def bonus_shares(bonus: int, contributions: list[Contribution]) -> tuple[tuple[RuleSpec | None, int], ...]:
+    """`bonus` shared over the contributions in proportion to their points: each gets the floor of
+    its exact share, and the points left go one each to the largest remainders (then the earliest)."""
+    given = [c for c in contributions if c.points > 0]
+    total = sum(c.points for c in given)
+    exact = [(bonus * c.points // total, bonus * c.points % total) for c in given]
+    left = bonus - sum(whole for whole, _remainder in exact)
+    by_remainder = sorted(range(len(given)), key=lambda i: (-exact[i][1], i))
+    extra = set(by_remainder[:left])
+    shares = [(c.rule, whole + (i in extra)) for i, (c, (whole, _remainder)) in enumerate(zip(given, exact, strict=True))]
+    return tuple((rule, points) for rule, points in shares if points)
 
 
 # --- expiry and pending --------------------------------------------------------------------
