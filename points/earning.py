@@ -162,7 +162,8 @@ def earn_plan(
         and config.has_rules_for(EventType.REFERRAL)
     )
     facts = member_facts(
-        wallet=wallet, rules=candidates, event=event, tier=tier, tags=tags, lock_budgets=lock_budgets,
+        wallet=wallet, rules=candidates, event=event, tier=tier, tags=tags,
+        budget_spent=rule_budgets_lock(rules=candidates) if lock_budgets else None,
         need_has_purchased=referral_possible,
     )
     contributions = evaluate(tuple(candidates), event, facts)
@@ -174,6 +175,18 @@ def earn_plan(
         ),
         triggers_referral=referral_possible and not facts.has_purchased,
     )
+
+
+def rule_budgets_lock(*, rules: list) -> dict[int, int] | None:
+    """Lock the budget rows of the budgeted rules among `rules` (creating missing ones), in rule
+    id order, until the earn commits, so that parallel earns never overspend a budget; what each
+    has given. None when no rule has a budget (nothing is read)."""
+    budgeted = sorted(rule.id for rule in rules if rule.budget_points is not None)
+    if not budgeted:
+        return None
+    RuleBudget.objects.bulk_create([RuleBudget(rule_id=rule_id) for rule_id in budgeted], ignore_conflicts=True)
+    locked = RuleBudget.objects.select_for_update().filter(rule_id__in=budgeted).order_by("rule_id")
+    return dict(locked.values_list("rule_id", "spent"))
 
 
 def checked_occurred_at(occurred_at: datetime | None, max_backdate: timedelta | None) -> datetime:

@@ -363,13 +363,14 @@ rule_configs = VersionedCache("earning-rules", _rule_config_load)
 
 def member_facts(
     *, wallet: Wallet, rules: list[RuleSpec], event: Event, tier: TierInfo | None, tags: frozenset[str],
-    lock_budgets: bool, need_has_purchased: bool = False,
+    budget_spent: dict[int, int] | None = None, need_has_purchased: bool = False,
 ) -> MemberFacts:
     """What the rules in `rules` need to know about the member's history for this event.
 
-    Only what some rule (or the caller, `need_has_purchased`) needs is read. The earn service calls this under the wallet lock, with
-    `lock_budgets`, so the counts cannot change before it posts and the budget rows it reads stay
-    locked (in rule id order) until it commits; the simulation reads the same without locks.
+    Only what some rule (or the caller, `need_has_purchased`) needs is read. The earn service calls
+    this under the wallet lock, so the counts cannot change before it posts, and hands in
+    `budget_spent`: what each budgeted rule has given, read from the budget rows it has locked
+    (points.earning.rule_budgets_lock); the simulation passes nothing and they are read unlocked.
     """
     at = event.occurred_at
     facts: dict = {}
@@ -404,7 +405,8 @@ def member_facts(
         )
     budgeted = {rule.id: rule.budget_points for rule in rules if rule.budget_points is not None}
     if budgeted:
-        facts["budget_left"] = _budget_left(budgeted, lock=lock_budgets)
+        spent = budget_spent if budget_spent is not None else rule_budgets_spent(rule_ids=list(budgeted))
+        facts["budget_left"] = {rule_id: budget - spent.get(rule_id, 0) for rule_id, budget in budgeted.items()}
     return MemberFacts(tier=tier, tags=tags, birthday=wallet.member.birthday, **facts)
 
 
@@ -412,14 +414,9 @@ def _points_by_rule(awards) -> dict[int, int]:
     return dict(awards.values("rule_id").annotate(total=Sum("points")).values_list("rule_id", "total"))
 
 
-def _budget_left(budgets: dict[int, int], *, lock: bool) -> dict[int, int]:
-    if lock:
-        RuleBudget.objects.bulk_create([RuleBudget(rule_id=rule_id) for rule_id in budgets], ignore_conflicts=True)
-        rows = RuleBudget.objects.select_for_update().filter(rule_id__in=budgets).order_by("rule_id")
-    else:
-        rows = RuleBudget.objects.filter(rule_id__in=budgets)
-    spent = dict(rows.values_list("rule_id", "spent"))
-    return {rule_id: budget - spent.get(rule_id, 0) for rule_id, budget in budgets.items()}
+def rule_budgets_spent(*, rule_ids: list[int]) -> dict[int, int]:
+    """What each of these rules' campaign budgets has given so far (rules with no row: nothing)."""
+    return dict(RuleBudget.objects.filter(rule_id__in=rule_ids).values_list("rule_id", "spent"))
 
 
 def _streak(wallet: Wallet, event: Event) -> tuple[bool, int]:
