@@ -2,8 +2,10 @@
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from zoneinfo import ZoneInfo
 
+from django.core.management import call_command
 
 from members.models import Member, MemberStatus, MerchantCategory
 from points.models import EventType, Lot, Posting, RuleAward, RuleBudget, RuleEffect, RuleScope, Stacking
@@ -126,9 +128,14 @@ def test_referral_switched_on_later_is_paid_by_the_backfill_once(bu):
     referrer = enrol_member(name="Han Meimei")
     referee = enrol_member(name="Wei Hua", referral_code=referrer.referral_code)
     earn(referee, bu, amount_cny=Decimal("20"), occurred_at=at(2026, 11, 1, 10))
+    enrol_member(name="No purchase yet", referral_code=referrer.referral_code)
     EarningRuleFactory(code="referral", event_type=EventType.REFERRAL, points=500)
-    first = points_referral_award(referee_id=referee.pk)
-    assert (first.replayed, first.posting.points) == (False, 500)
+    out = StringIO()
+    call_command("pay_referrals", batch_size=1, stdout=out)
+    assert "1 paid, 0 already paid, 0 refused" in out.getvalue()
+    assert balance_of(referrer) == 500
+    call_command("pay_referrals", stdout=out)
+    assert "0 paid, 1 already paid" in out.getvalue()
     assert points_referral_award(referee_id=referee.pk).replayed
     assert balance_of(referrer) == 500
 
