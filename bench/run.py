@@ -47,6 +47,7 @@ class Scale:
     expiry_budget_seconds: int
     hot_members: int = 100
     clients: tuple = (1, 8, 32)
+    hold_clients: tuple = (8, 32)
     bulk_clients: tuple = (1, 8)
     read_connections: int = 8
     bulk_items: int = 1000
@@ -308,6 +309,7 @@ class Bench:
             ("earn", {**common, **wallets}, self.scale.clients),
             ("redeem", {**common, **hot}, self.scale.clients),
             ("bulk_earn", {**common, **wallets}, self.scale.bulk_clients),
+            ("hold_capture", {"bu": common["bu"], **wallets, "points": 7}, self.scale.hold_clients),
         ):
             raw[script] = []
             for count in clients:
@@ -433,6 +435,23 @@ class Bench:
             if not all(row["ok"] for row in spent_ok):
                 raise BenchFailure(f"points spent in the ledger do not match the successful responses: {spent_ok}")
 
+            http["hold_capture"] = []
+            for connections in self.scale.hold_clients:
+                prefix, since = f"h{run_id}c{connections}-", datetime.now(UTC).isoformat()
+                figures = self.wrk(base, "hold_capture", connections, key_prefix=prefix, members=members, extra="7")
+                self.check_statuses("hold then capture", figures, {"201", "409"})
+                written = self.settle(since, prefix)
+                # Holds captured per second, from the ledger: the capture postings of the step over
+                # the time from its first to its last.
+                figures["captures_written"] = written["count"]
+                figures["captures_per_s"] = (
+                    round(written["count"] / written["span_seconds"], 1) if written["span_seconds"] else None
+                )
+                http["hold_capture"].append(figures)
+                log(f"http hold+capture x{connections}: {figures['req_per_s']} req/s, "
+                    f"{figures['captures_per_s']} captures/s, p99 {figures['p99_ms']} ms")
+            self.verify("http hold then capture")
+
             connections = self.scale.read_connections
             for name, path in (("balance", "/api/v1/members/%d/balance/"),
                                ("history", "/api/v1/members/%d/transactions/"),
@@ -539,13 +558,15 @@ class Bench:
 
 
 def compute_ratios(results: dict) -> dict:
-    """Platform / raw at the same concurrency, for earn, redeem and bulk earn."""
+    """Platform / raw at the same concurrency, for earn, redeem, bulk earn and hold then capture
+    (one raw transaction pair = one hold captured)."""
     ratios = {}
     raw, http = results.get("raw", {}), results.get("http", {})
     for kind, raw_key, http_key, raw_metric, http_metric in (
         ("earn", "earn", "earn", "tps", "req_per_s"),
         ("redeem", "redeem", "redeem", "tps", "req_per_s"),
         ("bulk_earn", "bulk_earn", "bulk_earn", "earns_per_s", "earns_per_s"),
+        ("hold_capture", "hold_capture", "hold_capture", "tps", "captures_per_s"),
     ):
         raw_by_clients = {row["clients"]: row.get(raw_metric) for row in raw.get(raw_key, [])}
         for row in http.get(http_key, []):

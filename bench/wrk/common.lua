@@ -39,6 +39,7 @@ end
 
 function response(status, hdrs, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if on_response then on_response(status, body) end
   if count_items and status == 200 then
     for _ in string.gmatch(body, '"status":"created"') do items_created = items_created + 1 end
     for _ in string.gmatch(body, '"status":"error"') do items_failed = items_failed + 1 end
