@@ -1,6 +1,6 @@
 """The earning-rules engine: pure functions from an event and its facts to points.
 
-Nothing here touches the database. The earn service (points.services.points_earn) reads the
+Nothing here touches the database. The earn service (points.earning.points_earn) reads the
 active rules (cached, points.selectors.rule_config) and the facts about the member under the
 wallet lock, calls `evaluate`, and posts the result; the simulation calls the same functions
 without posting, so both give the same answer for the same event.
