@@ -43,14 +43,12 @@ from points.ledger import (
     run_idempotent,
     wallet_lock,
     wallets_lock,
+    lots_extend_for_activity,
     write_posting,
 )
 from points.models import (
     Account,
     EventType,
-    ExpiryKind,
-    Lot,
-    LotExpiryChange,
     Posting,
     PostingKind,
     RuleAward,
@@ -62,10 +60,8 @@ from points.rules import (
     Contribution,
     Event,
     LotTerms,
-    PolicySpec,
     RuleConfig,
     RuleSpec,
-    activity_extended_expiry,
     evaluate,
     lot_terms,
     static_match,
@@ -278,7 +274,7 @@ def _earn_locked(
     )
     write_posting(PostingRows(posting=posting, wallet=wallet, lots=lots, movements=[], entries=entries, changed_lots=[]))
     _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
-    _lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
+    lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
     for hook in after_earn_hooks():
         hook(posting=posting, wallet=wallet, tier=tier)
     return posting, plan
@@ -539,39 +535,6 @@ def points_birthday_awards(*, day: date, after_member_id: int = 0, batch_size: i
     return posted, cursor
 
 
-def lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting) -> int:
-    """A qualifying activity other than an earn (a spend, a hold's capture): extend the wallet's
-    lots under activity-extends. Nothing is read when no such policy exists."""
-    if not rule_config().activity_extends:
-        return 0
-    return _lots_extend_for_activity(wallet=wallet, at=at, posting=posting, tier=member_tier(wallet.member, at))
-
-
-def _lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting | None, tier: TierInfo | None) -> int:
-    """Push forward the expiry of the wallet's open lots under an activity-extends policy.
-
-    The caller holds the wallet lock. An expiry only ever moves later; each move is recorded
-    (LotExpiryChange). Lots already past their expiry at `at` are left to the expiry job.
-    """
-    if not rule_config().activity_extends:
-        return 0
-    lots = list(
-        Lot.objects.filter(
-            wallet=wallet, remaining__gt=0, expires_at__gte=at, expiry_policy__kind=ExpiryKind.ACTIVITY_EXTENDS
-        ).select_related("expiry_policy")
-    )
-    changes = []
-    for lot in lots:
-        extended = activity_extended_expiry(PolicySpec.from_model(lot.expiry_policy), activity_at=at, tier=tier)
-        if extended > lot.expires_at:
-            changes.append(LotExpiryChange(
-                lot=lot, posting=posting, previous_expires_at=lot.expires_at, expires_at=extended,
-                reason=f"activity at {at.isoformat()}",
-            ))
-            lot.expires_at = extended
-    Lot.objects.bulk_update([change.lot for change in changes], ["expires_at"])
-    LotExpiryChange.objects.bulk_create(changes)
-    return len(changes)
 
 
 

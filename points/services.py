@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
-from points.earning import lots_extend_for_activity, validate_points
+from points.earning import validate_points
 from points.exceptions import (
     AccountFrozen,
     InsufficientPoints,
@@ -37,6 +37,7 @@ from points.ledger import (
     debit_rows,
     free_points,
     give_back_rows,
+    lots_extend_for_activity,
     open_lots,
     posting_replay,
     posting_row,
@@ -46,9 +47,10 @@ from points.ledger import (
     wallet_lock,
     wallets_lock,
     write_posting,
+    write_wallet_frozen,
 )
 from points.ledger.holds import spendable_lots_releasing_expired_holds
-from points.models import Account, Posting, PostingKind, Wallet, WalletStatusChange
+from points.models import Account, Posting, PostingKind, Wallet
 from points.policies import SpendContext, run_spend_gates
 from points.rules import LotTerms
 from points.timeutils import expiry_after_months
@@ -266,8 +268,5 @@ def _wallet_set_frozen(*, member_id: int, frozen: bool, reason: str, actor) -> W
     with transaction.atomic(durable=True):
         wallet = wallet_lock(member_id=member_id)
         if wallet.is_frozen != frozen:
-            wallet.is_frozen = frozen
-            wallet.frozen_reason = reason if frozen else ""
-            wallet.save(update_fields=["is_frozen", "frozen_reason", "updated_at"])
-            WalletStatusChange.objects.create(wallet=wallet, frozen=frozen, reason=reason, actor=actor)
+            write_wallet_frozen(wallet, frozen=frozen, reason=reason, actor=actor)
     return wallet

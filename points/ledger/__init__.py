@@ -15,10 +15,12 @@ Every operation, in points or in the apps above it, goes through here:
    `debt_split`), `debit_rows` (free points only: a hold's reserved points are its own),
    `refund_rows`, `give_back_rows` (to exactly the lots a debit consumed).
 5. **Write** them (`writer`): `write_posting` (one posting: one statement on PostgreSQL),
-   `write_postings` (the bulk earn), `write_expiry` (an expiry batch), `write_hold_rows`; each
-   runs the after-post hooks of points.policies for every posting it wrote.
+   `write_postings` (the bulk earn), `write_expiry` (an expiry batch); each runs the after-post
+   hooks of points.policies for every posting it wrote. `write_hold_rows`,
+   `write_lot_expiry_changes` and `write_wallet_frozen` write the other changes of lots and wallets.
 
-Holds (`holds`) are a ledger primitive built the same way: `hold_place`, `hold_capture`,
+`lots_extend_for_activity` (`activity`) moves lots' expiry later on every qualifying activity
+under an activity-extends policy. Holds (`holds`) are a ledger primitive built the same way: `hold_place`, `hold_capture`,
 `hold_void` and the sweep `holds_release_expired`; their rules are in that module's docstring.
 
 Nothing else writes these tables: services elsewhere (points.services, points.earning,
@@ -26,6 +28,7 @@ points.batch, points.expiry, and the apps above points) build with the builder a
 to the writer, or call the operations here. The hand-written SQL they need is in `sql` and `rows`.
 """
 
+from points.ledger.activity import lots_extend_for_activity
 from points.ledger.builder import (
     LotPart,
     PostingRows,
@@ -49,7 +52,14 @@ from points.ledger.idempotency import (
     run_idempotent,
 )
 from points.ledger.locks import wallet_lock, wallet_open, wallets_lock, wallets_lock_with_due_lots
-from points.ledger.writer import write_expiry, write_hold_rows, write_posting, write_postings
+from points.ledger.writer import (
+    write_expiry,
+    write_hold_rows,
+    write_lot_expiry_changes,
+    write_posting,
+    write_postings,
+    write_wallet_frozen,
+)
 
 __all__ = [
     # locks
@@ -61,7 +71,10 @@ __all__ = [
     "LotPart", "PostingRows", "posting_row", "open_lots", "free_points", "debt_split", "credit_rows", "debit_rows",
     "refund_rows", "give_back_rows",
     # writer
-    "write_posting", "write_postings", "write_expiry", "write_hold_rows",
+    "write_posting", "write_postings", "write_expiry", "write_hold_rows", "write_lot_expiry_changes",
+    "write_wallet_frozen",
+    # activity-extended expiry
+    "lots_extend_for_activity",
     # holds
     "HoldResult", "hold_place", "hold_capture", "hold_void", "holds_release_expired",
 ]

@@ -14,8 +14,8 @@ one of them finds it held. The moves are HOLD_MOVES (points.models); each append
 * `hold_capture` spends all or part of the hold (a spend posting at the hold's business unit
   that consumes the reserved lots); a partial capture releases the rest. More than held:
   `capture_exceeds_hold`; past its expiry: `hold_expired`; resolved already: `hold_resolved`.
-* `hold_void` releases it; voiding a voided hold answers it again (idempotent); voiding a hold
-  past its expiry resolves it as expired.
+* `hold_void` releases it; voiding a voided or expired hold answers it again (idempotent: its
+  points are released either way); voiding a hold past its expiry resolves it as expired.
 * `holds_release_expired` is the sweep (celery beat, every minute): it releases, in batches of
   wallets, every hold past its expiry. Reads never count a hold past its expiry as held.
 
@@ -45,6 +45,7 @@ from points.exceptions import (
     InvalidHold,
     NotFound,
 )
+from points.ledger.activity import lots_extend_for_activity
 from points.ledger.builder import PostingRows, debt_split, free_points, open_lots, posting_row
 from points.ledger.idempotency import SYSTEM_SCOPE, Idempotency, posting_replay, request_fingerprint
 from points.ledger.locks import wallet_lock, wallets_lock
@@ -257,6 +258,7 @@ def hold_capture(
             posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=lots,
         ))
         _move(hold, HoldStatus.CAPTURED, now=now, actor=actor, reason=reason, captured=amount, capture_posting=posting)
+        lots_extend_for_activity(wallet=wallet, at=now, posting=posting)
         _repay_debt_locked(wallet=wallet, now=now)
         return HoldResult(hold=hold, wallet=wallet), posting
 
@@ -284,7 +286,7 @@ def hold_void(*, hold_id: int, business_unit: BusinessUnit | None = None, reason
     """Release the hold (see the module docstring for a voided or expired one)."""
     with transaction.atomic(durable=True):
         hold, wallet = _locked_hold(hold_id, business_unit)
-        if hold.status == HoldStatus.VOIDED:
+        if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
             return HoldResult(hold=hold, wallet=wallet, replayed=True)
         if hold.status != HoldStatus.HELD:
             raise HoldResolved(hold=hold.pk, status=hold.status)
@@ -311,7 +313,7 @@ def holds_release_expired(*, now: datetime | None = None, batch_size: int | None
     now = now or timezone.now()
     batch_size = batch_size or settings.POINTS_EXPIRY_BATCH_SIZE
     due = Hold.objects.filter(status=HoldStatus.HELD, expires_at__lte=now)
-    wallet_ids = sorted(set(due.order_by("expires_at").values_list("wallet_id", flat=True)[:batch_size]))
+    wallet_ids = list(due.order_by("wallet_id").values_list("wallet_id", flat=True).distinct()[:batch_size])
     released = 0
     with transaction.atomic(durable=True):
         for wallet in wallets_lock(wallet_ids=wallet_ids):

@@ -3,7 +3,8 @@
 `write_posting` writes one posting built by points.ledger.builder (on PostgreSQL in one
 statement of data-modifying CTEs, elsewhere through the ORM), `write_postings` many at once (the
 bulk earn), `write_expiry` the expiry postings of a batch of wallets (one set-based statement on
-PostgreSQL). Each then calls the after-post hooks registered in points.policies, in the same
+PostgreSQL); `write_lot_expiry_changes`, `write_wallet_frozen` and `write_hold_rows` the other
+changes of lots and wallets. Each then calls the after-post hooks registered in points.policies, in the same
 transaction, with every posting written and its wallet. The caller holds the wallets' locks.
 """
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from points.ledger.builder import PostingRows
 from points.ledger.idempotency import SYSTEM_SCOPE, request_fingerprint
 from points.ledger.sql import bulk_update_rows, insert_with_children
-from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.models import Account, Entry, Lot, LotExpiryChange, LotMovement, Posting, PostingKind, Wallet, WalletStatusChange
 from points.policies import after_post_hooks, run_after_post_hooks
 
 WALLET_FIELDS = ["balance", "debt", "held", "updated_at"]
@@ -57,6 +58,20 @@ def write_postings(rows: list[PostingRows]) -> None:
         wallet.updated_at = now
     bulk_update_rows(Wallet, list(touched.values()), WALLET_FIELDS)
     run_after_post_hooks([(row.posting, row.wallet) for row in rows])
+
+
+def write_lot_expiry_changes(changes: list[LotExpiryChange]) -> None:
+    """Write lots' later expiries (activity-extended) and the record of each move."""
+    Lot.objects.bulk_update([change.lot for change in changes], ["expires_at"])
+    LotExpiryChange.objects.bulk_create(changes)
+
+
+def write_wallet_frozen(wallet: Wallet, *, frozen: bool, reason: str, actor) -> None:
+    """Freeze or unfreeze a wallet the caller has locked, with the record of who, when and why."""
+    wallet.is_frozen = frozen
+    wallet.frozen_reason = reason if frozen else ""
+    wallet.save(update_fields=["is_frozen", "frozen_reason", "updated_at"])
+    WalletStatusChange.objects.create(wallet=wallet, frozen=frozen, reason=reason, actor=actor)
 
 
 def write_hold_rows(*, lots: list[Lot], wallets: list[Wallet]) -> None:
