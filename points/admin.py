@@ -3,7 +3,7 @@
 The member admin is here rather than in members.admin because it shows the wallet and calls
 the ledger services, and members never imports the apps above it.
 
-Ledger admins (postings, entries, lots, lot movements, freeze records) are read-only: the
+Ledger admins (postings, entries, lots, lot movements, holds, freeze records) are read-only: the
 ledger is append-only, and a correction is a new posting made by an action that calls a
 service (points_adjust, wallet_freeze, wallet_unfreeze) with `actor=request.user`.
 """
@@ -25,7 +25,7 @@ from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
 from points import admin_rules  # noqa: F401 - registers the earning-rules admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
-from points.models import Entry, Lot, LotMovement, Posting, WalletStatusChange
+from points.models import Entry, Hold, HoldAllocation, HoldEvent, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings
 from points.ledger import OPERATOR_SCOPE, Idempotency
 from points.services import points_adjust, wallet_freeze, wallet_unfreeze
@@ -137,6 +137,7 @@ class MemberAdmin(admin.ModelAdmin):
             (_("available"), state.available),
             (_("pending"), state.pending),
             (_("frozen"), state.frozen),
+            (_("held"), state.held),
             (_("expired, awaiting the expiry job"), state.expired_unswept),
             (_("debt"), state.debt),
         ]
@@ -445,3 +446,34 @@ class WalletStatusChangeAdmin(LedgerAdmin):
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, change):
         return member_link(change.wallet.member)
+
+
+class HoldAllocationInline(ReadOnlyInline):
+    model = HoldAllocation
+    fields = ("lot", "points")
+
+
+class HoldEventInline(ReadOnlyInline):
+    model = HoldEvent
+    fields = ("at", "from_status", "to_status", "points", "reason", "actor")
+    readonly_fields = ("at",)
+
+
+@admin.register(Hold)
+class HoldAdmin(LedgerAdmin):
+    """Holds as partners placed them: captured, voided and expired by the ledger only."""
+
+    list_display = ("id", "member", "business_unit", "merchant", "purpose", "reference", "points", "captured", "status",
+                    "expires_at", "capture_ref")
+    list_filter = ("status", "purpose", "business_unit", "created_at")
+    search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=reference")
+    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
+    inlines = [HoldAllocationInline, HoldEventInline]
+
+    @admin.display(description=_("member"), ordering="wallet__member")
+    def member(self, hold):
+        return member_link(hold.wallet.member)
+
+    @admin.display(description=_("capture posting"), ordering="capture_posting")
+    def capture_ref(self, hold):
+        return posting_link(hold.capture_posting_id) if hold.capture_posting_id else "–"

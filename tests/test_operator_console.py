@@ -11,6 +11,7 @@ from django.urls import reverse
 from members.models import Member, PartnerKey
 from points.models import Posting, PostingKind, WalletStatusChange
 from points.earning import points_earn
+from points.ledger import hold_capture, hold_place
 from points.services import points_spend, posting_reverse, wallet_freeze
 from tests.factories import OperatorFactory, enrol_member
 
@@ -161,10 +162,14 @@ def test_new_member_from_the_console_is_enrolled_with_a_wallet(console, operator
 def test_every_registered_changelist_renders(console, member, bu, operator):
     points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("88.80"))
     points_spend(member_id=member.pk, business_unit=bu, points=10)
+    hold = hold_place(member_id=member.pk, points=20, business_unit=bu, purpose="pos_bill").hold
+    hold_capture(hold_id=hold.pk, points=5)
     wallet_freeze(member_id=member.pk, reason="check", actor=operator)
     for model in admin.site._registry:
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         assert console.get(url).status_code == 200, url
+    page = console.get(reverse("admin:points_hold_change", args=[hold.pk])).content.decode()
+    assert "pos_bill" in page and "captured" in page.lower()
 
 
 def test_roles_exist_and_only_operations_adjusts(client, member):
