@@ -17,13 +17,11 @@ thread on its own connection, closed when the thread ends; the threads start tog
 barrier, every wait is bounded, and a thread still alive fails the test.
 """
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -62,12 +60,12 @@ from points.models import (
 from points.selectors import member_balance, wallet_balance
 from points.services import points_spend, posting_reverse, wallet_freeze
 from points.timeutils import expiry_after_months
+from tests.concurrency import run_together
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.factories_rules import ExpiryPolicyFactory
 
 MAX_LIFETIME = timedelta(seconds=settings.POINTS_HOLD_MAX_SECONDS)
 SECOND = timedelta(seconds=1)
-WAIT_SECONDS = 20
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
@@ -676,31 +674,6 @@ def test_the_sweep_says_holds_are_left_when_its_batch_leaves_some(bu, member, le
 
 
 # --- races ---------------------------------------------------------------------------------
-
-
-def run_together(calls):
-    """Run each callable in its own thread, all released at once by a barrier; return
-    [(ok, value)] in order: (True, what it returned) or (False, the exception it raised)."""
-    barrier = threading.Barrier(len(calls))
-    outcomes = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            connection.ensure_connection()
-            barrier.wait(timeout=WAIT_SECONDS)
-            outcomes[index] = (True, call())
-        except Exception as exc:  # noqa: BLE001 - the test asserts each outcome
-            outcomes[index] = (False, exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call), daemon=True) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=WAIT_SECONDS)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish: lock wait or deadlock"
-    return outcomes
 
 
 def test_holds_and_spends_racing_on_one_wallet_never_take_more_than_it_has(transactional_db, bu, member, ledger_sound):

@@ -8,14 +8,12 @@ as a database error in a thread's outcome, which the tests treat as a failure.
 """
 
 import random
-import threading
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from points.exceptions import IdempotencyConflict, InsufficientPoints, ReversalExceedsOriginal
@@ -27,48 +25,11 @@ from points.selectors import ledger_problems
 from points.earning import points_earn
 from points.ledger import Idempotency
 from points.services import points_spend, posting_reverse
+from tests.concurrency import errors_of, results_of, run_together
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.factories_rules import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT_SECONDS = 60
-
-
-def run_together(calls):
-    """Run each callable in its own thread, all released at once; return [(ok, value)] in order.
-
-    `ok` is True with the return value, or False with the exception raised.
-    """
-    barrier = threading.Barrier(len(calls))
-    outcomes = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            connection.ensure_connection()
-            barrier.wait(timeout=WAIT_SECONDS)
-            outcomes[index] = (True, call())
-        except Exception as exc:  # noqa: BLE001 - the outcome is asserted by the test
-            outcomes[index] = (False, exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call), daemon=True) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=WAIT_SECONDS)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish: lock wait or deadlock"
-    return outcomes
-
-
-def errors_of(outcomes):
-    return [value for ok, value in outcomes if not ok]
-
-
-def results_of(outcomes):
-    return [value for ok, value in outcomes if ok]
-
 
 def assert_ledger_sound():
     assert ledger_problems() == {}
