@@ -172,6 +172,14 @@ def payment_status_now(payment: Payment, now: datetime | None = None) -> str:
     return payment.status
 
 
+def payment_earnable_cny(payment: Payment) -> Decimal:
+    """What the bill's purchase earn should count: the whole bill when the BU's points part earns
+    (frozen on the payment), else the cash part only: the bill less the points captured and kept."""
+    if payment.points_part_earns:
+        return payment.bill_amount
+    return payment.bill_amount - (payment.captured_cny - payment.refunded_cny)
+
+
 def payments_with_detail() -> QuerySet[Payment]:
     return Payment.objects.select_related("business_unit", "merchant", "hold", "property_bill").prefetch_related("events")
 

@@ -176,18 +176,20 @@ def _same_bill_request(payment: Payment, *, member_id: int, merchant: Merchant |
 
 
 def payment_authorize(
-    *, business_unit: BusinessUnit, merchant: Merchant | None, partner_key: PartnerKey, idempotency: Idempotency,
+    *, business_unit: BusinessUnit, merchant: Merchant | None, partner_key: PartnerKey | None, idempotency: Idempotency,
     bill_no: str, bill_amount: Decimal | None = None, pay_code: str = "", member_id: int | None = None,
     points: int | None = None, amount_cny: Decimal | None = None,
 ) -> PaymentResult:
     """Authorise a payment: hold the points (given, or worth `amount_cny`) of the member present
     by `pay_code` (or named by `member_id`, for a key that may spend without presence) for the
-    bill, within the BU's terms, which are frozen on the payment. See the module docstring."""
+    bill, within the BU's terms, which are frozen on the payment. See the module docstring.
+    `partner_key` is the calling till; None for the group's own systems (the demo seed, a
+    console action), which are not partners and need no presence rule."""
     if bool(pay_code) == (member_id is not None):
         raise InvalidPaymentInput("Give pay_code or member, not both.", field="non_field_errors")
     if (points is None) == (amount_cny is None):
         raise InvalidPaymentInput("Give points or amount_cny.", field="non_field_errors")
-    if member_id is not None and not partner_key_may_spend_without_presence(key=partner_key):
+    if member_id is not None and partner_key is not None and not partner_key_may_spend_without_presence(key=partner_key):
         raise PresenceRequired()
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
     if bill is not None:

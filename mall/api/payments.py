@@ -27,6 +27,7 @@ from mall.selectors_payments import (
     member_payments,
     member_property_bills,
     pay_code_member_id,
+    payment_earnable_cny,
     payment_for_business_unit,
     payment_quote,
     payment_status_now,
@@ -193,6 +194,9 @@ class PaymentSerializer(serializers.Serializer):
     refunded_points = serializers.IntegerField()
     refunded_cny = CnyField()
     refundable_points = serializers.IntegerField()
+    earnable_amount_cny = CnyField(help_text=_(
+        "What the bill's purchase earn should count (POST /api/v1/transactions/earn/ `amount`): the cash part only, "
+        "unless the business unit's points part earns too."))
     expires_at = serializers.DateTimeField(help_text=_("The authorisation lapses then unless captured."))
     hold = serializers.IntegerField(source="hold_id")
     capture_transaction = serializers.IntegerField(source="capture_posting_id", allow_null=True)
@@ -200,6 +204,7 @@ class PaymentSerializer(serializers.Serializer):
     events = PaymentEventSerializer(many=True)
 
     def to_representation(self, payment):
+        payment.earnable_amount_cny = payment_earnable_cny(payment)
         data = super().to_representation(payment)
         data["status"] = payment_status_now(payment)
         return data

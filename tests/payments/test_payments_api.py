@@ -54,6 +54,7 @@ def test_a_whole_till_session(till, payer, pay_code, ledger_sound):
     assert captured.status_code == 201, captured.json()
     assert captured.json()["payment"]["status"] == "captured"
     assert captured.json()["payment"]["captured_cny"] == "60.00"
+    assert captured.json()["payment"]["earnable_amount_cny"] == "208.00"  # the cash part of 268.00
     assert captured.json()["balance"] == {"available": 4000, "held": 0, "total": 4000}
 
     first = refund(till, payment["id"], "ref-1", points=1000)
