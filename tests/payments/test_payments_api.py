@@ -314,3 +314,18 @@ def test_payments_are_in_the_schema(client):
                   if "code" in example.get("value", {})}
     assert {"pay_code_invalid", "invalid_points_unit", "payment_limit_exceeded", "points_not_accepted",
             "presence_required", "bill_already_paid", "insufficient_points"} <= documented
+
+
+def test_settling_lapsed_payments_writes_their_expired_move(till, payer, pay_code, ledger_sound):
+    from mall.services_payments import payments_settle_lapsed
+
+    lapsed = authorise(till, pay_code=pay_code(payer), points=1000).json()["payment"]
+    live = authorise(till, key="pay-2", bill_no="B-2", pay_code=pay_code(payer), points=2000).json()["payment"]
+    Hold.objects.filter(pk=lapsed["hold"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert payments_settle_lapsed() == 1
+    assert payments_settle_lapsed() == 0
+    assert dict(Payment.objects.values_list("id", "status")) == {lapsed["id"]: PaymentStatus.EXPIRED,
+                                                                 live["id"]: PaymentStatus.AUTHORIZED}
+    assert Hold.objects.get(pk=lapsed["hold"]).status == HoldStatus.EXPIRED
+    assert held(payer) == 2000
+    ledger_sound()
