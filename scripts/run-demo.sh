@@ -14,6 +14,7 @@ mkdir -p var/broker/out var/broker/processed var/broker/control
 
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo --credentials-out var/demo-credentials.json
+$PY manage.py seed_payments --credentials-out var/demo-credentials.json
 $PY manage.py seed_tiers
 $PY manage.py requalify_tiers
 

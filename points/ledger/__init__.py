@@ -22,6 +22,9 @@ Every operation, in points or in the apps above it, goes through here:
 `lots_extend_for_activity` (`activity`) moves lots' expiry later on every qualifying activity
 under an activity-extends policy. Holds (`holds`) are a ledger primitive built the same way: `hold_place`, `hold_capture`,
 `hold_void` and the sweep `holds_release_expired`; their rules are in that module's docstring.
+For an operation above points whose own rows move with the hold in one transaction (a payment),
+`hold_lock`, `hold_place_locked`, `hold_capture_locked` and `hold_void_locked` do the same
+inside the caller's transaction, under the wallet lock it holds.
 
 Nothing else writes these tables: services elsewhere (points.services, points.earning,
 points.batch, points.expiry, and the apps above points) build with the builder and hand the rows
@@ -41,7 +44,17 @@ from points.ledger.builder import (
     posting_row,
     refund_rows,
 )
-from points.ledger.holds import HoldResult, hold_capture, hold_place, hold_void, holds_release_expired
+from points.ledger.holds import (
+    HoldResult,
+    hold_capture,
+    hold_capture_locked,
+    hold_lock,
+    hold_place,
+    hold_place_locked,
+    hold_void,
+    hold_void_locked,
+    holds_release_expired,
+)
 from points.ledger.idempotency import (
     OPERATOR_SCOPE,
     SYSTEM_SCOPE,
@@ -76,5 +89,6 @@ __all__ = [
     # activity-extended expiry
     "lots_extend_for_activity",
     # holds
-    "HoldResult", "hold_place", "hold_capture", "hold_void", "holds_release_expired",
+    "HoldResult", "hold_place", "hold_capture", "hold_void", "holds_release_expired", "hold_lock", "hold_place_locked",
+    "hold_capture_locked", "hold_void_locked",
 ]

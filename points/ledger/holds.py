@@ -25,6 +25,14 @@ they repay it first (a `repay` posting), as every credit does.
 Idempotency: a hold is placed under the caller's key (unique per scope): the same key and
 request answer the same hold, a different request IdempotencyConflict. A capture carries a key
 of its own for its posting; a retried capture replays that posting.
+
+In the caller's transaction: `hold_place`, `hold_capture` and `hold_void` each open their own
+durable transaction. An operation above points whose own row moves with the hold (a payment:
+authorised, captured, voided) makes the move one transaction with the `_locked` variants:
+it locks the wallet (`wallet_lock` / `wallets_lock`, or `hold_lock` for an existing hold),
+then its own rows, then calls `hold_place_locked`, `hold_capture_locked` or `hold_void_locked`,
+which do exactly what the durable functions do under that lock and write nothing if the
+caller's transaction rolls back. The caller looks up its own idempotency keys.
 """
 
 from dataclasses import dataclass
@@ -111,38 +119,11 @@ def hold_place(
             wallet = wallet_lock(member_id=member_id)
             if replay := _hold_replay(idempotency, fingerprint):
                 return HoldResult(hold=replay, wallet=wallet, replayed=True)
-            now = timezone.now()
-            if wallet.is_frozen:
-                raise AccountFrozen()
-            run_spend_gates(SpendContext(
-                operation="hold", member=wallet.member, business_unit=business_unit, merchant=merchant, points=points,
-                at=now,
-            ))
-            lots = spendable_lots_releasing_expired_holds(wallet=wallet, now=now, points=points)
-            available = free_points(lots)
-            if available < points:
-                raise InsufficientPoints(available=available, requested=points)
-            allocations, reserved, left = [], [], points
-            for lot in lots:
-                if not left:
-                    break
-                take = min(lot.remaining - lot.held, left)
-                lot.held += take
-                left -= take
-                reserved.append(lot)
-                allocations.append(HoldAllocation(lot=lot, points=take))
-            hold = Hold.objects.create(
-                wallet=wallet, business_unit=business_unit, merchant=merchant, points=points, purpose=purpose,
-                reference=reference, expires_at=min([now + lifetime, *(lot.expires_at for lot in reserved)]),
-                idempotency_scope=idempotency.scope if idempotency else "",
-                idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, actor=actor,
+            hold = hold_place_locked(
+                wallet=wallet, points=points, business_unit=business_unit, merchant=merchant, purpose=purpose,
+                reference=reference, expires_in=lifetime, idempotency=idempotency, fingerprint=fingerprint,
+                actor=actor,
             )
-            for allocation in allocations:
-                allocation.hold = hold
-            HoldAllocation.objects.bulk_create(allocations)
-            HoldEvent.objects.create(hold=hold, from_status="", to_status=HoldStatus.HELD, points=points, actor=actor)
-            wallet.held += points
-            write_hold_rows(lots=reserved, wallets=[wallet])
             return HoldResult(hold=hold, wallet=wallet)
 
     try:
@@ -165,6 +146,54 @@ def _hold_replay(idempotency: Idempotency | None, fingerprint: str) -> Hold | No
     return hold
 
 
+def hold_place_locked(
+    *, wallet: Wallet, points: int, business_unit: BusinessUnit, merchant: Merchant | None = None, purpose: str,
+    reference: str = "", expires_in: timedelta | None = None, idempotency: Idempotency | None = None,
+    fingerprint: str = "", actor=None,
+) -> Hold:
+    """The placing itself (see hold_place), inside the caller's transaction, for a wallet the
+    caller has locked (wallet_lock) and whose key, if any, it has looked up. Raises
+    AccountFrozen, InsufficientPoints or a spend gate's refusal; the caller's transaction then
+    writes nothing. A hold under `idempotency` whose key is taken fails at the unique
+    constraint (HOLD_IDEMPOTENCY_CONSTRAINT)."""
+    _checked_points(points)
+    lifetime = _checked_lifetime(expires_in)
+    if not purpose:
+        raise InvalidHold("purpose is required", field="purpose")
+    now = timezone.now()
+    if wallet.is_frozen:
+        raise AccountFrozen()
+    run_spend_gates(SpendContext(
+        operation="hold", member=wallet.member, business_unit=business_unit, merchant=merchant, points=points, at=now,
+    ))
+    lots = spendable_lots_releasing_expired_holds(wallet=wallet, now=now, points=points)
+    available = free_points(lots)
+    if available < points:
+        raise InsufficientPoints(available=available, requested=points)
+    allocations, reserved, left = [], [], points
+    for lot in lots:
+        if not left:
+            break
+        take = min(lot.remaining - lot.held, left)
+        lot.held += take
+        left -= take
+        reserved.append(lot)
+        allocations.append(HoldAllocation(lot=lot, points=take))
+    hold = Hold.objects.create(
+        wallet=wallet, business_unit=business_unit, merchant=merchant, points=points, purpose=purpose,
+        reference=reference, expires_at=min([now + lifetime, *(lot.expires_at for lot in reserved)]),
+        idempotency_scope=idempotency.scope if idempotency else "",
+        idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, actor=actor,
+    )
+    for allocation in allocations:
+        allocation.hold = hold
+    HoldAllocation.objects.bulk_create(allocations)
+    HoldEvent.objects.create(hold=hold, from_status="", to_status=HoldStatus.HELD, points=points, actor=actor)
+    wallet.held += points
+    write_hold_rows(lots=reserved, wallets=[wallet])
+    return hold
+
+
 def spendable_lots_releasing_expired_holds(*, wallet: Wallet, now: datetime, points: int) -> list[Lot]:
     """The wallet's spendable lots (free points only); when they are short of `points` and some
     of the wallet's points are held, the holds past their expiry are released first (the sweep
@@ -175,8 +204,10 @@ def spendable_lots_releasing_expired_holds(*, wallet: Wallet, now: datetime, poi
     return lots
 
 
-def _locked_hold(hold_id: int, business_unit: BusinessUnit | None) -> tuple[Hold, Wallet]:
-    """Lock the hold's wallet, then read the hold (its status is final under that lock)."""
+def hold_lock(*, hold_id: int, business_unit: BusinessUnit | None = None) -> tuple[Hold, Wallet]:
+    """Lock the hold's wallet, then read the hold (its status is final under that lock), inside
+    the caller's transaction. `business_unit`, when given, is the caller's scope: a hold of
+    another BU is not found."""
     wallet_id = Hold.objects.filter(pk=hold_id).values_list("wallet_id", flat=True).first()
     if wallet_id is None:
         raise NotFound(f"hold {hold_id} not found")
@@ -219,48 +250,65 @@ def hold_capture(
         _checked_points(points)
     fingerprint = request_fingerprint("hold_capture", hold=hold_id, points=points, reason=reason)
     with transaction.atomic(durable=True):
-        hold, wallet = _locked_hold(hold_id, business_unit)
+        hold, wallet = hold_lock(hold_id=hold_id, business_unit=business_unit)
         if replay := posting_replay(idempotency, fingerprint):
             return HoldResult(hold=hold, wallet=wallet, replayed=True), replay
-        now = timezone.now()
-        _refuse_unless_held(hold, now)
-        amount = hold.points if points is None else points
-        if amount > hold.points:
-            raise CaptureExceedsHold(held=hold.points, requested=amount)
-        if wallet.is_frozen:
-            raise AccountFrozen()
-        run_spend_gates(SpendContext(
-            operation="capture", member=wallet.member, business_unit=hold.business_unit, merchant=hold.merchant,
-            points=amount, at=now,
-        ))
-        posting = posting_row(
-            wallet=wallet, kind=PostingKind.SPEND, points=-amount,
-            idempotency=idempotency or Idempotency(scope=SYSTEM_SCOPE, key=f"hold-capture:{hold.pk}"),
-            fingerprint=fingerprint, occurred_at=now, business_unit=hold.business_unit, merchant=hold.merchant,
-            reason=reason or f"{hold.purpose} {hold.reference}".strip(), actor=actor,
+        posting = hold_capture_locked(
+            hold=hold, wallet=wallet, points=points, idempotency=idempotency, fingerprint=fingerprint, reason=reason,
+            actor=actor,
         )
-        lots, movements, taken = [], [], 0
-        for allocation, lot in _allocated_lots(hold):
-            lot.held -= allocation.points
-            take = min(allocation.points, amount - taken)
-            if take:
-                lot.remaining -= take
-                taken += take
-                movements.append(LotMovement(posting=posting, lot=lot, amount=-take))
-            lots.append(lot)
-        wallet.held -= hold.points
-        wallet.balance -= amount
-        entries = [
-            Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=-amount),
-            Entry(posting=posting, account=Account.REDEMPTION, business_unit=hold.business_unit, amount=amount),
-        ]
-        write_posting(PostingRows(
-            posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=lots,
-        ))
-        _move(hold, HoldStatus.CAPTURED, now=now, actor=actor, reason=reason, captured=amount, capture_posting=posting)
-        lots_extend_for_activity(wallet=wallet, at=now, posting=posting)
-        _repay_debt_locked(wallet=wallet, now=now)
         return HoldResult(hold=hold, wallet=wallet), posting
+
+
+def hold_capture_locked(
+    *, hold: Hold, wallet: Wallet, points: int | None = None, idempotency: Idempotency | None = None,
+    fingerprint: str = "", reason: str = "", actor=None,
+) -> Posting:
+    """The capture itself (see hold_capture), inside the caller's transaction, for a hold read
+    under its wallet's lock (hold_lock). Raises HoldExpired, HoldResolved, CaptureExceedsHold,
+    AccountFrozen or a spend gate's refusal; the caller's transaction then writes nothing. The
+    spend posting carries `idempotency`, by default the system key `hold-capture:<hold id>`."""
+    if points is not None:
+        _checked_points(points)
+    now = timezone.now()
+    _refuse_unless_held(hold, now)
+    amount = hold.points if points is None else points
+    if amount > hold.points:
+        raise CaptureExceedsHold(held=hold.points, requested=amount)
+    if wallet.is_frozen:
+        raise AccountFrozen()
+    run_spend_gates(SpendContext(
+        operation="capture", member=wallet.member, business_unit=hold.business_unit, merchant=hold.merchant,
+        points=amount, at=now,
+    ))
+    posting = posting_row(
+        wallet=wallet, kind=PostingKind.SPEND, points=-amount,
+        idempotency=idempotency or Idempotency(scope=SYSTEM_SCOPE, key=f"hold-capture:{hold.pk}"),
+        fingerprint=fingerprint, occurred_at=now, business_unit=hold.business_unit, merchant=hold.merchant,
+        reason=reason or f"{hold.purpose} {hold.reference}".strip(), actor=actor,
+    )
+    lots, movements, taken = [], [], 0
+    for allocation, lot in _allocated_lots(hold):
+        lot.held -= allocation.points
+        take = min(allocation.points, amount - taken)
+        if take:
+            lot.remaining -= take
+            taken += take
+            movements.append(LotMovement(posting=posting, lot=lot, amount=-take))
+        lots.append(lot)
+    wallet.held -= hold.points
+    wallet.balance -= amount
+    entries = [
+        Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=-amount),
+        Entry(posting=posting, account=Account.REDEMPTION, business_unit=hold.business_unit, amount=amount),
+    ]
+    write_posting(PostingRows(
+        posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=lots,
+    ))
+    _move(hold, HoldStatus.CAPTURED, now=now, actor=actor, reason=reason, captured=amount, capture_posting=posting)
+    lots_extend_for_activity(wallet=wallet, at=now, posting=posting)
+    _repay_debt_locked(wallet=wallet, now=now)
+    return posting
 
 
 def _allocated_lots(hold: Hold) -> list[tuple[HoldAllocation, Lot]]:
@@ -285,16 +333,24 @@ def _release_locked(*, hold: Hold, wallet: Wallet, to_status: str, now: datetime
 def hold_void(*, hold_id: int, business_unit: BusinessUnit | None = None, reason: str = "", actor=None) -> HoldResult:
     """Release the hold (see the module docstring for a voided or expired one)."""
     with transaction.atomic(durable=True):
-        hold, wallet = _locked_hold(hold_id, business_unit)
+        hold, wallet = hold_lock(hold_id=hold_id, business_unit=business_unit)
         if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
             return HoldResult(hold=hold, wallet=wallet, replayed=True)
-        if hold.status != HoldStatus.HELD:
-            raise HoldResolved(hold=hold.pk, status=hold.status)
-        now = timezone.now()
-        to_status = HoldStatus.EXPIRED if hold.expires_at <= now else HoldStatus.VOIDED
-        _release_locked(hold=hold, wallet=wallet, to_status=to_status, now=now, actor=actor, reason=reason)
-        _repay_debt_locked(wallet=wallet, now=now)
+        hold_void_locked(hold=hold, wallet=wallet, reason=reason, actor=actor)
         return HoldResult(hold=hold, wallet=wallet)
+
+
+def hold_void_locked(*, hold: Hold, wallet: Wallet, reason: str = "", actor=None) -> str:
+    """Release a held hold, inside the caller's transaction, for a hold read under its wallet's
+    lock (hold_lock): it moves to voided, or to expired when it is past its expiry. Returns the
+    status it moved to; HoldResolved when it is not held."""
+    if hold.status != HoldStatus.HELD:
+        raise HoldResolved(hold=hold.pk, status=hold.status)
+    now = timezone.now()
+    to_status = HoldStatus.EXPIRED if hold.expires_at <= now else HoldStatus.VOIDED
+    _release_locked(hold=hold, wallet=wallet, to_status=to_status, now=now, actor=actor, reason=reason)
+    _repay_debt_locked(wallet=wallet, now=now)
+    return to_status
 
 
 def _release_expired_locked(*, wallet: Wallet, now: datetime) -> int:

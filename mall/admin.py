@@ -1,0 +1,1 @@
+from mall.admin_payments import *  # noqa: F401,F403

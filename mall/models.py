@@ -1,0 +1,1 @@
+from mall.models_payments import *  # noqa: F401,F403

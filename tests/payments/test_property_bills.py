@@ -1,0 +1,90 @@
+"""Property bills: posted idempotently by the property system, paid in part with points through
+the payment flow, seen by the member with what points paid."""
+
+import pytest
+
+from mall.models_payments import Payment, PropertyBill
+from points.models import Wallet
+from tests.factories import OrganizationFactory, enrol_member
+from tests.payments.conftest import member_client, partner_client
+
+pytestmark = pytest.mark.django_db
+
+BILL = {"bill_no": "PF-2026-05-1808", "unit": "T2-1808", "period": "2026-05", "amount_cny": "3280.00"}
+
+
+@pytest.fixture
+def property_system(property_bu):
+    return partner_client(property_bu)
+
+
+def post_bill(client, **body):
+    return client.post("/api/v1/property/bills/", {**BILL, **body}, format="json")
+
+
+def test_a_bill_is_posted_once_on_its_number(property_system, payer):
+    first = post_bill(property_system, payer_member=payer.pk)
+    assert first.status_code == 201, first.json()
+    again = post_bill(property_system, payer_member=payer.pk)
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    changed = post_bill(property_system, payer_member=payer.pk, amount_cny="3300.00")
+    assert (changed.status_code, changed.json()["code"]) == (409, "property_bill_conflict")
+    assert PropertyBill.objects.count() == 1
+
+
+@pytest.mark.parametrize("body", [{"amount_cny": "0"}, {"amount_cny": "1.001"}, {"amount_cny": "-5"}, {},
+                                  {"payer_organization": "x", "payer_member": 1}])
+def test_bad_bills_are_refused(property_system, payer, body):
+    response = post_bill(property_system, **body)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert not PropertyBill.objects.exists()
+
+
+def test_only_a_property_business_unit_posts_bills(till, payer):
+    response = post_bill(till, payer_member=payer.pk)
+    assert (response.status_code, response.json()["code"]) == (403, "not_property_business_unit")
+
+
+def test_a_bill_paid_in_part_with_points(property_system, property_bu, payer, pay_code, ledger_sound):
+    from points.earning import points_earn
+
+    points_earn(member_id=payer.pk, business_unit=property_bu, points=200000, reason="bills")
+    post_bill(property_system, payer_member=payer.pk)
+    pay = dict(bill_no=BILL["bill_no"], pay_code=pay_code(payer))
+    quote = property_system.post("/api/v1/payments/quote/", pay, format="json").json()
+    assert (quote["max_points"], quote["binding_limit"], quote["bill_amount"]) == (98400, "max_share", "3280.00")
+    wrong = property_system.post("/api/v1/payments/", {**pay, "bill_amount": "100.00", "points": 1000},
+                                 format="json", HTTP_IDEMPOTENCY_KEY="k0")
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "bill_amount_mismatch")
+    too_much = property_system.post("/api/v1/payments/", {**pay, "points": 98500}, format="json",
+                                    HTTP_IDEMPOTENCY_KEY="k1")
+    assert (too_much.status_code, too_much.json()["code"]) == (400, "payment_limit_exceeded")
+    paid = property_system.post("/api/v1/payments/", {**pay, "points": 50000}, format="json", HTTP_IDEMPOTENCY_KEY="k2")
+    assert paid.status_code == 201, paid.json()
+    assert paid.json()["payment"]["property_bill"] == BILL["bill_no"]
+    payment_id = paid.json()["payment"]["id"]
+    property_system.post(f"/api/v1/payments/{payment_id}/capture/", {}, format="json", HTTP_IDEMPOTENCY_KEY="c1")
+    property_system.post(f"/api/v1/payments/{payment_id}/refund/", {"points": 10000}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="r1")
+    bills = member_client(payer).get("/api/v1/me/property-bills/").json()
+    assert [(b["bill_no"], b["points_paid"], b["points_paid_cny"]) for b in bills] == [
+        (BILL["bill_no"], 40000, "400.00")]
+    ledger_sound()
+
+
+def test_only_the_payer_pays_the_bill(property_system, payer, pay_code):
+    post_bill(property_system, payer_member=payer.pk)
+    neighbour = enrol_member(name="Neighbour")
+    response = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(neighbour),
+                                                          "points": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert (response.status_code, response.json()["code"]) == (409, "bill_payer_mismatch")
+    assert not Payment.objects.exists() and Wallet.objects.get(member=neighbour).held == 0
+
+
+def test_an_organizations_bill_is_not_paid_from_a_members_points(property_system, payer, pay_code):
+    """Organization wallets are not built yet: a company's bill takes no member's points."""
+    company = OrganizationFactory(code="blue-ocean")
+    assert post_bill(property_system, payer_organization=company.code).status_code == 201
+    response = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer),
+                                                          "points": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.json()["code"] == "bill_payer_mismatch"
