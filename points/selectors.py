@@ -16,6 +16,7 @@ from points.models import (
     LotMovement,
     EventType,
     ExpiryKind,
+    Hold,
     ExpiryPolicy,
     MemberTag,
     Posting,
@@ -227,6 +228,19 @@ def posting_issuers(*, posting_id: int) -> dict[int, int]:
         .values("lot__business_unit_id").annotate(total=Sum("amount")).values_list("lot__business_unit_id", "total")
     )
     return {business_unit_id: total for business_unit_id, total in moved if total}
+
+
+PARTNER_SCOPE_PREFIX = "partner:"
+
+
+def partner_hold(*, hold_id: int, business_unit: BusinessUnit) -> Hold | None:
+    """A hold a partner placed through the holds API at `business_unit` (its key's scope names a
+    partner); None for another BU's hold and for holds an app above points placed for its own
+    rows (a payment's), which only that app may move."""
+    return (
+        Hold.objects.select_related("business_unit", "merchant", "wallet")
+        .filter(pk=hold_id, business_unit=business_unit, idempotency_scope__startswith=PARTNER_SCOPE_PREFIX).first()
+    )
 
 
 def wallet_exists(*, member_id: int) -> bool:

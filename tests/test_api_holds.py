@@ -110,3 +110,15 @@ def test_another_business_units_hold_is_not_found(partner, rich, other_bu, partn
     assert capture.status_code == 404
     assert stranger.post(f"/api/v1/holds/{hold_id}/void/", {}, format="json").status_code == 404
     assert Hold.objects.get(pk=hold_id).status == HoldStatus.HELD
+
+
+def test_a_hold_placed_by_an_app_for_its_own_rows_is_not_the_holds_apis(partner, rich, bu):
+    """A payment's hold moves with the payment: the holds API neither shows nor moves it."""
+    from points.ledger import hold_place
+
+    app_hold = hold_place(member_id=rich.pk, points=100, business_unit=bu, purpose="payment").hold
+    assert partner.get(f"/api/v1/holds/{app_hold.pk}/").status_code == 404
+    capture = partner.post(f"/api/v1/holds/{app_hold.pk}/capture/", {}, format="json", HTTP_IDEMPOTENCY_KEY="x")
+    assert capture.status_code == 404
+    assert partner.post(f"/api/v1/holds/{app_hold.pk}/void/", {}, format="json").status_code == 404
+    assert Hold.objects.get(pk=app_hold.pk).status == HoldStatus.HELD

@@ -18,6 +18,7 @@ from points.api.views import WRITE_ERRORS, balance_data, idempotency
 from points.exceptions import NotFound
 from points.ledger import hold_capture, hold_place, hold_void
 from points.models import Hold, HoldStatus
+from points.selectors import partner_hold
 
 HOLD_ID = OpenApiParameter("hold_id", int, OpenApiParameter.PATH, description="The hold's id.")
 
@@ -79,6 +80,14 @@ class HoldVoidSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
+def _partner_hold(request, hold_id: int) -> Hold:
+    """The hold, if this partner's business unit placed it through this API; else not found."""
+    hold = partner_hold(hold_id=hold_id, business_unit=request.user.business_unit)
+    if hold is None:
+        raise NotFound(f"hold {hold_id} not found")
+    return hold
+
+
 def _result(result, *, created: bool, posting=None) -> Response:
     body = {
         "hold": HoldSerializer(result.hold).data,
@@ -137,13 +146,7 @@ class HoldDetailView(APIView):
         tags=["holds"],
     )
     def get(self, request, hold_id: int):
-        hold = (
-            Hold.objects.select_related("business_unit", "merchant", "wallet")
-            .filter(pk=hold_id, business_unit=request.user.business_unit).first()
-        )
-        if hold is None:
-            raise NotFound(f"hold {hold_id} not found")
-        return Response(HoldSerializer(hold).data)
+        return Response(HoldSerializer(_partner_hold(request, hold_id)).data)
 
 
 class HoldCaptureView(APIView):
@@ -166,6 +169,7 @@ class HoldCaptureView(APIView):
         key = idempotency(request)
         data = HoldCaptureSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        _partner_hold(request, hold_id)
         result, posting = hold_capture(
             hold_id=hold_id, points=data.validated_data["points"], reason=data.validated_data["reason"],
             business_unit=request.user.business_unit, idempotency=key,
@@ -192,6 +196,7 @@ class HoldVoidView(APIView):
     def post(self, request, hold_id: int):
         data = HoldVoidSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        _partner_hold(request, hold_id)
         result = hold_void(hold_id=hold_id, business_unit=request.user.business_unit,
                            reason=data.validated_data["reason"])
         return _result(result, created=False)
