@@ -180,6 +180,9 @@ POINTS_EXPIRY_MAX_REQUEUES = int(os.environ.get("POINTS_EXPIRY_MAX_REQUEUES", "1
 POINTS_EXPIRY_PARTITIONS = int(os.environ.get("POINTS_EXPIRY_PARTITIONS", "2"))
 # The largest single amount (CNY) an earn accepts: a typo of a few zeros is refused, not credited.
 POINTS_MAX_AMOUNT_CNY = Decimal(os.environ.get("POINTS_MAX_AMOUNT_CNY", "1000000.00"))
+# Points given back (a cancel, a payment's refund) after their lot expired come back as a new
+# lot valid this many days.
+POINTS_REGRANT_DAYS = int(os.environ.get("POINTS_REGRANT_DAYS", "30"))
 # Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
 POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
 POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))

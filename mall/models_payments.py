@@ -348,8 +348,8 @@ class PaymentEvent(models.Model):
     )
     points_to_expired_lots = models.BigIntegerField(
         _("points given back to lots past their expiry"), default=0,
-        help_text=_("A refund gives points back to the lots they came from; these went to lots already past their "
-                    "expiry, which the next expiry run expires."),
+        help_text=_("A refund gives points back to the lots they came from; these came from lots already past "
+                    "their expiry and were credited as a new lot, valid 30 days."),
     )
     idempotency_scope = models.CharField(_("idempotency scope"), max_length=64, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, blank=True)

@@ -23,11 +23,10 @@ retry under the same key is judged afresh. Captures and refunds carry their own 
 their event: a retry answers the payment as it stands. The ledger rows carry system keys
 derived from the payment (`hold-capture:<hold>`, `payment-refund:<payment>:<n>`).
 
-Refunds give the points back to exactly the lots the capture took (the ledger's cancel). A lot
-past its expiry by then takes its points back all the same, and the next expiry run expires
-them: the refund event records how many (`points_to_expired_lots`) so that the till and the
-console can see it. (Crediting them as a new lot instead is a change of the ledger's
-give-back, not made here.)
+Refunds give the points back to exactly the lots the capture took (the ledger's cancel). Points
+whose lot is past its expiry by then come back as a new lot of the same issuer, valid
+POINTS_REGRANT_DAYS (30) days: the refund event records how many (`points_to_expired_lots`) so
+that the till and the console can see it.
 """
 
 import secrets
@@ -36,7 +35,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import IdempotencyConflict, NotFound
@@ -90,7 +88,8 @@ from points.ledger import (
     wallet_lock,
     wallets_lock,
 )
-from points.models import Hold, HoldStatus, LotMovement, Posting, Wallet
+from points.models import Hold, HoldStatus, Posting, Wallet
+from points.selectors import posting_regranted_points
 from points.services import reverse_locked
 
 PAY_CODE_TTL_SECONDS = 60
@@ -459,10 +458,8 @@ def payment_refund(
 
 
 def _given_to_expired_lots(posting: Posting) -> int:
-    """Points the refund's posting gave back to lots already past their expiry."""
-    return LotMovement.objects.filter(
-        posting=posting, amount__gt=0, lot__expires_at__lte=timezone.now()
-    ).aggregate(total=Sum("amount"))["total"] or 0
+    """Points of the refund whose lots had expired: the ledger credited them as a new lot."""
+    return posting_regranted_points(posting_id=posting.pk)
 
 
 def payment_settle(*, payment_id: int) -> Payment:

@@ -13,11 +13,12 @@ from members.models import BusinessUnit, Merchant
 from points.models import (
     EarningRule,
     Entry,
-    LotMovement,
     EventType,
     ExpiryKind,
-    Hold,
     ExpiryPolicy,
+    Hold,
+    Lot,
+    LotMovement,
     MemberTag,
     Posting,
     PostingKind,
@@ -45,8 +46,9 @@ class Balance:
 def wallet_balance(*, wallet: Wallet, now: datetime | None = None) -> Balance:
     """The member's points by state. `total` is the cached balance; the parts add up to it:
     total = available + frozen + pending + held + expired_unswept (expired, awaiting the expiry
-    job). `held` counts the live holds only: a hold past its expiry is released, whether or not
-    the sweep has come.
+    job). `held` counts the live holds: a hold past its expiry is released, whether or not the
+    sweep has come; only when the wallet is in debt do its points stay under `held`, as they will
+    repay the debt when released.
 
     One query: the open lots summed per expiry instant (a handful of rows per wallet, since
     lots expire at the end of a day), split here into expired, pending and expiring, and the
@@ -119,12 +121,16 @@ def _balance(*, total: int, debt: int, is_frozen: bool, held: int, by_expiry, no
     valid = [(expires_at, points, pending) for expires_at, points, pending in by_expiry if expires_at >= now]
     pending = sum(row_pending or 0 for _expires_at, _points, row_pending in valid)
     spendable = total - pending - expired - held
+    # In debt, every point is a hold's (a refund took all the free ones): points of a hold past
+    # its expiry repay the debt as soon as the hold is released, so they are not available.
+    owed = min(spendable, debt) if debt and spendable > 0 else 0
+    spendable -= owed
     return Balance(
         total=total,
         available=0 if is_frozen else spendable,
         pending=pending,
         frozen=spendable if is_frozen else 0,
-        held=held,
+        held=held + owed,
         expired_unswept=expired,
         debt=debt,
         expiring=[{"expires_at": expires_at, "points": points} for expires_at, points, _pending in valid[:12]],
@@ -228,6 +234,11 @@ def posting_issuers(*, posting_id: int) -> dict[int, int]:
         .values("lot__business_unit_id").annotate(total=Sum("amount")).values_list("lot__business_unit_id", "total")
     )
     return {business_unit_id: total for business_unit_id, total in moved if total}
+
+
+def posting_regranted_points(*, posting_id: int) -> int:
+    """Points a give-back posting credited as a new lot because their own lot had expired."""
+    return Lot.objects.filter(posting_id=posting_id).aggregate(total=Sum("amount"))["total"] or 0
 
 
 PARTNER_SCOPE_PREFIX = "partner:"

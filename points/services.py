@@ -146,9 +146,8 @@ def posting_reverse(
 
     `business_unit`, when given, is the caller's scope: a posting of another BU is not found.
     A refund follows the debt policy of this module; a cancel repays the wallet's debt first,
-    then gives the rest back to exactly the lots the spend consumed, the latest-expiring first.
-    Points given back to a lot that has since passed its expiry are expired again by the next
-    expiry run.
+    then gives the rest back to exactly the lots the spend consumed, the latest-expiring first;
+    points whose lot has since expired come back as a new lot (points.ledger.give_back_rows).
     """
     if points is not None:
         validate_points(points)

@@ -20,6 +20,7 @@ instead of at a commit that never comes. Every example enrols fresh members and 
 idempotency keys, so examples do not see each other's data.
 """
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -261,9 +262,11 @@ class LedgerMachine(RuleBasedStateMachine):
     def spend_points(self, who, bu, points, key):
         member = self.members[who]
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[bu]}
+        before = copy.deepcopy(member)
         spendable = member.spendable(self.now) if member.frozen else member.spendable_for(points, self.now)
         if member.frozen or member.free(spendable) < points:
             event("spend refused")
+            self.members[who] = member = before  # a refused request writes nothing, releases included
             with pytest.raises(AccountFrozen if member.frozen else InsufficientPoints):
                 points_spend(**kwargs, idempotency=key)
             if key is not None:
@@ -309,12 +312,20 @@ class LedgerMachine(RuleBasedStateMachine):
             repaid = min(amount, member.debt)
             member.debt -= repaid
             event("cancel" + (" repaying debt" if repaid else ""))
-            left = amount - repaid
+            left, regranted = amount - repaid, 0
             for lot_id in sorted(original.taken, key=lambda i: member.lots[i].order, reverse=True):
                 give = min(original.taken[lot_id], left)
+                left -= give
+                if member.lots[lot_id].expires_at < self.now:
+                    regranted += give  # a new lot: the expired one takes nothing back
+                    continue
                 member.lots[lot_id].remaining += give
                 original.taken[lot_id] -= give
-                left -= give
+            new_lots = list(Lot.objects.filter(posting=result.posting))
+            assert sum(lot.amount for lot in new_lots) == regranted
+            for lot in new_lots:
+                event("cancel regranting expired points")
+                member.lots[lot.id] = ModelLot(lot.id, lot.amount, lot.earned_at, lot.available_at, lot.expires_at)
         self.remember(key, posting_reverse, kwargs, result.posting)
 
     @rule(days=st.sampled_from([0, 1, 2, 4, 10]))
@@ -359,9 +370,11 @@ class LedgerMachine(RuleBasedStateMachine):
         points = max(1, member.free(member.spendable(self.now)) * percent // 100)
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[0], "purpose": "machine",
                   "expires_in": timedelta(minutes=minutes)}
+        before = copy.deepcopy(member)
         spendable = member.spendable(self.now) if member.frozen else member.spendable_for(points, self.now)
         if member.frozen or member.free(spendable) < points:
             event("hold refused")
+            self.members[who] = before  # a refused request writes nothing, releases included
             with pytest.raises(AccountFrozen if member.frozen else InsufficientPoints):
                 hold_place(**kwargs, idempotency=self.new_key())
             return
@@ -498,7 +511,9 @@ class LedgerMachine(RuleBasedStateMachine):
         pending = sum(lot.remaining for lot in lots if lot.available_at > self.now and lot.expires_at >= self.now)
         expired = sum(lot.remaining for lot in lots if lot.expires_at < self.now)
         spendable = sum(lot.remaining for lot in lots) - pending - expired - held
-        assert balance.held == held, "a hold past its expiry is never shown as held"
+        owed = min(spendable, member.debt) if member.debt and spendable > 0 else 0  # repays the debt when released
+        spendable -= owed
+        assert balance.held == held + owed, "a hold past its expiry is shown as held only while it owes the debt"
         assert (balance.available, balance.frozen) == ((0, spendable) if member.frozen else (spendable, 0))
         assert (balance.pending, balance.expired_unswept) == (pending, expired)
 

@@ -181,6 +181,25 @@ def test_cancel_gives_back_to_the_consumed_lots(bu, member, ledger_sound):
     ledger_sound()
 
 
+def test_cancel_after_the_lot_expired_gives_the_points_back_as_a_new_lot(bu, other_bu, member, ledger_sound):
+    """Given back to the expired lot they came from, the points would expire again at the next
+    run: they come back as a new lot of the same issuer, valid POINTS_REGRANT_DAYS days."""
+    from points.ledger.builder import regrant_expiry
+
+    hotel_lot = Lot.objects.get(posting=points_earn(member_id=member.pk, business_unit=other_bu, points=40).posting)
+    spend = points_spend(member_id=member.pk, points=40, business_unit=bu).posting
+    past = timezone.now() - timedelta(seconds=1)
+    Lot.objects.filter(pk=hotel_lot.pk).update(available_at=past - timedelta(days=1), expires_at=past)
+    cancel = posting_reverse(posting_id=spend.pk, points=25).posting
+    assert Lot.objects.get(pk=hotel_lot.pk).remaining == 0, "the expired lot takes nothing back"
+    regranted = Lot.objects.get(posting=cancel)
+    assert (regranted.amount, regranted.business_unit_id, regranted.earned_at) == (25, other_bu.pk, hotel_lot.earned_at)
+    assert regranted.expires_at == regrant_expiry(regranted.available_at)
+    assert wallet_balance(wallet=Wallet.objects.get(member=member)).available == 25
+    assert expiry_run_batch(now=timezone.now())[0] == 0, "nothing of it is due"
+    ledger_sound()
+
+
 def test_reverse_scoped_to_business_unit_and_kind(bu, other_bu, member, operator):
     from points.exceptions import NotFound
 

@@ -109,7 +109,10 @@ class BalanceSerializer(serializers.Serializer):
     available = serializers.IntegerField(help_text=_("Spendable now."))
     pending = serializers.IntegerField(help_text=_("Earned, not yet available (pending period)."))
     frozen = serializers.IntegerField(help_text=_("Held because the account is frozen."))
-    held = serializers.IntegerField(help_text=_("Reserved by holds not yet captured, voided or expired."))
+    held = serializers.IntegerField(
+        help_text=_("Reserved by holds not yet captured, voided or expired (and, for a member in debt, the points "
+                    "of expired holds that will repay it).")
+    )
     expired_unswept = serializers.IntegerField(help_text=_("Past expiry, awaiting the expiry job."))
     debt = serializers.IntegerField(help_text=_("Owed after refunds of spent points; repaid by the next earnings."))
     expiring = ExpiringSerializer(many=True, help_text=_("Points still valid, by expiry date (earliest first)."))

@@ -8,14 +8,16 @@ reaches the wallet, out of its earliest-expiring parts. Debits take a lot's free
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
 from points.models import Account, Entry, Lot, LotMovement, Posting, Wallet
 from points.rules import LotTerms
+from points.timeutils import end_of_local_day, local_date
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,11 @@ def give_back_rows(*, posting: Posting, wallet: Wallet, taken_by: list[Posting],
                    business_unit: BusinessUnit) -> PostingRows:
     """Give `amount` points back (the reversal of a debit: a cancel, a refund of a payment) to
     exactly the lots the postings `taken_by` consumed net, the latest-expiring first, after
-    repaying the wallet's debt. `account` (of `business_unit`) is the other side."""
+    repaying the wallet's debt. `account` (of `business_unit`) is the other side.
+
+    Points whose lot has expired by now are not given back to it (the next expiry run would
+    take them again): they come back as a new lot of the same issuer, merchant, rule and earning
+    time, available now and valid `POINTS_REGRANT_DAYS` days (to the end of that day)."""
     net_taken: dict[int, int] = {}
     for movement in LotMovement.objects.filter(posting__in=taken_by):
         net_taken[movement.lot_id] = net_taken.get(movement.lot_id, 0) - movement.amount
@@ -172,13 +178,27 @@ def give_back_rows(*, posting: Posting, wallet: Wallet, taken_by: list[Posting],
     _repaid, left = debt_split(wallet, amount)
     entries = [Entry(posting=posting, account=account, business_unit=business_unit, amount=-amount)]
     entries += _member_credit_entries(posting, wallet, amount)
-    movements, touched = [], []
+    movements, touched, regranted = [], [], []
+    now = timezone.now()
     for lot in lots.order_by("-expires_at", "-earned_at", "-id"):
         if not left:
             break
         give = min(net_taken[lot.id], left)
-        lot.remaining += give
         left -= give
+        if lot.expires_at < now:
+            regranted.append(Lot(
+                wallet=wallet, posting=posting, business_unit_id=lot.business_unit_id,
+                merchant_id=lot.merchant_id, rule_code=lot.rule_code, amount=give, remaining=give,
+                earned_at=lot.earned_at, available_at=now, expires_at=regrant_expiry(now),
+            ))
+            continue
+        lot.remaining += give
         touched.append(lot)
         movements.append(LotMovement(posting=posting, lot=lot, amount=give))
-    return PostingRows(posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=touched)
+    return PostingRows(posting=posting, wallet=wallet, lots=regranted, movements=movements, entries=entries,
+                       changed_lots=touched)
+
+
+def regrant_expiry(now: datetime) -> datetime:
+    """Until when points given back after their lot expired stay valid."""
+    return end_of_local_day(local_date(now) + timedelta(days=settings.POINTS_REGRANT_DAYS))

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from mall.models_payments import BusinessUnitPaymentSettings, Payment, PaymentEvent, PaymentStatus
 from points.models import Hold, HoldStatus, Posting, PostingKind, Wallet
-from points.selectors import member_balance
 from tests.factories import BusinessUnitFactory
 from tests.payments.conftest import partner_client
 

@@ -1,6 +1,6 @@
-"""A refund gives the points back to exactly the lots the capture took, expired or not: points
-given back to a lot already past its expiry are counted on the refund's event and expired by the
-next expiry run (the documented rule; crediting them as a new lot would be a ledger change)."""
+"""A refund gives the points back to exactly the lots the capture took; points whose lot is
+already past its expiry come back as a new lot of the same issuer, valid POINTS_REGRANT_DAYS
+days, counted on the refund's event: the next expiry run does not take them."""
 
 from datetime import timedelta
 
@@ -9,12 +9,13 @@ from django.utils import timezone
 
 from mall.models_payments import PaymentEvent
 from points.expiry import expiry_run_batch
+from points.ledger.builder import regrant_expiry
 from points.models import Lot, LotMovement, Posting, PostingKind, Wallet
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_refund_to_an_expired_lot_is_counted_and_expires_at_the_next_run(till, payer, pay_code, ledger_sound):
+def test_a_refund_to_an_expired_lot_comes_back_as_a_new_lot(till, payer, pay_code, ledger_sound):
     from points.earning import points_earn
 
     other = points_earn(member_id=payer.pk, business_unit=till_bu(payer), points=500, reason="later lot").posting
@@ -32,13 +33,17 @@ def test_a_refund_to_an_expired_lot_is_counted_and_expires_at_the_next_run(till,
     event = PaymentEvent.objects.get(payment_id=paid["id"], to_status="partially_refunded")
     assert event.points_to_expired_lots == 3000
     assert refunded.json()["payment"]["events"][-1]["points_to_expired_lots"] == 3000
-    assert LotMovement.objects.get(posting=event.posting).lot_id == first_lot.pk
+    assert not LotMovement.objects.filter(posting=event.posting).exists(), "the expired lot takes nothing back"
+    regranted = Lot.objects.get(posting=event.posting)
+    assert (regranted.amount, regranted.business_unit_id, regranted.earned_at) == (
+        3000, first_lot.business_unit_id, first_lot.earned_at)
+    assert regranted.expires_at == regrant_expiry(regranted.available_at)
     assert Wallet.objects.get(member=payer).balance == 3500
 
     written, _cursor = expiry_run_batch(now=timezone.now(), after_wallet_id=0)
-    assert written == 1
-    expired = Posting.objects.get(wallet__member=payer, kind=PostingKind.EXPIRE)
-    assert expired.points == -3000 and Wallet.objects.get(member=payer).balance == 500
+    assert written == 0, "nothing is due: the expired lot is empty, the new one is valid"
+    assert not Posting.objects.filter(wallet__member=payer, kind=PostingKind.EXPIRE).exists()
+    assert Wallet.objects.get(member=payer).balance == 3500
     ledger_sound()
 
 
