@@ -122,7 +122,7 @@ class Migration(migrations.Migration):
                 ('to_status', models.CharField(choices=[('authorized', 'Authorised'), ('captured', 'Captured'), ('partially_refunded', 'Partially refunded'), ('refunded', 'Refunded'), ('voided', 'Voided'), ('expired', 'Expired')], max_length=20, verbose_name='to')),
                 ('points', models.BigIntegerField(default=0, verbose_name='points')),
                 ('amount_cny', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=14, verbose_name='CNY')),
-                ('points_to_expired_lots', models.BigIntegerField(default=0, help_text='A refund gives points back to the lots they came from; these went to lots already past their expiry, which the next expiry run expires.', verbose_name='points given back to lots past their expiry')),
+                ('points_to_expired_lots', models.BigIntegerField(default=0, help_text='A refund gives points back to the lots they came from; these came from lots already past their expiry and were credited as a new lot, valid 30 days.', verbose_name='points given back to lots past their expiry')),
                 ('idempotency_scope', models.CharField(blank=True, max_length=64, verbose_name='idempotency scope')),
                 ('idempotency_key', models.CharField(blank=True, max_length=128, verbose_name='idempotency key')),
                 ('request_hash', models.CharField(blank=True, max_length=64, verbose_name='request fingerprint')),
