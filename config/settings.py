@@ -126,8 +126,8 @@ CACHES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.authentication.PartnerKeyAuthentication",
-        "config.api.authentication.MemberTokenAuthentication",
+        "members.authentication.PartnerKeyAuthentication",
+        "members.authentication.MemberTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

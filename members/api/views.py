@@ -10,7 +10,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, error_responses
-from config.api.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner
 from members.api.serializers import (
     MemberEnrolSerializer,
     MemberLookupSerializer,

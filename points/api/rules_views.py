@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
-from config.api.permissions import IsPartner
+from members.permissions import IsPartner
 from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
 from points.api.views import WRITE_ERRORS, idempotency, posting_response
 from points.services import earn_simulate, points_earn

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
-from config.api.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner
 from members.exceptions import MerchantNotPermitted
 from members.models import BusinessUnit
 from points.api.serializers import (
