@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.cache import VersionedCache
-from members.exceptions import MerchantNotPermitted
+from members.exceptions import MerchantNotPermitted, UnknownMerchant
 from members.models import BusinessUnit, Member, MemberToken, Merchant, Organization, PartnerKey
 
 
@@ -42,17 +42,23 @@ def organization_by_code(*, code: str) -> Organization | None:
 
 
 def merchant_for_partner(*, business_unit: BusinessUnit, key_merchant: Merchant | None, code: str) -> Merchant | None:
-    """The merchant a partner books a purchase to: an active merchant of the key's BU.
+    """The merchant a partner's request books to: the one resolution of every earn, event,
+    simulation and bulk-earn item.
 
-    A key scoped to a merchant always books to that merchant; naming another one is refused
-    (MerchantNotPermitted) rather than silently rewritten. Returns None when no merchant of the
-    BU has that code.
+    A blank code means no merchant named: the key's merchant for a key scoped to one, else none
+    (the posting is the business unit's own). A code must name an active merchant of the key's
+    business unit (else UnknownMerchant, 400 `invalid` naming `merchant`); a key scoped to a
+    merchant may name only that one (another is MerchantNotPermitted, 403), never silently
+    rewritten.
     """
-    if key_merchant is not None:
-        if code and code != key_merchant.code:
-            raise MerchantNotPermitted()
+    if not code or (key_merchant is not None and code == key_merchant.code):
         return key_merchant
-    return active_merchants.get(business_unit.pk, code)
+    merchant = active_merchants.get(business_unit.pk, code)
+    if merchant is None:
+        raise UnknownMerchant()
+    if key_merchant is not None:
+        raise MerchantNotPermitted()
+    return merchant
 
 
 def _partner_key_load(prefix: str) -> PartnerKey | None:

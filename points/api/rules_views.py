@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
 from members.permissions import IsPartner
 from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
-from points.api.views import WRITE_ERRORS, idempotency, posting_response
-from points.services import earn_simulate, points_earn
+from points.api.views import WRITE_ERRORS, EarnView, earn_arguments
+from points.services import earn_simulate
 
 EVENT_EXAMPLES = [
     OpenApiExample("check-in", value={"member": 42, "event_type": "check_in", "reference": "app-checkin-20260301"},
@@ -26,8 +26,9 @@ EVENT_EXAMPLES = [
 INVALID_FIELDS = {"event_type": ['"lottery" is not a valid choice.']}
 
 
-class EventView(APIView):
-    permission_classes = [IsPartner]
+class EventView(EarnView):
+    input_serializer = EventSerializer
+    output_serializer = EventResultSerializer
 
     @extend_schema(
         operation_id="events_create",
@@ -49,20 +50,7 @@ class EventView(APIView):
         tags=["events"],
     )
     def post(self, request):
-        key = idempotency(request)
-        data = EventSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        result = points_earn(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            event_type=data.validated_data["event_type"],
-            receipt_no=data.validated_data["reference"],
-            occurred_at=data.validated_data["occurred_at"],
-            idempotency=key,
-        )
-        return posting_response(result, EventResultSerializer)
+        return super().post(request)
 
 
 class RuleSimulationView(APIView):
@@ -83,14 +71,6 @@ class RuleSimulationView(APIView):
         tags=["events"],
     )
     def post(self, request):
-        data = EventSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        simulation = earn_simulate(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            event_type=data.validated_data["event_type"],
-            occurred_at=data.validated_data["occurred_at"],
-        )
-        return Response(SimulationSerializer(simulation).data)
+        arguments = earn_arguments(request, EventSerializer)
+        del arguments["receipt_no"]  # a simulation records nothing
+        return Response(SimulationSerializer(earn_simulate(**arguments)).data)

@@ -37,13 +37,19 @@ class AmountField(serializers.DecimalField):
 # --- outputs -------------------------------------------------------------------------------
 
 
-class ExplanationStepSerializer(serializers.Serializer):
-    """One line of an earn's explanation; rules may add details (e.g. `rate`, `multiplier`)."""
+class ExplanationLineSerializer(serializers.Serializer):
+    """One line of an earn's explanation: what one rule (or the base rate, or the tier) gave.
+    The lines of an event, a purchase and a simulation are the same; a line has the details of
+    its effect (`rate`, `multiplier`, `spend_over`) and `capped_from` when a cap trimmed it."""
 
-    rule = serializers.CharField(help_text=_("Rule code: `base_rate`, a rule's code, or `tier:<code>`."))
-    name = serializers.CharField()
-    effect = serializers.CharField()
+    rule = serializers.CharField(help_text=_("The rule's code; `base_rate` for the BU's rate, `tier:<code>` for the tier."))
+    name = serializers.CharField(required=False)
+    effect = serializers.CharField(required=False)
     points = serializers.IntegerField()
+    rate = serializers.CharField(required=False, help_text=_("Points per CNY, for a rate."))
+    multiplier = serializers.CharField(required=False)
+    spend_over = serializers.CharField(required=False)
+    capped_from = serializers.IntegerField(required=False, help_text=_("What the rule would have given without its caps."))
 
 
 def posting_label(name: str) -> str:
@@ -73,7 +79,7 @@ class TransactionSerializer(serializers.Serializer):
     class Meta:
         model = Posting
 
-    @extend_schema_field(ExplanationStepSerializer(many=True))
+    @extend_schema_field(ExplanationLineSerializer(many=True))
     def get_explanation(self, posting):
         return posting.explanation
 
@@ -142,24 +148,39 @@ class PostingResultSerializer(serializers.Serializer):
 # --- inputs --------------------------------------------------------------------------------
 
 
-class EarnSerializer(serializers.Serializer):
+class MerchantCodeField(serializers.RegexField):
+    """A merchant code within the key's business unit; blank or left out names no merchant."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _(
+            "Merchant code within the key's business unit. Blank or left out: no merchant (the key's own merchant for "
+            "a key scoped to one); a scoped key naming another merchant is refused (`merchant_not_permitted`)."
+        ))
+        super().__init__(r"^[-a-zA-Z0-9_]*$", max_length=32, required=False, default="", allow_blank=True, **kwargs)
+
+
+class EarnInputSerializer(serializers.Serializer):
+    """What every earning request shares (a purchase, an event, a simulation): whom, where and
+    when. Its validated data are the keyword arguments of `points_earn` and `earn_simulate`
+    but the business unit, the merchant resolved in the partner key's scope."""
+
     member = MemberIdField()
-    amount = AmountField()
-    merchant = serializers.SlugField(
-        max_length=32, required=False, default="", allow_blank=True,
-        help_text=_("Merchant code within the key's business unit; optional for a key scoped to a merchant."),
-    )
-    receipt_no = serializers.CharField(max_length=64)
-    occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When the purchase happened."))
+    merchant = MerchantCodeField()
+    occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When it happened; now by default."))
 
     def validate(self, attrs):
         principal = self.context["request"].user
-        code = attrs["merchant"]
-        merchant = merchant_for_partner(business_unit=principal.business_unit, key_merchant=principal.merchant, code=code)
-        if merchant is None:
-            message = _("No active merchant of this business unit has this code.") if code else _("This field is required.")
-            raise serializers.ValidationError({"merchant": [message]})
-        return {**attrs, "merchant": merchant}
+        arguments = dict(attrs)
+        arguments["member_id"] = arguments.pop("member")
+        arguments["merchant"] = merchant_for_partner(
+            business_unit=principal.business_unit, key_merchant=principal.merchant, code=attrs["merchant"]
+        )
+        return arguments
+
+
+class EarnSerializer(EarnInputSerializer):
+    amount = AmountField(source="amount_cny")
+    receipt_no = serializers.CharField(max_length=64)
 
 
 class SpendSerializer(serializers.Serializer):
@@ -177,7 +198,7 @@ class EarnBatchItemSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(max_length=128, help_text=_("Unique per partner key, like the header."))
     member = MemberIdField()
     amount = AmountField()
-    merchant = serializers.SlugField(max_length=32, required=False, default="", allow_blank=True)
+    merchant = MerchantCodeField()
     receipt_no = serializers.CharField(max_length=64)
     occurred_at = serializers.DateTimeField(required=False, default=None)
 

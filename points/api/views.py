@@ -73,6 +73,15 @@ def _built(serializer_class):
     return serializer_class()
 
 
+def earn_arguments(request, serializer_class) -> dict:
+    """The keyword arguments of an earn (`points_earn`, `earn_simulate`) from a partner's request:
+    its body checked by `serializer_class` (an EarnInputSerializer) and the key's business unit.
+    The one body of the earn, event and simulation endpoints."""
+    data = serializer_class(data=request.data, context={"request": request})
+    data.is_valid(raise_exception=True)
+    return {**data.validated_data, "business_unit": request.user.business_unit}
+
+
 def idempotency(request) -> Idempotency:
     return Idempotency(scope=request.user.idempotency_scope, key=idempotency_key(request))
 
@@ -216,7 +225,11 @@ class MeTransactionsView(HistoryView):
 
 
 class EarnView(APIView):
+    """Credit points for a purchase; EventView, the same for any event, shares its post."""
+
     permission_classes = [IsPartner]
+    input_serializer = EarnSerializer
+    output_serializer = PostingResultSerializer
 
     @extend_schema(
         operation_id="transactions_earn",
@@ -263,18 +276,8 @@ class EarnView(APIView):
     )
     def post(self, request):
         key = idempotency(request)
-        data = EarnSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        result = points_earn(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            receipt_no=data.validated_data["receipt_no"],
-            occurred_at=data.validated_data["occurred_at"],
-            idempotency=key,
-        )
-        return posting_response(result)
+        result = points_earn(**earn_arguments(request, self.input_serializer), idempotency=key)
+        return posting_response(result, self.output_serializer)
 
 
 class SpendView(APIView):
