@@ -3,14 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from points.api.serializers import (
-    AmountField,
-    BalanceSerializer,
-    EarnInputSerializer,
-    ExplanationLineSerializer,
-    TransactionSerializer,
-    posting_label,
-)
+from points.api.serializers import AmountField, EarnInputSerializer, ExplanationLineSerializer
 from points.models import EventType
 
 # Referrals are awarded by the system after the referee's first purchase, never posted by partners.
@@ -29,22 +22,6 @@ class EventSerializer(EarnInputSerializer):
         if attrs["event_type"] == EventType.PURCHASE and attrs["amount_cny"] is None:
             raise serializers.ValidationError({"amount": [_("A purchase needs an amount.")]})
         return super().validate(attrs)
-
-
-class EventTransactionSerializer(TransactionSerializer):
-    explanation = ExplanationLineSerializer(many=True, read_only=True)
-    event_type = serializers.ChoiceField(choices=EventType.choices, read_only=True, label=posting_label("event_type"))
-
-    def to_representation(self, posting):
-        explanation = self.fields["explanation"].to_representation(posting.explanation)
-        return {**super().to_representation(posting), "explanation": explanation, "event_type": posting.event_type}
-
-
-class EventResultSerializer(serializers.Serializer):
-    transaction = EventTransactionSerializer()
-    points = serializers.IntegerField(help_text=_("Points credited."))
-    balance = BalanceSerializer()
-    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 
 class SimulatedLotSerializer(serializers.Serializer):

@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
 from members.permissions import IsPartner
-from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
+from points.api.rules_serializers import EventSerializer, SimulationSerializer
+from points.api.serializers import PostingResultSerializer
 from points.api.views import WRITE_ERRORS, EarnView, earn_arguments
 from points.services import earn_simulate
 
@@ -28,7 +29,6 @@ INVALID_FIELDS = {"event_type": ['"lottery" is not a valid choice.']}
 
 class EventView(EarnView):
     input_serializer = EventSerializer
-    output_serializer = EventResultSerializer
 
     @extend_schema(
         operation_id="events_create",
@@ -41,8 +41,8 @@ class EventView(EarnView):
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EventSerializer,
         responses={
-            201: OpenApiResponse(EventResultSerializer, description="Posted."),
-            200: OpenApiResponse(EventResultSerializer, description="A replay: the original result, nothing posted."),
+            201: OpenApiResponse(PostingResultSerializer, description="Posted."),
+            200: OpenApiResponse(PostingResultSerializer, description="A replay: the original result, nothing posted."),
             **error_responses(*WRITE_ERRORS, "invalid_occurred_at", "merchant_not_permitted", "not_found",
                               "member_inactive", invalid_fields=INVALID_FIELDS),
         },

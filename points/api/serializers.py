@@ -1,7 +1,10 @@
 """Serializers of the points API: inputs check shape only, outputs describe the answers."""
 
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
+from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
@@ -9,7 +12,7 @@ from rest_framework import serializers
 
 from members.selectors import merchant_for_partner
 from points.batch import EarnBatchItem, RejectedItem
-from points.models import Posting, PostingKind
+from points.models import EventType, Posting, PostingKind
 
 BIGINT_MAX = 2**63 - 1
 MAX_BATCH_ITEMS = 1000
@@ -52,6 +55,16 @@ class ExplanationLineSerializer(serializers.Serializer):
     capped_from = serializers.IntegerField(required=False, help_text=_("What the rule would have given without its caps."))
 
 
+class StoredDateTimeField(serializers.DateTimeField):
+    """An instant read from the ledger. Plain SQL on SQLite (the demo) hands datetimes back naive,
+    in UTC as Django stores them there, where DRF would take a naive value for local time."""
+
+    def to_representation(self, value):
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            value = value.replace(tzinfo=dt_timezone.utc)
+        return super().to_representation(value)
+
+
 def posting_label(name: str) -> str:
     """A posting field's verbose name, as the field's label (the schema shows it as the title)."""
     return capfirst(Posting._meta.get_field(name).verbose_name)
@@ -69,10 +82,18 @@ class TransactionSerializer(serializers.Serializer):
         source="amount_cny", max_digits=14, decimal_places=2, read_only=True, allow_null=True,
         help_text=_("Purchase amount in CNY (earns only)."),
     )
-    receipt_no = serializers.CharField(read_only=True, label=posting_label("receipt_no"))
+    event_type = serializers.ChoiceField(
+        choices=EventType.choices, allow_blank=True, read_only=True, label=posting_label("event_type"),
+        help_text=_("What an earn was for (purchase, check_in, parking...); blank for spends, reversals, adjustments "
+                    "and expiry."),
+    )
+    receipt_no = serializers.CharField(
+        read_only=True, label=posting_label("receipt_no"),
+        help_text=_("The partner's reference: a purchase's receipt number, an event's `reference`."),
+    )
     reason = serializers.CharField(read_only=True, label=posting_label("reason"))
-    occurred_at = serializers.DateTimeField(read_only=True, label=posting_label("occurred_at"))
-    created_at = serializers.DateTimeField(read_only=True, label=posting_label("created_at"))
+    occurred_at = StoredDateTimeField(read_only=True, label=posting_label("occurred_at"))
+    created_at = StoredDateTimeField(read_only=True, label=posting_label("created_at"))
     explanation = serializers.SerializerMethodField(help_text=_("How the points were computed, step by step."))
     reverses = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, label=posting_label("reverses"))
 
@@ -95,6 +116,7 @@ class TransactionSerializer(serializers.Serializer):
             "business_unit": None if unit is None else unit.code,
             "merchant": None if merchant is None else merchant.code,
             "amount": None if posting.amount_cny is None else fields["amount"].to_representation(posting.amount_cny),
+            "event_type": posting.event_type,
             "receipt_no": posting.receipt_no,
             "reason": posting.reason,
             "occurred_at": fields["occurred_at"].to_representation(posting.occurred_at),
