@@ -32,7 +32,8 @@ class MemberEnrolSerializer(serializers.Serializer):
     phone = PhoneField()
     name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     birthday = serializers.DateField(required=False, allow_null=True, default=None)
-    email = serializers.EmailField(max_length=254, required=False, default="", allow_blank=True)
+    # No default in the schema: '' is not an e-mail address. Left out (or blank): none.
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     organization = serializers.SlugField(
         max_length=32, required=False, allow_null=True, default=None, help_text=_("Code of the member's employer.")
     )

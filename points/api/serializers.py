@@ -1,5 +1,6 @@
 """Serializers of the points API: inputs check shape only, outputs describe the answers."""
 
+import re
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -170,15 +171,32 @@ class PostingResultSerializer(serializers.Serializer):
 # --- inputs --------------------------------------------------------------------------------
 
 
-class MerchantCodeField(serializers.RegexField):
-    """A merchant code within the key's business unit; blank or left out names no merchant."""
+MERCHANT_CODE = re.compile(r"[-a-zA-Z0-9_]{0,32}")
+
+
+@extend_schema_field({"type": "string", "maxLength": 32, "pattern": "^[-a-zA-Z0-9_]*$"})
+class MerchantCodeField(serializers.Field):
+    """A merchant code within the key's business unit; blank or left out names no merchant.
+
+    A plain field, not DRF's RegexField: the schema is then one string pattern admitting the
+    blank (drf-spectacular gives a blank-admitting pattern field a oneOf that '' matches twice)."""
+
+    default_error_messages = {"invalid": _("A merchant code: at most 32 letters, digits, - or _.")}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", _(
             "Merchant code within the key's business unit. Blank or left out: no merchant (the key's own merchant for "
             "a key scoped to one); a scoped key naming another merchant is refused (`merchant_not_permitted`)."
         ))
-        super().__init__(r"^[-a-zA-Z0-9_]*$", max_length=32, required=False, default="", allow_blank=True, **kwargs)
+        super().__init__(required=False, default="", **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not MERCHANT_CODE.fullmatch(data):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
 
 
 class EarnInputSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses, idempotency_key
 from members.permissions import IsMember, IsPartner
 from members.exceptions import MerchantNotPermitted
 from members.models import BusinessUnit
@@ -63,6 +63,7 @@ def posting_response(result: PostingResult) -> Response:
     return Response(
         POSTING_RESULT_OUTPUT.to_representation(body),
         status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        headers={REPLAYED_HEADER: "true" if result.replayed else "false"},
     )
 
 
@@ -181,7 +182,8 @@ class MemberTransactionsView(HistoryView):
         parameters=[MEMBER_ID],
         responses={
             200: TransactionSerializer(many=True),
-            **error_responses("invalid", "not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+            **error_responses("invalid", "not_found", "page_not_found", *AUTH_ERRORS,
+                              invalid_fields={"kind": ["Select a valid choice."]}),
         },
         tags=["members"],
     )
@@ -213,7 +215,7 @@ class MeTransactionsView(HistoryView):
         summary="The signed-in member's transactions, at every business unit",
         responses={
             200: TransactionSerializer(many=True),
-            **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+            **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
         },
         tags=["me"],
     )
