@@ -2,7 +2,7 @@
 
 import hashlib
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.cache import VersionedCache
@@ -17,6 +17,27 @@ def member_search(*, phone: str = "", card_no: str = "") -> QuerySet[Member]:
     if card_no:
         members = members.filter(card_no=card_no)
     return members
+
+
+def member_id_for(*, card_no: str = "", phone: str = "") -> int | None:
+    """The id of the member with this card number or phone (both unique), if any: how a POS,
+    which knows a card or a phone but not a member id, names the member of an earn."""
+    members = Member.objects.filter(card_no=card_no) if card_no else Member.objects.filter(phone=phone)
+    return members.values_list("pk", flat=True).first()
+
+
+def member_ids_by_identifier(*, card_nos: set[str], phones: set[str]) -> dict[tuple[str, str], int]:
+    """`member_id_for` of many in one statement: {("card_no", value) or ("phone", value): id}."""
+    if not card_nos and not phones:
+        return {}
+    rows = Member.objects.filter(Q(card_no__in=card_nos) | Q(phone__in=phones)).values_list("pk", "card_no", "phone")
+    found = {}
+    for pk, card_no, phone in rows:
+        if card_no in card_nos:
+            found["card_no", card_no] = pk
+        if phone in phones:
+            found["phone", phone] = pk
+    return found
 
 
 def token_hash(token: str) -> str:

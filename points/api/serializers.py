@@ -11,7 +11,10 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from members.selectors import merchant_for_partner
+from config.api.exceptions import field_messages
+from config.errors import NotFound
+from members.fields import CardNoField, PhoneField
+from members.selectors import member_id_for, member_ids_by_identifier, merchant_for_partner
 from points.batch import EarnBatchItem, RejectedItem
 from points.models import EventType, Posting, PostingKind
 
@@ -199,23 +202,55 @@ class MerchantCodeField(serializers.Field):
         return value
 
 
-class EarnInputSerializer(serializers.Serializer):
-    """What every earning request shares (a purchase, an event, a simulation): whom, where and
-    when. Its validated data are the keyword arguments of `points_earn` and `earn_simulate`
-    but the business unit, the merchant resolved in the partner key's scope."""
+MEMBER_NAMES = ("member", "card_no", "phone")
 
-    member = MemberIdField()
+
+class MemberNamedSerializer(serializers.Serializer):
+    """The member of an earn, named by exactly one of: id, card number, phone. A POS knows a card
+    or a phone; a mini-program knows the id."""
+
+    member = MemberIdField(required=False)
+    card_no = CardNoField(required=False, help_text=_("Instead of `member`: the member's card number."))
+    phone = PhoneField(required=False, help_text=_("Instead of `member`: the member's phone number."))
+
+    def validate(self, attrs):
+        if sum(name in attrs for name in MEMBER_NAMES) != 1:
+            raise serializers.ValidationError({"member": [_("Name the member by exactly one of member, card_no, phone.")]})
+        return attrs
+
+
+def named_member(attrs: dict) -> tuple[str, int | str]:
+    """The (name, value) naming the member in checked data, e.g. ("card_no", "8800...")."""
+    return next((name, attrs[name]) for name in MEMBER_NAMES if name in attrs)
+
+
+def member_not_found(name: str) -> NotFound:
+    """The 404 of a card number or phone no member has."""
+    messages = {"card_no": _("No member has this card number."), "phone": _("No member has this phone number.")}
+    return NotFound(messages[name])
+
+
+class EarnInputSerializer(MemberNamedSerializer):
+    """What every earning request shares (a purchase, an event, a simulation): whom, where and
+    when. Its validated data are the keyword arguments of `points_earn` and `earn_simulate` but
+    the business unit: the merchant resolved in the partner key's scope, the member's id found
+    from a card or phone (404 `not_found` when no member has it)."""
+
     merchant = MerchantCodeField()
     occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When it happened; now by default."))
 
     def validate(self, attrs):
+        attrs = super().validate(attrs)
         principal = self.context["request"].user
-        arguments = dict(attrs)
-        arguments["member_id"] = arguments.pop("member")
-        arguments["merchant"] = merchant_for_partner(
+        merchant = merchant_for_partner(
             business_unit=principal.business_unit, key_merchant=principal.merchant, code=attrs["merchant"]
         )
-        return arguments
+        name, value = named_member(attrs)
+        member_id = value if name == "member" else member_id_for(**{name: value})
+        if member_id is None:
+            raise member_not_found(name)
+        arguments = {key: value for key, value in attrs.items() if key not in MEMBER_NAMES}
+        return {**arguments, "member_id": member_id, "merchant": merchant}
 
 
 class EarnSerializer(EarnInputSerializer):
@@ -234,9 +269,8 @@ class ReverseSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
-class EarnBatchItemSerializer(serializers.Serializer):
+class EarnBatchItemSerializer(MemberNamedSerializer):
     idempotency_key = serializers.CharField(max_length=128, help_text=_("Unique per partner key, like the header."))
-    member = MemberIdField()
     amount = AmountField()
     merchant = MerchantCodeField()
     receipt_no = serializers.CharField(max_length=64)
@@ -254,37 +288,53 @@ class EarnBatchSerializer(serializers.Serializer):
     items = EarnBatchItemsField(min_length=1, max_length=MAX_BATCH_ITEMS)
 
     def validate_items(self, raw_items) -> list[EarnBatchItem | RejectedItem]:
-        """Check each item's shape on its own: a malformed item becomes a RejectedItem that the
-        batch reports as that item's error, instead of failing the whole request."""
+        """Check each item's shape on its own: a malformed item, or one naming by card or phone
+        a member nobody is, becomes a RejectedItem that the batch reports as that item's error,
+        instead of failing the whole request. Cards and phones are looked up in one statement."""
         checker = EarnBatchItemSerializer()  # one bound serializer for all items: binding costs more than checking
-        items = []
+        checked: list[dict | RejectedItem] = []
         for raw in raw_items:
             try:
-                data = checker.run_validation(raw)
+                checked.append(checker.run_validation(raw))
             except serializers.ValidationError as exc:
                 key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-                items.append(RejectedItem(
+                checked.append(RejectedItem(
                     idempotency_key=key if isinstance(key, str) else None,
                     error={"code": "invalid", "detail": _("Invalid input."),
-                           "fields": serializers.as_serializer_error(exc)},
+                           "fields": field_messages(serializers.as_serializer_error(exc))},
                 ))
+        named = [named_member(data) for data in checked if isinstance(data, dict)]
+        found = member_ids_by_identifier(card_nos={value for name, value in named if name == "card_no"},
+                                         phones={value for name, value in named if name == "phone"})
+        items = []
+        for data in checked:
+            if isinstance(data, RejectedItem):
+                items.append(data)
+                continue
+            name, value = named_member(data)
+            member_id = value if name == "member" else found.get((name, value))
+            if member_id is None:
+                items.append(RejectedItem(idempotency_key=data["idempotency_key"], error=member_not_found(name).as_dict()))
                 continue
             items.append(EarnBatchItem(
-                idempotency_key=data["idempotency_key"], member_id=data["member"], amount_cny=data["amount"],
+                idempotency_key=data["idempotency_key"], member_id=member_id, amount_cny=data["amount"],
                 receipt_no=data["receipt_no"], merchant_code=data["merchant"], occurred_at=data["occurred_at"],
             ))
         return items
 
 
 class BatchItemErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
+    """An item's error: the body a single earn would have answered."""
+
+    code = serializers.CharField(help_text=_("The code a single earn would have answered."))
     detail = serializers.CharField()
 
     def get_fields(self):
         # "fields" would shadow Serializer.fields as a class attribute, so it is added here.
         fields = super().get_fields()
         fields["fields"] = serializers.DictField(
-            required=False, help_text=_("Messages per item field, when the item itself was invalid."),
+            child=serializers.ListField(child=serializers.CharField()), required=False,
+            help_text=_("Messages per item field (`invalid`), as in a single earn's 400."),
         )
         return fields
 

@@ -9,6 +9,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.exceptions import field_messages
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses, idempotency_key
 from members.permissions import IsMember, IsPartner
 from members.exceptions import MerchantNotPermitted
@@ -65,6 +66,11 @@ def posting_response(result: PostingResult) -> Response:
         status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
         headers={REPLAYED_HEADER: "true" if result.replayed else "false"},
     )
+
+
+def _item_error(error: dict) -> dict:
+    """A bulk-earn item's error as the schema has it: its field messages flat lists of strings."""
+    return {**error, "fields": field_messages(error["fields"])} if "fields" in error else error
 
 
 def earn_arguments(request, serializer_class) -> dict:
@@ -396,7 +402,7 @@ class EarnBatchView(APIView):
         results = [
             {"idempotency_key": outcome.idempotency_key, "status": outcome.status,
              **({"transaction": outcome.posting} if outcome.posting else {}),
-             **({"error": outcome.error} if outcome.error else {})}
+             **({"error": _item_error(outcome.error)} if outcome.error else {})}
             for outcome in outcomes
         ]
         body = {
