@@ -9,6 +9,7 @@ from members.selectors import organization_by_code
 
 class MemberSerializer(serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    email = serializers.CharField(read_only=True, help_text=_("E-mail address; blank when none was given."))
 
     class Meta:
         model = Member

@@ -20,8 +20,8 @@ EVENT_EXAMPLES = [
     OpenApiExample("check-in", value={"member": 42, "event_type": "check_in", "reference": "app-checkin-20260301"},
                    request_only=True),
     OpenApiExample("parking payment",
-                   value={"member": 42, "event_type": "parking", "amount": "30.00", "merchant": "parking",
-                          "occurred_at": "2026-03-01T18:40:00+08:00", "reference": "P-88812"},
+                   value={"card_no": "8800123456789012", "event_type": "parking", "amount": "30.00",
+                          "merchant": "parking", "reference": "P-88812"},
                    request_only=True),
 ]
 INVALID_FIELDS = {"event_type": ['"lottery" is not a valid choice.']}

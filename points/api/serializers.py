@@ -32,10 +32,19 @@ class PointsField(serializers.IntegerField):
         super().__init__(min_value=1, max_value=BIGINT_MAX, **kwargs)
 
 
+MAX_AMOUNT = Decimal("99999999.99")
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$",
+                      "example": "128.50"})
 class AmountField(serializers.DecimalField):
+    """A purchase amount: a positive decimal string of at most 2 decimals, up to 99,999,999.99 CNY
+    (beyond any one purchase; the ledger's running sums, such as a tier's qualifying value, stay
+    within their columns)."""
+
     def __init__(self, **kwargs):
         super().__init__(
-            max_digits=14, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True,
+            max_digits=10, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT, coerce_to_string=True,
             help_text=_("Purchase amount in CNY as a decimal string with at most 2 decimals, e.g. \"128.50\"."),
             **kwargs,
         )

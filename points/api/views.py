@@ -254,8 +254,7 @@ class EarnView(APIView):
         examples=[
             OpenApiExample(
                 "purchase",
-                value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001",
-                       "occurred_at": "2026-03-01T10:15:00+08:00"},
+                value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001"},
                 request_only=True,
             ),
             OpenApiExample(
@@ -384,7 +383,7 @@ class EarnBatchView(APIView):
                 {"idempotency_key": "pos7-000123", "member": 42, "amount": "58.00", "merchant": "shop1",
                  "receipt_no": "R-000123"},
                 {"idempotency_key": "pos7-000124", "member": 43, "amount": "12.90", "merchant": "shop1",
-                 "receipt_no": "R-000124", "occurred_at": "2026-03-01T10:20:00+08:00"},
+                 "receipt_no": "R-000124"},
             ]},
             request_only=True,
         )],
