@@ -215,8 +215,9 @@ MEMBER_NAMES = ("member", "card_no", "phone")
 
 
 class MemberNamedSerializer(serializers.Serializer):
-    """The member of an earn, named by exactly one of: id, card number, phone. A POS knows a card
-    or a phone; a mini-program knows the id."""
+    """The member, named by exactly one of `member` (the id), `card_no` or `phone`."""
+
+    # A POS knows a card or a phone, a mini-program the id: each names the member on its own.
 
     member = MemberIdField(required=False)
     card_no = CardNoField(required=False, help_text=_("Instead of `member`: the member's card number."))
@@ -240,10 +241,12 @@ def member_not_found(name: str) -> NotFound:
 
 
 class EarnInputSerializer(MemberNamedSerializer):
-    """What every earning request shares (a purchase, an event, a simulation): whom, where and
-    when. Its validated data are the keyword arguments of `points_earn` and `earn_simulate` but
-    the business unit: the merchant resolved in the partner key's scope, the member's id found
-    from a card or phone (404 `not_found` when no member has it)."""
+    """The member (by `member`, `card_no` or `phone`: exactly one), the merchant and when it happened.
+    A card number or phone no member has is 404 `not_found`."""
+
+    # What every earning request shares (a purchase, an event, a simulation). Its validated data
+    # are the keyword arguments of points_earn and earn_simulate but the business unit: the
+    # merchant resolved in the partner key's scope, the member's id found from a card or phone.
 
     merchant = MerchantCodeField()
     occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When it happened; now by default."))
