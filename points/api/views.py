@@ -242,8 +242,10 @@ class EarnView(APIView):
         operation_id="transactions_earn",
         summary="Credit points for a purchase",
         description=(
-            "Points = amount x the business unit's earn rules, rounded down. A key scoped to a merchant books to "
-            "that merchant; naming another is refused (`merchant_not_permitted`)."
+            "Points = amount x the business unit's earn rules, rounded down. The member is named by `member` (the id), "
+            "`card_no` or `phone`: exactly one. A key scoped to a merchant books to that merchant; naming another is "
+            "refused (`merchant_not_permitted`). The answer's `Idempotent-Replayed` header tells a retry's replay "
+            "(`true`, 200) from a new posting (`false`, 201)."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EarnSerializer,
@@ -258,11 +260,16 @@ class EarnView(APIView):
                 request_only=True,
             ),
             OpenApiExample(
+                "purchase by card number",
+                value={"card_no": "8800123456789012", "amount": "58.00", "merchant": "shop1", "receipt_no": "R-0002"},
+                request_only=True,
+            ),
+            OpenApiExample(
                 "posted",
                 value={
                     "transaction": {
                         "id": 9001, "kind": "earn", "points": 128, "business_unit": "mall", "merchant": "shop1",
-                        "amount": "128.50", "receipt_no": "R-20260301-0001", "reason": "",
+                        "amount": "128.50", "event_type": "purchase", "receipt_no": "R-20260301-0001", "reason": "",
                         "occurred_at": "2026-03-01T10:15:00+08:00", "created_at": "2026-03-01T10:15:02+08:00",
                         "explanation": [{"rule": "base_rate", "name": "base rate", "effect": "rate", "points": 128,
                                          "rate": "1.0000"}],
