@@ -18,7 +18,7 @@ from members.services import member_token_issue
 from points.api import views as points_views
 from points.models import Posting
 from points.services import points_earn
-from tests.factories import MerchantFactory, enrol_member
+from tests.factories import MerchantFactory
 
 pytestmark = pytest.mark.django_db
 

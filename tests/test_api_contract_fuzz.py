@@ -58,9 +58,9 @@ def world(transactional_db):
 
 def contract_schema() -> dict:
     """The schema as /api/schema/ serves it (in English), built at collection for parametrize."""
+    from django.utils import translation
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.renderers import OpenApiJsonRenderer
-    from django.utils import translation
 
     with translation.override("en"):
         return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))

@@ -5,15 +5,14 @@ required; 201 new, 200 replay); `POST /rules/simulate/` answers the same questio
 body without posting anything.
 """
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
 from members.permissions import IsPartner
 from points.api.rules_serializers import EventSerializer, SimulationSerializer
-from points.api.serializers import PostingResultSerializer
-from points.api.views import WRITE_ERRORS, EarnView, earn_arguments
+from points.api.views import EarnView, earn_arguments, write_responses
 from points.services import earn_simulate
 
 EVENT_EXAMPLES = [
@@ -40,12 +39,8 @@ class EventView(EarnView):
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EventSerializer,
-        responses={
-            201: OpenApiResponse(PostingResultSerializer, description="Posted."),
-            200: OpenApiResponse(PostingResultSerializer, description="A replay: the original result, nothing posted."),
-            **error_responses(*WRITE_ERRORS, "invalid_occurred_at", "merchant_not_permitted", "not_found",
-                              "member_inactive", invalid_fields=INVALID_FIELDS),
-        },
+        responses=write_responses("invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
+                                  invalid_fields=INVALID_FIELDS),
         examples=EVENT_EXAMPLES,
         tags=["events"],
     )
