@@ -1,6 +1,6 @@
 """Sessions, the Django user and flash messages, for every path but the API's.
 
-The API authenticates each request with its own classes (config.api.authentication): it reads
+The API authenticates each request with its own classes (members.authentication): it reads
 no session, needs no Django user and shows no message, so these three middleware skip its paths,
 a part of every API call's cost. The console, the language switch and the API docs keep them.
 """

@@ -14,6 +14,22 @@ class InvalidReferralCode(DomainError):
     default_detail = _("No member has this referral code.")
 
 
+class UnknownMerchant(DomainError):
+    """A merchant code that no active merchant of the key's business unit has: bad input of the
+    request's `merchant` field, answered like any validation error (400 `invalid`, the field named)."""
+
+    code = "invalid"
+    default_detail = _("Invalid input.")
+    field_message = _("No active merchant of this business unit has this code.")
+
+    def __init__(self, field: str = "merchant"):
+        super().__init__(fields={field: [self.field_message]})
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "detail": str(self.detail),
+                "fields": {name: [str(message) for message in messages] for name, messages in self.extra["fields"].items()}}
+
+
 class MerchantNotPermitted(DomainError):
     status_code = 403
     code = "merchant_not_permitted"

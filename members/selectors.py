@@ -2,11 +2,11 @@
 
 import hashlib
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.cache import VersionedCache
-from members.exceptions import MerchantNotPermitted
+from members.exceptions import MerchantNotPermitted, UnknownMerchant
 from members.models import BusinessUnit, Member, MemberToken, Merchant, Organization, PartnerKey
 
 
@@ -17,6 +17,27 @@ def member_search(*, phone: str = "", card_no: str = "") -> QuerySet[Member]:
     if card_no:
         members = members.filter(card_no=card_no)
     return members
+
+
+def member_id_for(*, card_no: str = "", phone: str = "") -> int | None:
+    """The id of the member with this card number or phone (both unique), if any: how a POS,
+    which knows a card or a phone but not a member id, names the member of an earn."""
+    members = Member.objects.filter(card_no=card_no) if card_no else Member.objects.filter(phone=phone)
+    return members.values_list("pk", flat=True).first()
+
+
+def member_ids_by_identifier(*, card_nos: set[str], phones: set[str]) -> dict[tuple[str, str], int]:
+    """`member_id_for` of many in one statement: {("card_no", value) or ("phone", value): id}."""
+    if not card_nos and not phones:
+        return {}
+    rows = Member.objects.filter(Q(card_no__in=card_nos) | Q(phone__in=phones)).values_list("pk", "card_no", "phone")
+    found = {}
+    for pk, card_no, phone in rows:
+        if card_no in card_nos:
+            found["card_no", card_no] = pk
+        if phone in phones:
+            found["phone", phone] = pk
+    return found
 
 
 def token_hash(token: str) -> str:
@@ -42,17 +63,23 @@ def organization_by_code(*, code: str) -> Organization | None:
 
 
 def merchant_for_partner(*, business_unit: BusinessUnit, key_merchant: Merchant | None, code: str) -> Merchant | None:
-    """The merchant a partner books a purchase to: an active merchant of the key's BU.
+    """The merchant a partner's request books to: the one resolution of every earn, event,
+    simulation and bulk-earn item.
 
-    A key scoped to a merchant always books to that merchant; naming another one is refused
-    (MerchantNotPermitted) rather than silently rewritten. Returns None when no merchant of the
-    BU has that code.
+    A blank code means no merchant named: the key's merchant for a key scoped to one, else none
+    (the posting is the business unit's own). A code must name an active merchant of the key's
+    business unit (else UnknownMerchant, 400 `invalid` naming `merchant`); a key scoped to a
+    merchant may name only that one (another is MerchantNotPermitted, 403), never silently
+    rewritten.
     """
-    if key_merchant is not None:
-        if code and code != key_merchant.code:
-            raise MerchantNotPermitted()
+    if not code or (key_merchant is not None and code == key_merchant.code):
         return key_merchant
-    return active_merchants.get(business_unit.pk, code)
+    merchant = active_merchants.get(business_unit.pk, code)
+    if merchant is None:
+        raise UnknownMerchant()
+    if key_merchant is not None:
+        raise MerchantNotPermitted()
+    return merchant
 
 
 def _partner_key_load(prefix: str) -> PartnerKey | None:

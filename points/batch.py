@@ -23,7 +23,6 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from config.errors import DomainError
 from members.models import BusinessUnit, MemberStatus, Merchant
@@ -74,11 +73,6 @@ class EarnBatchOutcome:
 CREATED, REPLAYED, NO_POINTS, ERROR = "created", "replayed", "no_points", "error"
 
 
-def _merchant_error(code: str) -> dict:
-    message = _("No active merchant of this business unit has this code.") if code else _("This field is required.")
-    return {"code": "invalid", "detail": _("Invalid input."), "fields": {"merchant": [message]}}
-
-
 @dataclass
 class _Pending:
     """An item with its merchant resolved, on its way to an outcome."""
@@ -117,8 +111,8 @@ def points_earn_batch(
             except DomainError as exc:
                 merchants[item.merchant_code] = exc
         merchant = merchants[item.merchant_code]
-        if merchant is None or isinstance(merchant, DomainError):
-            error = _merchant_error(item.merchant_code) if merchant is None else merchant.as_dict()
+        if isinstance(merchant, DomainError):
+            error = merchant.as_dict()
             outcomes[index] = EarnBatchOutcome(idempotency_key=item.idempotency_key, status=ERROR, error=error)
             continue
         pending.append(_Pending(index=index, item=item, merchant=merchant))

@@ -161,8 +161,8 @@ class MemberPostingList:
     merchant (their codes).
     """
 
-    SHOWN = ("id", "kind", "business_unit", "merchant", "points", "amount_cny", "receipt_no", "reason", "explanation",
-             "reverses", "occurred_at", "created_at")
+    SHOWN = ("id", "kind", "event_type", "business_unit", "merchant", "points", "amount_cny", "receipt_no", "reason",
+             "explanation", "reverses", "occurred_at", "created_at")
     ordered = True  # as Django's paginator wants of a list it pages
 
     def __init__(self, *, member_id: int, business_unit: BusinessUnit | None = None):
@@ -194,6 +194,9 @@ class MemberPostingList:
             posting = Posting.from_db(connection.alias, names, row[: len(names)])
             merchant_code, *unit_code = row[len(names) :]
             posting.explanation = explanation.from_db_value(posting.explanation, None, connection)
+            for instant in ("occurred_at", "created_at"):  # SQLite's plain SQL hands them back naive, in UTC
+                if timezone.is_naive(moment := getattr(posting, instant)):
+                    setattr(posting, instant, moment.replace(tzinfo=dt_timezone.utc))
             if posting.business_unit_id is not None:
                 posting.business_unit = self.business_unit or BusinessUnit.from_db(
                     connection.alias, ["id", "code"], [posting.business_unit_id, *unit_code]

@@ -1,7 +1,12 @@
+import os
+
 import pytest
 from django.core.cache import cache
 
 from tests.factories import BusinessUnitFactory, MerchantFactory, OperatorFactory, enrol_member
+
+# pytest-django's live server (the contract's fuzz and generated client) listens on loopback only.
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 
 
 @pytest.fixture

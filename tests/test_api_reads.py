@@ -2,6 +2,7 @@
 statements as the answer needs (the page before its count, the wallet found with the page)."""
 
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -16,7 +17,6 @@ from rest_framework.test import APIClient
 
 from config.middleware import BrowserAuthenticationMiddleware, BrowserMessageMiddleware, BrowserSessionMiddleware
 from members.services import member_token_issue
-from points.api.rules_serializers import EventTransactionSerializer
 from points.api.serializers import BalanceSerializer, TransactionSerializer
 from points.models import EventType, Posting, Wallet
 from points.selectors import member_balance, wallet_balance
@@ -127,11 +127,11 @@ def test_history_rows_show_every_documented_field(partner, bu, member):
     assert [row["id"] for row in rows] == [refund.pk, earned.pk]
     assert rows[0] | {"occurred_at": None, "created_at": None} == {
         "id": refund.pk, "kind": "refund", "points": -5, "business_unit": "mall", "merchant": "shop9",
-        "amount": None, "receipt_no": "", "reason": "one item back", "occurred_at": None, "created_at": None,
-        "explanation": [], "reverses": earned.pk,
+        "amount": None, "event_type": "", "receipt_no": "", "reason": "one item back", "occurred_at": None,
+        "created_at": None, "explanation": [], "reverses": earned.pk,
     }
-    assert (rows[1]["amount"], rows[1]["receipt_no"], rows[1]["reverses"], rows[1]["kind"]) == ("12.50", "R-77", None,
-                                                                                                 "earn")
+    assert (rows[1]["amount"], rows[1]["event_type"], rows[1]["receipt_no"], rows[1]["reverses"], rows[1]["kind"]) == (
+        "12.50", "purchase", "R-77", None, "earn")
     assert rows[1]["explanation"][0]["points"] == 12
     assert rows[1]["occurred_at"] == timezone.localtime(earned.occurred_at).isoformat()
 
@@ -177,9 +177,12 @@ def test_history_pages_count_exactly(partner, bu, member):
     exact = partner.get(url, {"page_size": 5})
     assert (exact.data["count"], exact.data["next"]) == (5, None)
 
-    for page in ["4", "0", "-1", "abc", "1.5"]:
+    for page in ["4", str(2**80), "9" * 5000]:  # past the last, however far: never an offset the database refuses
         response = partner.get(url, {"page_size": 2, "page": page})
         assert (response.status_code, response.data["code"]) == (404, "not_found"), page
+    for page in ["0", "-1", "abc", "1.5", ""]:
+        response = partner.get(url, {"page_size": 2, "page": page})
+        assert (response.status_code, response.data["code"], list(response.data["fields"])) == (400, "invalid", ["page"])
     assert partner.get(url, {"page_size": 5, "page": 2}).status_code == 404
 
 
@@ -230,13 +233,20 @@ def test_transaction_representation_is_drfs_field_by_field(bu, member):
     group_wide = Posting(id=10**12, kind="adjust", points=-1, business_unit=None, merchant=None, amount_cny=None,
                          explanation=[{"rule": "manual", "points": -1, "extra": "kept"}],
                          occurred_at=timezone.now(), created_at=timezone.now())
-    postings = [*Posting.objects.select_related("business_unit", "merchant"), group_wide]
+    # As plain SQL on SQLite reads them: naive datetimes, in UTC.
+    naive = Posting(id=10**12 + 1, kind="earn", points=5, business_unit=bu, merchant=shop, amount_cny=Decimal("5"),
+                    event_type=EventType.CHECK_IN, explanation=[],
+                    occurred_at=timezone.now().replace(tzinfo=None), created_at=timezone.now().replace(tzinfo=None))
+    postings = [*Posting.objects.select_related("business_unit", "merchant"), group_wide, naive]
     assert {posting.kind for posting in postings} == {"earn", "spend", "refund", "adjust"}
     assert spent in postings and refund in postings
-    for serializer in (TransactionSerializer(), EventTransactionSerializer()):
-        for posting in postings:
-            written_out = serializer.to_representation(posting)
-            assert as_json(written_out) == as_json(Serializer.to_representation(serializer, posting)), posting.kind
+    serializer = TransactionSerializer()
+    for posting in postings:
+        written_out = serializer.to_representation(posting)
+        assert as_json(written_out) == as_json(Serializer.to_representation(serializer, posting)), posting.kind
+    assert serializer.to_representation(naive)["occurred_at"] == timezone.localtime(
+        naive.occurred_at.replace(tzinfo=dt_timezone.utc)).isoformat(), "a naive instant is UTC, shown in local time"
+    assert serializer.to_representation(earned)["event_type"] == "purchase"
 
 
 def test_other_members_postings_stay_out_of_the_history(partner, bu, member):

@@ -1,34 +1,95 @@
-"""The one exception handler: every API error is `{"code": ..., "detail": ...}`.
+"""The one exception handler: every API error is JSON `{"code": ..., "detail": ...}`.
 
-Domain errors carry their own status and code; DRF validation errors become
-`{"code": "invalid", "detail": ..., "fields": {field: [messages]}}` so each bad field is named.
+- Domain errors carry their own status, code and extra facts (e.g. `available`, `requested`).
+- Every 400 carries `fields`: `{field: [messages]}`, each bad field named (a nested one by its
+  path, e.g. `items.0.amount`), `non_field_errors` for the request as a whole; empty when the
+  error is not about a field (`parse_error`, `idempotency_key_required`, `invalid_occurred_at`).
+- Anything unexpected is logged with the request's id and answered 500 `server_error` in the
+  same shape, never an HTML page; the request's database work is rolled back.
 """
 
+import logging
+
 from django.core.exceptions import PermissionDenied
+from django.core.signals import got_request_exception
 from django.http import Http404
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
+from config.api.headers import request_id
 from config.errors import DomainError
+
+logger = logging.getLogger("config.api")
 
 
 def exception_handler(exc, context):
+    request = context.get("request")
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.status_code)
+        set_rollback()
+        return _answer(exc.as_dict(), exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return _server_error(exc, request)
     if isinstance(exc, exceptions.ValidationError):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = {"code": "invalid", "detail": str(_("Invalid input.")), "fields": fields}
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"code": "invalid", "detail": _("Invalid input."), "fields": field_messages(detail)}
         response.status_code = status.HTTP_400_BAD_REQUEST
         return response
     codes = exc.get_codes()
-    response.data = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
+    body = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
+    response.data = _with_fields(body, response.status_code)
     return response
+
+
+def field_messages(detail) -> dict[str, list[str]]:
+    """DRF's error detail, however nested, as `{field path: [messages]}`."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(path: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{path}.{key}" if path else str(key), inner)
+        elif isinstance(value, (list, tuple)):
+            for index, inner in enumerate(value):
+                if isinstance(inner, (dict, list, tuple)):
+                    walk(f"{path}.{index}" if path else str(index), inner)
+                else:
+                    flat.setdefault(path or "non_field_errors", []).append(str(inner))
+        else:
+            flat.setdefault(path or "non_field_errors", []).append(str(value))
+
+    walk("", detail)
+    return flat
+
+
+def _with_fields(body: dict, status_code: int) -> dict:
+    if status_code == status.HTTP_400_BAD_REQUEST:
+        return {**body, "fields": field_messages(body.get("fields", {}))}
+    return body
+
+
+def _answer(body: dict, status_code: int) -> Response:
+    return Response(_with_fields(body, status_code), status=status_code)
+
+
+def _server_error(exc, request) -> Response:
+    """A bug: logged (and signalled, as Django does, so a test client re-raises it), rolled back,
+    answered in the API's own shape."""
+    set_rollback()
+    django_request = getattr(request, "_request", request)
+    if django_request is not None:
+        got_request_exception.send(sender=None, request=django_request)
+    logger.error("Server error answering %s (Request-Id %s)", getattr(django_request, "path", "?"),
+                 request_id(django_request) if django_request is not None else "-", exc_info=exc)
+    return Response(
+        {"code": "server_error", "detail": _("The server failed to answer. Retry later; a write may be retried "
+                                             "with the same Idempotency-Key.")},
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -1,5 +1,7 @@
-"""Shared pieces of the OpenAPI contract: the error bodies, the Idempotency-Key header and a
-helper that documents an operation's error responses with one example per stable code."""
+"""Shared pieces of the OpenAPI contract: the error bodies, the Idempotency-Key header, a helper
+that documents an operation's error responses with one example per stable code, and the
+postprocessing hook that gives every operation what they all share (the Request-Id header, the
+415 of a body that is not JSON, the 5XX with its retry guidance)."""
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
@@ -8,6 +10,7 @@ from rest_framework import serializers
 from config.errors import DomainError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
 
 
@@ -28,7 +31,7 @@ def idempotency_key(request) -> str:
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=IDEMPOTENCY_HEADER,
     location=OpenApiParameter.HEADER,
-    type=str,
+    type={"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
     required=True,
     description=(
         "Unique per partner key, 1 to 128 printable characters. The same key with the same request returns the "
@@ -40,31 +43,46 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code.")
-    detail = serializers.CharField(help_text="Human-readable message.")
+    detail = serializers.CharField(help_text="Human-readable message, in the caller's language.")
 
 
 class ValidationErrorSerializer(ErrorSerializer):
+    """Every 400: `fields` is always there, empty when the error is not about one field."""
+
     def get_fields(self):
         # "fields" would shadow Serializer.fields as a class attribute, so it is added here.
         fields = super().get_fields()
         fields["fields"] = serializers.DictField(
             child=serializers.ListField(child=serializers.CharField()),
-            help_text="Messages per input field (`non_field_errors` for the request as a whole).",
+            help_text="Messages per input field (a nested one by its path, e.g. `items.0.amount`; "
+                      "`non_field_errors` for the request as a whole); empty when no field is at fault.",
         )
         return fields
+
+
+class ConflictErrorSerializer(ErrorSerializer):
+    """Every 409: the request is well formed but the ledger refuses it; some codes add facts."""
+
+    available = serializers.IntegerField(required=False, help_text="`insufficient_points`: the points available now.")
+    requested = serializers.IntegerField(required=False, help_text="`insufficient_points`: the points asked for.")
+    reversible = serializers.IntegerField(
+        required=False, help_text="`reversal_exceeds_original`: what is left of the original to reverse."
+    )
 
 
 # Example bodies for the stable error codes, by code.
 ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
     "invalid": (400, {"code": "invalid", "detail": "Invalid input.",
                       "fields": {"amount": ["Ensure that there are no more than 2 decimal places."]}}),
-    "parse_error": (400, {"code": "parse_error", "detail": "JSON parse error."}),
+    "parse_error": (400, {"code": "parse_error", "detail": "JSON parse error.", "fields": {}}),
     "idempotency_key_required": (400, {"code": "idempotency_key_required",
-                                       "detail": str(IdempotencyKeyRequired.default_detail)}),
+                                       "detail": str(IdempotencyKeyRequired.default_detail), "fields": {}}),
     "invalid_occurred_at": (400, {"code": "invalid_occurred_at",
-                                  "detail": "occurred_at is in the future or too far in the past."}),
-    "invalid_referral_code": (400, {"code": "invalid_referral_code", "detail": "No member has this referral code."}),
-    "invalid_code": (400, {"code": "invalid_code", "detail": "The code is wrong, expired or already used."}),
+                                  "detail": "occurred_at is in the future or too far in the past.", "fields": {}}),
+    "invalid_referral_code": (400, {"code": "invalid_referral_code", "detail": "No member has this referral code.",
+                                    "fields": {}}),
+    "invalid_code": (400, {"code": "invalid_code", "detail": "The code is wrong, expired or already used.",
+                           "fields": {}}),
     "not_authenticated": (401, {"code": "not_authenticated", "detail": "Authentication credentials were not provided."}),
     "authentication_failed": (401, {"code": "authentication_failed", "detail": "Invalid API key."}),
     "permission_denied": (403, {"code": "permission_denied",
@@ -72,6 +90,7 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
     "merchant_not_permitted": (403, {"code": "merchant_not_permitted",
                                      "detail": "This API key is scoped to another merchant."}),
     "not_found": (404, {"code": "not_found", "detail": "member 42 not found"}),
+    "page_not_found": (404, {"code": "not_found", "detail": "Invalid page."}),
     "phone_already_enrolled": (409, {"code": "phone_already_enrolled",
                                      "detail": "A member with this phone number is already enrolled."}),
     "idempotency_conflict": (409, {"code": "idempotency_conflict",
@@ -134,9 +153,17 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
 }
 
 
+RETRY_GUIDANCE = {
+    429: "Too many requests: wait the `Retry-After` seconds when given (`throttled`), else back off "
+         "(`otp_rate_limited`: the phone's hourly allowance is used up), then retry.",
+}
+ERROR_BODIES = {400: ValidationErrorSerializer, 409: ConflictErrorSerializer}
+
+
 def error_responses(*codes: str, invalid_fields: dict | None = None) -> dict[int, OpenApiResponse]:
     """OpenAPI responses for the given error codes, grouped by status, one example per code;
-    `invalid_fields` is the operation's own example of field messages for `invalid`."""
+    `invalid_fields` is the operation's own example of field messages for `invalid`. Every 400
+    is a ValidationError (with `fields`), every 409 a ConflictError, any other status an Error."""
     examples = dict(ERROR_EXAMPLES)
     if invalid_fields is not None:
         examples["invalid"] = (400, {"code": "invalid", "detail": "Invalid input.", "fields": invalid_fields})
@@ -145,8 +172,11 @@ def error_responses(*codes: str, invalid_fields: dict | None = None) -> dict[int
         by_status.setdefault(examples[code][0], []).append(code)
     return {
         status: OpenApiResponse(
-            response=ValidationErrorSerializer if "invalid" in status_codes else ErrorSerializer,
-            description=", ".join(f"`{code}`" for code in status_codes),
+            response=ERROR_BODIES.get(status, ErrorSerializer),
+            description=" ".join(filter(None, [
+                ", ".join(f"`{shown}`" for shown in dict.fromkeys(examples[code][1]["code"] for code in status_codes)),
+                RETRY_GUIDANCE.get(status),
+            ])),
             examples=[
                 OpenApiExample(code, value=examples[code][1], status_codes=[str(status)], response_only=True)
                 for code in status_codes
@@ -157,3 +187,69 @@ def error_responses(*codes: str, invalid_fields: dict | None = None) -> dict[int
 
 
 AUTH_ERRORS = ("not_authenticated", "authentication_failed", "permission_denied")
+
+
+# --- what every operation shares, added once the schema is built ----------------------------
+
+REQUEST_ID_HEADER_SPEC = {
+    "description": "The request's id: the caller's own `Request-Id` (1 to 128 visible ASCII characters) when sent, "
+                   "else a new one. Quote it when reporting a problem.",
+    "required": True,
+    "schema": {"type": "string"},
+}
+REPLAYED_HEADER_SPEC = {
+    "description": "`true` when this answers a retry of an earlier request under the same Idempotency-Key "
+                   "(nothing was posted), `false` for a new posting.",
+    "required": True,
+    "schema": {"type": "string", "enum": ["true", "false"]},
+}
+RETRY_AFTER_HEADER_SPEC = {
+    "description": "Seconds to wait before retrying, when known.",
+    "required": False,
+    "schema": {"type": "integer"},
+}
+SERVER_ERROR_RESPONSE = {
+    "description": (
+        "`server_error` (or a gateway's 502/503/504): the server failed. Reads may be retried at once, then with "
+        "exponential back-off. A write that moves points may or may not have posted: retry it with the same "
+        "Idempotency-Key (and the same body), which posts at most once and answers the original result."
+    ),
+    "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"},
+        "examples": {"server_error": {"value": {
+            "code": "server_error",
+            "detail": "The server failed to answer. Retry later; a write may be retried with the same Idempotency-Key.",
+        }}},
+    }},
+}
+UNSUPPORTED_MEDIA_RESPONSE = {
+    "description": "`unsupported_media_type`: bodies are JSON only (`Content-Type: application/json`).",
+    "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"},
+        "examples": {"unsupported_media_type": {"value": {
+            "code": "unsupported_media_type", "detail": 'Unsupported media type "multipart/form-data" in request.',
+        }}},
+    }},
+}
+
+
+def postprocess_contract(result, generator, request, public):
+    """drf-spectacular postprocessing hook: to every operation its 5XX (and 415 when it takes a
+    body), to every response the Request-Id header, to a 429 its Retry-After, and to the answers
+    of a write under an Idempotency-Key the Idempotent-Replayed header."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                responses.setdefault("415", UNSUPPORTED_MEDIA_RESPONSE)
+            responses.setdefault("5XX", SERVER_ERROR_RESPONSE)
+            idempotent = any(parameter.get("name") == IDEMPOTENCY_HEADER and parameter.get("in") == "header"
+                             for parameter in operation.get("parameters", []))
+            for status, response in responses.items():
+                headers = {**response.get("headers", {}), "Request-Id": REQUEST_ID_HEADER_SPEC}
+                if status == "429":
+                    headers["Retry-After"] = RETRY_AFTER_HEADER_SPEC
+                if idempotent and status in ("200", "201"):
+                    headers[REPLAYED_HEADER] = REPLAYED_HEADER_SPEC
+                responses[status] = {**response, "headers": headers}
+    return result

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
-from config.api.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner
 from config.errors import NotFound
 from mall.exceptions_payments import BillAmountMismatch, InvalidPaymentInput, PayCodeInvalid
 from mall.models_payments import PaymentPresence, PaymentStatus

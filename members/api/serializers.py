@@ -3,21 +3,13 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from members.fields import CardNoField, PhoneField
 from members.models import Member
 from members.selectors import organization_by_code
 
-PHONE_PATTERN = r"^\+?[0-9]{5,19}$"
-PHONE_HELP = _("Digits, optionally with a leading +, e.g. 13800138000.")
-
-
-class PhoneField(serializers.RegexField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", PHONE_HELP)
-        super().__init__(PHONE_PATTERN, max_length=20, **kwargs)
-
-
 class MemberSerializer(serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    email = serializers.CharField(read_only=True, help_text=_("E-mail address; blank when none was given."))
 
     class Meta:
         model = Member
@@ -32,7 +24,8 @@ class MemberEnrolSerializer(serializers.Serializer):
     phone = PhoneField()
     name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     birthday = serializers.DateField(required=False, allow_null=True, default=None)
-    email = serializers.EmailField(max_length=254, required=False, default="", allow_blank=True)
+    # No default in the schema: '' is not an e-mail address. Left out (or blank): none.
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     organization = serializers.SlugField(
         max_length=32, required=False, allow_null=True, default=None, help_text=_("Code of the member's employer.")
     )
@@ -52,7 +45,7 @@ class MemberEnrolSerializer(serializers.Serializer):
 
 class MemberLookupSerializer(serializers.Serializer):
     phone = PhoneField(required=False)
-    card_no = serializers.RegexField(r"^[0-9]{1,20}$", required=False, help_text=_("The 16-digit card number."))
+    card_no = CardNoField(required=False)
 
     def validate(self, attrs):
         if not attrs.get("phone") and not attrs.get("card_no"):

@@ -10,7 +10,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, error_responses
-from config.api.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner
 from members.api.serializers import (
     MemberEnrolSerializer,
     MemberLookupSerializer,
@@ -49,7 +49,7 @@ class MemberListCreateView(generics.ListAPIView):
         parameters=[MemberLookupSerializer],
         responses={
             200: MemberSerializer(many=True),
-            **error_responses("invalid", *AUTH_ERRORS, invalid_fields={
+            **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={
                 "non_field_errors": ["Give phone or card_no: members are looked up, never listed."]}),
         },
         tags=["members"],

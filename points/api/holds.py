@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
-from config.api.permissions import IsPartner
+from members.permissions import IsPartner
 from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
 from points.api.views import WRITE_ERRORS, balance_data, idempotency
 from points.exceptions import NotFound

@@ -3,64 +3,25 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from members.selectors import merchant_for_partner
-from points.api.serializers import AmountField, BalanceSerializer, MemberIdField, TransactionSerializer, posting_label
+from points.api.serializers import AmountField, EarnInputSerializer, ExplanationLineSerializer
 from points.models import EventType
 
 # Referrals are awarded by the system after the referee's first purchase, never posted by partners.
 PARTNER_EVENT_TYPES = [choice for choice in EventType.choices if choice[0] != EventType.REFERRAL]
 
 
-class EventSerializer(serializers.Serializer):
-    member = MemberIdField()
+class EventSerializer(EarnInputSerializer):
     event_type = serializers.ChoiceField(choices=PARTNER_EVENT_TYPES)
-    amount = AmountField(required=False, default=None)
-    merchant = serializers.SlugField(
-        max_length=32, required=False, default="", allow_blank=True,
-        help_text=_("Merchant code within the key's business unit; a key scoped to a merchant books to it."),
-    )
-    occurred_at = serializers.DateTimeField(required=False, default=None, help_text=_("When the event happened."))
+    amount = AmountField(source="amount_cny", required=False, default=None)
     reference = serializers.CharField(
-        max_length=64, required=False, default="", allow_blank=True,
+        source="receipt_no", max_length=64, required=False, default="", allow_blank=True,
         help_text=_("The partner's reference of the event (receipt, bill, ticket, survey id...)."),
     )
 
     def validate(self, attrs):
-        if attrs["event_type"] == EventType.PURCHASE and attrs["amount"] is None:
+        if attrs["event_type"] == EventType.PURCHASE and attrs["amount_cny"] is None:
             raise serializers.ValidationError({"amount": [_("A purchase needs an amount.")]})
-        principal = self.context["request"].user
-        code = attrs["merchant"]
-        merchant = merchant_for_partner(business_unit=principal.business_unit, key_merchant=principal.merchant, code=code)
-        if code and merchant is None:
-            raise serializers.ValidationError({"merchant": [_("No active merchant of this business unit has this code.")]})
-        return {**attrs, "merchant": merchant}
-
-
-class ExplanationLineSerializer(serializers.Serializer):
-    rule = serializers.CharField(help_text=_("The rule's code; `base_rate` for the BU's rate, `tier:<code>` for the tier."))
-    name = serializers.CharField(required=False)
-    effect = serializers.CharField(required=False)
-    points = serializers.IntegerField()
-    rate = serializers.CharField(required=False, help_text=_("Points per CNY, for a rate."))
-    multiplier = serializers.CharField(required=False)
-    spend_over = serializers.CharField(required=False)
-    capped_from = serializers.IntegerField(required=False, help_text=_("What the rule would have given without its caps."))
-
-
-class EventTransactionSerializer(TransactionSerializer):
-    explanation = ExplanationLineSerializer(many=True, read_only=True)
-    event_type = serializers.ChoiceField(choices=EventType.choices, read_only=True, label=posting_label("event_type"))
-
-    def to_representation(self, posting):
-        explanation = self.fields["explanation"].to_representation(posting.explanation)
-        return {**super().to_representation(posting), "explanation": explanation, "event_type": posting.event_type}
-
-
-class EventResultSerializer(serializers.Serializer):
-    transaction = EventTransactionSerializer()
-    points = serializers.IntegerField(help_text=_("Points credited."))
-    balance = BalanceSerializer()
-    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
+        return super().validate(attrs)
 
 
 class SimulatedLotSerializer(serializers.Serializer):

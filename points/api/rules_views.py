@@ -5,29 +5,29 @@ required; 201 new, 200 replay); `POST /rules/simulate/` answers the same questio
 body without posting anything.
 """
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
-from config.api.permissions import IsPartner
-from points.api.rules_serializers import EventResultSerializer, EventSerializer, SimulationSerializer
-from points.api.views import WRITE_ERRORS, idempotency, posting_response
-from points.earning import earn_simulate, points_earn
+from members.permissions import IsPartner
+from points.api.rules_serializers import EventSerializer, SimulationSerializer
+from points.api.views import EarnView, earn_arguments, write_responses
+from points.earning import earn_simulate
 
 EVENT_EXAMPLES = [
     OpenApiExample("check-in", value={"member": 42, "event_type": "check_in", "reference": "app-checkin-20260301"},
                    request_only=True),
     OpenApiExample("parking payment",
-                   value={"member": 42, "event_type": "parking", "amount": "30.00", "merchant": "parking",
-                          "occurred_at": "2026-03-01T18:40:00+08:00", "reference": "P-88812"},
+                   value={"card_no": "8800123456789012", "event_type": "parking", "amount": "30.00",
+                          "merchant": "parking", "reference": "P-88812"},
                    request_only=True),
 ]
 INVALID_FIELDS = {"event_type": ['"lottery" is not a valid choice.']}
 
 
-class EventView(APIView):
-    permission_classes = [IsPartner]
+class EventView(EarnView):
+    input_serializer = EventSerializer
 
     @extend_schema(
         operation_id="events_create",
@@ -39,30 +39,13 @@ class EventView(APIView):
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EventSerializer,
-        responses={
-            201: OpenApiResponse(EventResultSerializer, description="Posted."),
-            200: OpenApiResponse(EventResultSerializer, description="A replay: the original result, nothing posted."),
-            **error_responses(*WRITE_ERRORS, "invalid_occurred_at", "merchant_not_permitted", "not_found",
-                              "member_inactive", invalid_fields=INVALID_FIELDS),
-        },
+        responses=write_responses("invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
+                                  invalid_fields=INVALID_FIELDS),
         examples=EVENT_EXAMPLES,
         tags=["events"],
     )
     def post(self, request):
-        key = idempotency(request)
-        data = EventSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        result = points_earn(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            event_type=data.validated_data["event_type"],
-            receipt_no=data.validated_data["reference"],
-            occurred_at=data.validated_data["occurred_at"],
-            idempotency=key,
-        )
-        return posting_response(result, EventResultSerializer)
+        return super().post(request)
 
 
 class RuleSimulationView(APIView):
@@ -83,14 +66,6 @@ class RuleSimulationView(APIView):
         tags=["events"],
     )
     def post(self, request):
-        data = EventSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        simulation = earn_simulate(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            event_type=data.validated_data["event_type"],
-            occurred_at=data.validated_data["occurred_at"],
-        )
-        return Response(SimulationSerializer(simulation).data)
+        arguments = earn_arguments(request, EventSerializer)
+        del arguments["receipt_no"]  # a simulation records nothing
+        return Response(SimulationSerializer(earn_simulate(**arguments)).data)

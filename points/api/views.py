@@ -2,8 +2,6 @@
 and bulk earn (partners). Each write view checks shape, makes one service call and answers
 with the posting, the points moved and the new balance: 201 when new, 200 on a replay."""
 
-from functools import cache
-
 import django_filters
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -11,8 +9,9 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
-from config.api.permissions import IsMember, IsPartner
+from config.api.exceptions import field_messages
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses, idempotency_key
+from members.permissions import IsMember, IsPartner
 from members.exceptions import MerchantNotPermitted
 from members.models import BusinessUnit
 from points.api.serializers import (
@@ -46,6 +45,7 @@ def balance_data(wallet: Wallet) -> dict:
 # representing data leaves them unchanged.
 BALANCE_OUTPUT = BalanceSerializer()
 TRANSACTIONS_OUTPUT = TransactionSerializer(many=True)
+POSTING_RESULT_OUTPUT = PostingResultSerializer()
 
 
 def member_balance_response(member_id: int) -> Response:
@@ -55,7 +55,7 @@ def member_balance_response(member_id: int) -> Response:
     return Response(BALANCE_OUTPUT.to_representation({"member": member_id, **vars(balance)}))
 
 
-def posting_response(result: PostingResult, serializer_class=PostingResultSerializer) -> Response:
+def posting_response(result: PostingResult) -> Response:
     """The posting, the points moved and the new balance: 201 when new, 200 on a replay."""
     body = {
         "transaction": result.posting,
@@ -64,15 +64,24 @@ def posting_response(result: PostingResult, serializer_class=PostingResultSerial
         "replayed": result.replayed,
     }
     return Response(
-        _built(serializer_class).to_representation(body),
+        POSTING_RESULT_OUTPUT.to_representation(body),
         status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        headers={REPLAYED_HEADER: "true" if result.replayed else "false"},
     )
 
 
-@cache
-def _built(serializer_class):
-    """One bound instance per write serializer class, for the same reason as BALANCE_OUTPUT."""
-    return serializer_class()
+def _item_error(error: dict) -> dict:
+    """A bulk-earn item's error as the schema has it: its field messages flat lists of strings."""
+    return {**error, "fields": field_messages(error["fields"])} if "fields" in error else error
+
+
+def earn_arguments(request, serializer_class) -> dict:
+    """The keyword arguments of an earn (`points_earn`, `earn_simulate`) from a partner's request:
+    its body checked by `serializer_class` (an EarnInputSerializer) and the key's business unit.
+    The one body of the earn, event and simulation endpoints."""
+    data = serializer_class(data=request.data, context={"request": request})
+    data.is_valid(raise_exception=True)
+    return {**data.validated_data, "business_unit": request.user.business_unit}
 
 
 def idempotency(request) -> Idempotency:
@@ -174,7 +183,8 @@ class MemberTransactionsView(HistoryView):
         parameters=[MEMBER_ID],
         responses={
             200: TransactionSerializer(many=True),
-            **error_responses("invalid", "not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+            **error_responses("invalid", "not_found", "page_not_found", *AUTH_ERRORS,
+                              invalid_fields={"kind": ["Select a valid choice."]}),
         },
         tags=["members"],
     )
@@ -206,7 +216,7 @@ class MeTransactionsView(HistoryView):
         summary="The signed-in member's transactions, at every business unit",
         responses={
             200: TransactionSerializer(many=True),
-            **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
+            **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]}),
         },
         tags=["me"],
     )
@@ -218,14 +228,19 @@ class MeTransactionsView(HistoryView):
 
 
 class EarnView(APIView):
+    """Credit points for a purchase; EventView, the same for any event, shares its post."""
+
     permission_classes = [IsPartner]
+    input_serializer = EarnSerializer
 
     @extend_schema(
         operation_id="transactions_earn",
         summary="Credit points for a purchase",
         description=(
-            "Points = amount x the business unit's earn rules, rounded down. A key scoped to a merchant books to "
-            "that merchant; naming another is refused (`merchant_not_permitted`)."
+            "Points = amount x the business unit's earn rules, rounded down. The member is named by `member` (the id), "
+            "`card_no` or `phone`: exactly one. A key scoped to a merchant books to that merchant; naming another is "
+            "refused (`merchant_not_permitted`). The answer's `Idempotent-Replayed` header tells a retry's replay "
+            "(`true`, 200) from a new posting (`false`, 201)."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EarnSerializer,
@@ -236,8 +251,12 @@ class EarnView(APIView):
         examples=[
             OpenApiExample(
                 "purchase",
-                value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001",
-                       "occurred_at": "2026-03-01T10:15:00+08:00"},
+                value={"member": 42, "amount": "128.50", "merchant": "shop1", "receipt_no": "R-20260301-0001"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "purchase by card number",
+                value={"card_no": "8800123456789012", "amount": "58.00", "merchant": "shop1", "receipt_no": "R-0002"},
                 request_only=True,
             ),
             OpenApiExample(
@@ -245,7 +264,7 @@ class EarnView(APIView):
                 value={
                     "transaction": {
                         "id": 9001, "kind": "earn", "points": 128, "business_unit": "mall", "merchant": "shop1",
-                        "amount": "128.50", "receipt_no": "R-20260301-0001", "reason": "",
+                        "amount": "128.50", "event_type": "purchase", "receipt_no": "R-20260301-0001", "reason": "",
                         "occurred_at": "2026-03-01T10:15:00+08:00", "created_at": "2026-03-01T10:15:02+08:00",
                         "explanation": [{"rule": "base_rate", "name": "base rate", "effect": "rate", "points": 128,
                                          "rate": "1.0000"}],
@@ -265,17 +284,7 @@ class EarnView(APIView):
     )
     def post(self, request):
         key = idempotency(request)
-        data = EarnSerializer(data=request.data, context={"request": request})
-        data.is_valid(raise_exception=True)
-        result = points_earn(
-            member_id=data.validated_data["member"],
-            business_unit=request.user.business_unit,
-            merchant=data.validated_data["merchant"],
-            amount_cny=data.validated_data["amount"],
-            receipt_no=data.validated_data["receipt_no"],
-            occurred_at=data.validated_data["occurred_at"],
-            idempotency=key,
-        )
+        result = points_earn(**earn_arguments(request, self.input_serializer), idempotency=key)
         return posting_response(result)
 
 
@@ -376,7 +385,7 @@ class EarnBatchView(APIView):
                 {"idempotency_key": "pos7-000123", "member": 42, "amount": "58.00", "merchant": "shop1",
                  "receipt_no": "R-000123"},
                 {"idempotency_key": "pos7-000124", "member": 43, "amount": "12.90", "merchant": "shop1",
-                 "receipt_no": "R-000124", "occurred_at": "2026-03-01T10:20:00+08:00"},
+                 "receipt_no": "R-000124"},
             ]},
             request_only=True,
         )],
@@ -394,7 +403,7 @@ class EarnBatchView(APIView):
         results = [
             {"idempotency_key": outcome.idempotency_key, "status": outcome.status,
              **({"transaction": outcome.posting} if outcome.posting else {}),
-             **({"error": outcome.error} if outcome.error else {})}
+             **({"error": _item_error(outcome.error)} if outcome.error else {})}
             for outcome in outcomes
         ]
         body = {

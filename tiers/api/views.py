@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, ErrorSerializer, error_responses
-from config.api.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner
 from tiers.api.serializers import TierProgressOutputSerializer
 from tiers.exceptions import NoTierProgramme
 from tiers.selectors import tier_progress

@@ -1,6 +1,8 @@
+"""Permissions of the API: which kind of caller (partner or member) an endpoint admits."""
+
 from rest_framework.permissions import BasePermission
 
-from config.api.principals import MemberPrincipal, PartnerPrincipal
+from members.principals import MemberPrincipal, PartnerPrincipal
 
 
 class IsPartner(BasePermission):

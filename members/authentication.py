@@ -4,8 +4,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from config.api.permissions import IsMember, IsPartner
-from config.api.principals import MemberPrincipal, PartnerPrincipal
+from members.permissions import IsMember, IsPartner
+from members.principals import MemberPrincipal, PartnerPrincipal
 from members.selectors import member_for_token, partner_key_for_prefix
 
 
