@@ -14,6 +14,8 @@ api_v1 = [
     path("", include("mall.api.urls_payments")),
 ]
 
+handler404 = "config.api.exceptions.page_not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -19,6 +19,7 @@ from points.api import views as points_views
 from points.models import Posting
 from points.earning import points_earn
 from tests.factories import MerchantFactory
+from tests.factories_rules import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -300,6 +301,7 @@ def test_a_member_named_wrongly_is_refused(partner, merchant, member, naming, st
 
 
 def test_history_shows_event_type_and_reference(partner, bu, member):
+    EarningRuleFactory(code="check-in", event_type="check_in", points=10)
     points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("8.00"), receipt_no="R-9")
     partner.post(EVENTS, {"member": member.pk, "event_type": "check_in", "reference": "app-1"}, format="json",
                  HTTP_IDEMPOTENCY_KEY="e")
@@ -308,3 +310,22 @@ def test_history_shows_event_type_and_reference(partner, bu, member):
     filtered = partner.get(url, {"occurred_before": (timezone.now() + timedelta(minutes=5)).isoformat()})
     assert [(row["event_type"], row["receipt_no"]) for row in plain] == [("check_in", "app-1"), ("purchase", "R-9")]
     assert filtered.json()["results"] == plain
+
+
+def test_an_event_that_earns_nothing_answers_200_with_no_transaction_and_writes_nothing(partner, member):
+    response = partner.post(EVENTS, {"member": member.pk, "event_type": "survey", "reference": "q-1"}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="nothing")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["transaction"], body["points"], body["replayed"]) == (None, 0, False)
+    assert response["Idempotent-Replayed"] == "false"
+    assert not Posting.objects.exists()
+
+
+def test_a_path_no_route_matches_is_the_apis_json_404(partner, client):
+    for path in ("/api/v1/holds/-1/", "/api/v1/holds/null/capture/", "/api/v1/no-such-endpoint/"):
+        response = partner.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json" and response.json()["code"] == "not_found", path
+        assert response["Request-Id"]
+    assert "text/html" in client.get("/no-such-page/")["Content-Type"], "the console keeps Django's page"

@@ -12,14 +12,15 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.signals import got_request_exception
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from config.api.headers import request_id
+from config.api.headers import REQUEST_ID_HEADER, request_id
 from config.errors import DomainError
 
 logger = logging.getLogger("config.api")
@@ -93,3 +94,13 @@ def _server_error(exc, request) -> Response:
                                              "with the same Idempotency-Key.")},
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+def page_not_found(request, exception):
+    """Django's 404 for a path no route matches: under /api/ the API's own JSON body (a partner's
+    client meets the same `not_found` there as from a view), elsewhere Django's page."""
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    response = JsonResponse({"code": "not_found", "detail": str(_("Not found."))}, status=404)
+    response[REQUEST_ID_HEADER] = request_id(request)
+    return response

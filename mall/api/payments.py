@@ -49,7 +49,7 @@ from points.selectors import member_balance
 BIGINT_MAX = 2**63 - 1
 PAYMENT_ID = OpenApiParameter("payment_id", int, OpenApiParameter.PATH, description="The payment's id.")
 WRITE_ERRORS = ("invalid", "parse_error", "idempotency_key_required", "idempotency_conflict", *AUTH_ERRORS)
-PAY_CODE_PATTERN = r"^[0-9]{18}$"
+PAY_CODE_PATTERN = r"^([0-9]{18})?$"  # blank: the payer is named by `member`
 
 
 def _idempotency(request) -> Idempotency:
@@ -481,8 +481,10 @@ class PropertyBillPostSerializer(serializers.Serializer):
     period = serializers.CharField(max_length=32, help_text=_("The period billed, e.g. 2026-05."))
     amount_cny = BillAmountField(help_text=_("The bill in CNY, at most 2 decimals."))
     payer_member = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False, default=None)
-    payer_organization = serializers.SlugField(max_length=32, required=False, default="", allow_blank=True,
-                                               help_text=_("The tenant company's code."))
+    payer_organization = serializers.RegexField(
+        r"^[-a-zA-Z0-9_]*$", max_length=32, required=False, default="", allow_blank=True,
+        help_text=_("The tenant company's code."),
+    )
 
     def validate(self, attrs):
         if (attrs["payer_member"] is None) == (not attrs["payer_organization"]):

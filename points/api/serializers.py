@@ -166,7 +166,9 @@ class BalanceSerializer(serializers.Serializer):
 
 
 class PostingResultSerializer(serializers.Serializer):
-    transaction = TransactionSerializer()
+    transaction = TransactionSerializer(
+        allow_null=True, help_text=_("The posting written; null when the event earned nothing and nothing was written."),
+    )
     points = serializers.IntegerField(help_text=_("Points moved for the member: + credited, - debited."))
     balance = BalanceSerializer()
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))

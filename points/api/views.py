@@ -56,16 +56,18 @@ def member_balance_response(member_id: int) -> Response:
 
 
 def posting_response(result: PostingResult) -> Response:
-    """The posting, the points moved and the new balance: 201 when new, 200 on a replay."""
+    """The posting, the points moved and the new balance: 201 when new, 200 on a replay, and 200
+    with no transaction when an earn gave nothing (nothing was written)."""
     body = {
         "transaction": result.posting,
-        "points": result.posting.points,
+        "points": result.posting.points if result.posting else 0,
         "balance": balance_data(result.wallet),
         "replayed": result.replayed,
     }
+    written = result.posting is not None and not result.replayed
     return Response(
         POSTING_RESULT_OUTPUT.to_representation(body),
-        status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        status=status.HTTP_201_CREATED if written else status.HTTP_200_OK,
         headers={REPLAYED_HEADER: "true" if result.replayed else "false"},
     )
 
@@ -91,7 +93,11 @@ def idempotency(request) -> Idempotency:
 def write_responses(*codes: str, invalid_fields: dict) -> dict:
     return {
         201: OpenApiResponse(PostingResultSerializer, description="Posted."),
-        200: OpenApiResponse(PostingResultSerializer, description="A replay: the original result, nothing posted."),
+        200: OpenApiResponse(
+            PostingResultSerializer,
+            description="A replay: the original result, nothing posted; or an event that earned nothing "
+                        "(`transaction` null, `points` 0): nothing written.",
+        ),
         **error_responses(*WRITE_ERRORS, *codes, invalid_fields=invalid_fields),
     }
 

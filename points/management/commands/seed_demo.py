@@ -25,7 +25,7 @@ from config.errors import DomainError
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, MerchantCategory, Organization, PartnerKey
 from members.services import member_enrol, member_token_issue, member_tokens_revoke_all
 from points.expiry import expiry_run_batch
-from points.models import Posting, PostingKind
+from points.models import EarningRule, EventType, Posting, PostingKind, RuleEffect
 from points.selectors import ledger_problems
 from points.earning import points_earn
 from points.ledger import Idempotency
@@ -81,6 +81,13 @@ ORGANIZATIONS = [
 ]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN_NAMES = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "小红", "建国", "晓东", "思远"]
+# (code, name, event type, points, other fields) of the example rules for events.
+EVENT_RULES = [
+    ("check-in", "每日签到 Daily check-in", EventType.CHECK_IN, 10, {"cap_per_member_day": 10}),
+    ("check-in-streak-7", "连续签到7天 7-day streak", EventType.CHECK_IN, 30, {"streak_days": 7}),
+    ("event-sign-in", "活动签到 Event sign-in", EventType.EVENT, 50, {}),
+    ("survey", "问卷调查 Survey", EventType.SURVEY, 20, {"cap_per_member_day": 20}),
+]
 DEMO_MEMBER_INDEX = 1
 DEBT_MEMBER_INDEX = 3
 FROZEN_MEMBER_INDEX = 5
@@ -110,6 +117,7 @@ class Command(BaseCommand):
         expired = self._expire(anchor)
         for index in range(1, members + 1):
             self._member_spending(index, mall_merchants, units)
+        self._event_rules()
         problems = ledger_problems()
         if problems:
             raise CommandError(f"the ledger is not sound after seeding: {problems}")
@@ -126,6 +134,16 @@ class Command(BaseCommand):
             self.stderr.write(f"credentials written to {credentials_out}")
         else:
             self.stdout.write(payload)
+
+    def _event_rules(self):
+        """The operators' example rules for events that are not purchases (docs/earning-rules.md),
+        so that the documented check-in and event examples answer what they show. Added after
+        the history: the seeded purchases keep their base rate."""
+        for code, name, event_type, points, extra in EVENT_RULES:
+            EarningRule.objects.get_or_create(
+                code=code, defaults={"name": name, "event_type": event_type, "effect": RuleEffect.FIXED,
+                                     "points": points, **extra},
+            )
 
     # --- parties
 
