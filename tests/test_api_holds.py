@@ -48,7 +48,8 @@ def test_more_than_available_is_refused_with_the_figures(partner, rich):
 
 @pytest.mark.parametrize("body, field", [
     ({"points": 0}, "points"), ({"points": "ten"}, "points"), ({"purpose": ""}, "purpose"),
-    ({"expires_in": 0}, "expires_in"), ({"expires_in": 10**7}, "expires_in"), ({"reference": "x" * 65}, "reference"),
+    ({"expires_in": 0}, "expires_in"), ({"expires_in": 10**7}, "expires_in"), ({"expires_in": 10**30}, "expires_in"),
+    ({"reference": "x" * 65}, "reference"),
 ])
 def test_bad_input_is_a_400_naming_the_field_and_holds_nothing(partner, rich, body, field):
     response = place(partner, rich, **body)

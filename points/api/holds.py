@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
+from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses
 from members.permissions import IsPartner
 from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
 from points.api.views import WRITE_ERRORS, balance_data, idempotency
@@ -65,7 +65,7 @@ class HoldPlaceSerializer(serializers.Serializer):
     reference = serializers.CharField(max_length=64, required=False, default="", allow_blank=True,
                                       help_text=_("Your own reference, e.g. the bill number."))
     expires_in = serializers.IntegerField(
-        min_value=1, required=False, default=None,
+        min_value=1, max_value=10**9, required=False, default=None,
         help_text=_("Seconds the hold lives (default 900, at most POINTS_HOLD_MAX_SECONDS: 604800); shortened to "
                     "the life of the points it reserves."),
     )
@@ -96,7 +96,10 @@ def _result(result, *, created: bool, posting=None) -> Response:
     }
     if posting is not None:
         body["transaction"] = TransactionSerializer(posting).data
-    return Response(body, status=status.HTTP_201_CREATED if created and not result.replayed else status.HTTP_200_OK)
+    return Response(
+        body, status=status.HTTP_201_CREATED if created and not result.replayed else status.HTTP_200_OK,
+        headers={REPLAYED_HEADER: "true" if result.replayed else "false"},
+    )
 
 
 class HoldListView(APIView):
