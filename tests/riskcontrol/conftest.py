@@ -28,10 +28,11 @@ def ledger_checked(request):
 
 @pytest.fixture
 def make_rule(db):
-    def make(kind, threshold, *, action="block", window_minutes=None, code=None, **fields) -> RiskRule:
+    def make(kind, threshold, *, action="block", window_minutes=None, code=None, is_active=True, **fields) -> RiskRule:
         rule = RiskRule(
             code=code or f"{kind}-{action}-{RiskRule.objects.count()}", name=kind, kind=kind,
-            threshold=Decimal(str(threshold)), window_minutes=window_minutes, action=action, is_active=True, **fields,
+            threshold=Decimal(str(threshold)), window_minutes=window_minutes, action=action, is_active=is_active,
+            **fields,
         )
         return risk_rule_save(rule=rule)
 
