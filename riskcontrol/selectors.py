@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.cache import VersionedCache
 from members.models import BusinessUnit, Member, Merchant
-from points.models import Hold, HoldStatus, Lot, Posting, PostingKind
+from points.models import Hold, Lot, Posting, PostingKind
 from points.timeutils import local_date, start_of_local_day
 from riskcontrol.models import (
     ADJUST_KINDS,

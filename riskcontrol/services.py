@@ -38,7 +38,7 @@ from django.utils.translation import gettext as _
 from config.errors import DomainError
 from members.models import Member
 from points.ledger import OPERATOR_SCOPE, SYSTEM_SCOPE, Idempotency, request_fingerprint, wallet_lock, wallets_lock
-from points.models import Lot, Posting, PostingKind
+from points.models import Lot, Posting
 from points.policies import AdjustContext, EarnContext, EarnDone, SpendContext
 from points.services import (
     lots_available_locked,

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from points.exceptions import AccountFrozen, InsufficientPoints
-from points.models import Lot, Posting, PostingKind, Wallet
+from points.models import Lot, Posting, Wallet
 from points.selectors import member_balance
 from points.services import points_spend, posting_reverse
 from riskcontrol.exceptions import RiskBlocked

@@ -3,7 +3,6 @@ reverses them (never below zero, never twice), each once, audited; bulk decision
 expiry before the decision."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
