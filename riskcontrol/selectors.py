@@ -210,6 +210,11 @@ def blacklist_matches(*, phone: str = "", card_no: str = "", device_id: str = ""
     )
 
 
+def blacklist_live(*, kind: str, value: str) -> bool:
+    """Whether the value has an entry not taken off (expired ones included: one per value)."""
+    return bool(value) and BlacklistEntry.objects.filter(kind=kind, value=value, removed_at__isnull=True).exists()
+
+
 # --- members ---------------------------------------------------------------------------------
 
 

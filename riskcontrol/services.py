@@ -798,7 +798,8 @@ def freeze_open(*, member_id: int, mode: str, reason: str, actor=None, ends_at: 
         raise InvalidRiskInput(_("Choose earning, spending or both."), field="mode")
     if ends_at is not None and ends_at <= timezone.now():
         raise InvalidRiskInput(_("The end must be in the future."), field="ends_at")
-    with transaction.atomic(durable=True):
+    # Not durable: the console's add form runs its save in a transaction of its own.
+    with transaction.atomic():
         wallet = wallet_lock(member_id=member_id)
         return _freeze_open_locked(wallet=wallet, mode=mode, reason=reason, actor=actor, ends_at=ends_at,
                                    rule_id=rule_id, case=case)
