@@ -289,3 +289,16 @@ def test_the_risk_status_endpoint_is_in_the_schema(tmp_path):
     operation = yaml.safe_load(path.read_text())["paths"]["/api/v1/me/risk-status/"]["get"]
     assert operation["security"] == [{"MemberBearer": []}]
     assert "200" in operation["responses"]
+
+
+def test_the_demo_seeds_a_few_cases_once(tmp_path):
+    from django.core.management import call_command
+
+    call_command("seed_demo", members=8, credentials_out=tmp_path / "c.json")
+    cases = {case.rule.code: case for case in RiskCase.objects.select_related("rule")}
+    assert set(cases) == {"big-purchase", "duplicate-receipt", "shared-device"}
+    assert cases["big-purchase"].held_points == 6888 and cases["shared-device"].status == CaseStatus.APPROVED
+    assert BlockedAttempt.objects.count() == 1
+    assert AdjustmentRequest.objects.get().status == RequestStatus.PENDING
+    call_command("seed_demo", members=8, credentials_out=tmp_path / "c.json")
+    assert RiskCase.objects.count() == 3 and BlockedAttempt.objects.count() == 1

@@ -18,7 +18,9 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
@@ -110,6 +112,8 @@ class Command(BaseCommand):
         expired = self._expire(anchor)
         for index in range(1, members + 1):
             self._member_spending(index, mall_merchants, units)
+        if apps.is_installed("riskcontrol"):
+            call_command("seed_risk_demo")  # a few rules and review cases, through the real gates
         problems = ledger_problems()
         if problems:
             raise CommandError(f"the ledger is not sound after seeding: {problems}")
