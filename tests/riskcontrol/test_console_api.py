@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.contrib import messages
 from django.db import IntegrityError, transaction
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
 from members.services import member_token_issue
@@ -229,6 +229,8 @@ def test_the_console_adjustment_above_the_limit_becomes_a_request_a_second_opera
     change = reverse("admin:riskcontrol_adjustmentrequest_change", args=[request.pk])
     assert client.post(change, {"status": "approved", "checker": maker.pk}).status_code == 403
     assert client.get(reverse("admin:riskcontrol_adjustmentrequest_add")).status_code == 403
+    with pytest.raises(NoReverseMatch):  # and no import of requests
+        reverse("admin:riskcontrol_adjustmentrequest_import")
     client.force_login(checker)
     response = run_action(client, REQUESTS, "approve_requests", [request], reason="ticket 4411 checked")
     request.refresh_from_db()

@@ -135,3 +135,25 @@ def test_two_checkers_racing_on_one_request_post_it_once(bu, operator):
     with pytest.raises(AdjustmentApprovalRequired):  # by hand, the maker still needs a second operator
         points_adjust(member_id=member.pk, points=500, business_unit=bu, reason="goodwill: again", actor=maker)
     assert Wallet.objects.get(member=member).balance == 500
+
+
+def test_approve_racing_the_expiry_job_never_makes_expired_points_spendable(bu, earn, make_rule):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from points.expiry import expiry_run_batch
+
+    make_rule(RuleKind.EARN_AMOUNT, 500, action=RuleAction.HOLD)
+    member = enrol_member()
+    earn(member, bu, "800", occurred_at=timezone.now() - timedelta(days=400), max_backdate=None)  # expired, held
+    case = RiskCase.objects.get()
+    reviewer = OperatorFactory(username="rev")
+    outcomes = run_together([
+        lambda: case_approve(case_id=case.pk, actor=reviewer, reason="fine"),
+        lambda: expiry_run_batch(now=timezone.now()),
+    ])
+    assert not errors_of(outcomes), errors_of(outcomes)
+    balance = member_balance(member_id=member.pk)
+    assert (balance.available, balance.total) == (0, 0)
+    assert Posting.objects.filter(kind=PostingKind.EXPIRE).count() == 1
