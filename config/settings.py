@@ -60,6 +60,9 @@ MIDDLEWARE = [
     "config.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # The request's device and client address for the risk gates, and the record of what they
+    # refused, written after the refused transaction rolled back (riskcontrol.middleware).
+    "riskcontrol.middleware.RiskRequestMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -199,6 +202,12 @@ POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.
 CONFIG_CACHE_SECONDS = int(os.environ.get("CONFIG_CACHE_SECONDS", "60"))
+
+# Risk control: behind a proxy, the META header holding the client address (e.g.
+# HTTP_X_FORWARDED_FOR; its first address is taken); empty: REMOTE_ADDR. Adjustment requests
+# awaiting a second operator expire after this many days.
+RISK_CLIENT_ADDRESS_HEADER = os.environ.get("RISK_CLIENT_ADDRESS_HEADER", "")
+RISK_ADJUSTMENT_REQUEST_DAYS = int(os.environ.get("RISK_ADJUSTMENT_REQUEST_DAYS", "3"))
 
 # Member sign-in: one-time codes sent through a pluggable SMS backend.
 SMS_BACKEND = os.environ.get("SMS_BACKEND", "members.sms.ConsoleSmsBackend")

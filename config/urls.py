@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("points.api.urls")),
     path("", include("tiers.api.urls")),
     path("", include("mall.api.urls_payments")),
+    path("", include("riskcontrol.api.urls")),
 ]
 
 handler404 = "config.api.exceptions.page_not_found"

@@ -19,6 +19,10 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
 - after-post hooks (any number, e.g. settlement's clearing lines): called as hook(posting=,
   wallet=) after every posting of any kind is written (points.ledger.writer), in the same
   transaction, with the wallet row locked.
+- adjust gates (any number, e.g. riskcontrol's maker-checker): called with an AdjustContext by
+  points.services.points_adjust before it opens its transaction (no lock held), so a gate may
+  write in a transaction of its own (e.g. record a request for a second operator's approval);
+  it refuses by raising a DomainError and returns nothing otherwise.
 
 The bulk earn prices and posts many members' purchases together. A provider or hook may
 register a `many` version for it, which does for a list what the single one does for each
@@ -76,6 +80,19 @@ class SpendContext:
     at: datetime
 
 
+@dataclass(frozen=True)
+class AdjustContext:
+    """What an adjust gate sees: an operator's manual adjustment, before anything is posted.
+    `idempotency` is the adjustment's points.ledger.Idempotency (or None)."""
+
+    member_id: int
+    points: int
+    business_unit: BusinessUnit
+    reason: str
+    actor: object
+    idempotency: object = None
+
+
 TierProvider = Callable[[Member, datetime], TierInfo | None]
 TierProviderMany = Callable[[list[tuple[Member, datetime]]], list[TierInfo | None]]
 EarnGate = Callable[[EarnContext], datetime | None]
@@ -83,12 +100,14 @@ AfterEarnHook = Callable[..., None]
 AfterEarnHookMany = Callable[[list[EarnDone]], None]
 SpendGate = Callable[[SpendContext], None]
 AfterPostHook = Callable[..., None]
+AdjustGate = Callable[[AdjustContext], None]
 
 _tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
 _earn_gates: list[EarnGate] = []
 _after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
 _spend_gates: list[SpendGate] = []
 _after_post_hooks: list[AfterPostHook] = []
+_adjust_gates: list[AdjustGate] = []
 
 
 def register_tier_provider(provider: TierProvider, *, many: TierProviderMany | None = None) -> None:
@@ -146,7 +165,7 @@ def register_after_post_hook(hook: AfterPostHook) -> None:
 
 def unregister(callback) -> None:
     """Take a gate or hook out again (tests and apps switched off at run time)."""
-    for registry in (_earn_gates, _spend_gates, _after_post_hooks):
+    for registry in (_earn_gates, _spend_gates, _after_post_hooks, _adjust_gates):
         if callback in registry:
             registry.remove(callback)
     _after_earn_hooks[:] = [(hook, many) for hook, many in _after_earn_hooks if hook is not callback]
@@ -166,3 +185,13 @@ def run_after_post_hooks(postings: list[tuple[object, object]]) -> None:
     for hook in list(_after_post_hooks):
         for posting, wallet in postings:
             hook(posting=posting, wallet=wallet)
+
+
+def register_adjust_gate(gate: AdjustGate) -> None:
+    if gate not in _adjust_gates:
+        _adjust_gates.append(gate)
+
+
+def run_adjust_gates(context: AdjustContext) -> None:
+    for gate in list(_adjust_gates):
+        gate(context)

@@ -1,5 +1,6 @@
 """Every write on the points ledger besides earning (points.earning) and the expiry job
-(points.expiry): spend, reverse (refund an earn, cancel a spend), adjust, freeze and unfreeze.
+(points.expiry): spend, reverse (refund an earn, cancel a spend), adjust, freeze and unfreeze,
+and release an earn's lots held for review.
 
 Each runs in one durable transaction on the pattern of points.ledger: lock the wallet, replay an
 earlier request under the same idempotency key, check, build the rows, hand them to the writer.
@@ -12,6 +13,9 @@ the purchase that earned its points was refunded must not hand those points back
 again. A balance never goes below zero. Points reserved by a hold are the hold's: a refund
 does not take them (they repay the debt when the hold releases them).
 """
+
+import logging
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Sum
@@ -50,11 +54,13 @@ from points.ledger import (
     write_wallet_frozen,
 )
 from points.ledger.holds import spendable_lots_releasing_expired_holds
+from points.ledger.writer import write_lots_available
 from points.models import Account, Posting, PostingKind, Wallet
-from points.policies import SpendContext, run_spend_gates
+from points.policies import AdjustContext, SpendContext, run_adjust_gates, run_spend_gates
 from points.rules import LotTerms
 from points.timeutils import expiry_after_months
 
+logger = logging.getLogger(__name__)
 
 def points_spend(
     *,
@@ -210,11 +216,18 @@ def points_adjust(
     idempotency: Idempotency | None = None,
 ) -> PostingResult:
     """An operator's manual correction: positive credits a new lot (repaying debt first),
-    negative takes from any of the member's free lots and is refused if they hold too little."""
+    negative takes from any of the member's free lots and is refused if they hold too little.
+
+    The adjust gates of points.policies run first, before the transaction (they may refuse, e.g.
+    to ask for a second operator's approval)."""
     if not reason or not reason.strip():
         raise ReasonRequired()
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise InvalidPoints("points must be a non-zero whole number")
+    run_adjust_gates(AdjustContext(
+        member_id=member_id, points=points, business_unit=business_unit, reason=reason, actor=actor,
+        idempotency=idempotency,
+    ))
     fingerprint = request_fingerprint("adjust", member=member_id, points=points, bu=business_unit.pk, reason=reason)
 
     def write() -> PostingResult:
@@ -250,6 +263,52 @@ def points_adjust(
             return PostingResult(posting=posting, wallet=wallet)
 
     return run_idempotent(idempotency, fingerprint, write)
+
+
+def lots_release(*, posting_id: int, at: datetime, actor=None) -> list[tuple[int, datetime, datetime]]:
+    """Make the lots an earn credited available at `at` (capped at their expiry): points held
+    for review, released. Locks the earn's wallet; returns (lot id, available before, available
+    now) of every lot moved (none when already available by then), for the caller's record."""
+    original = Posting.objects.filter(pk=posting_id, kind=PostingKind.EARN).first()
+    if original is None:
+        raise NotFound(f"earn {posting_id} not found")
+    with transaction.atomic(durable=True):
+        wallet = wallets_lock(wallet_ids=[original.wallet_id])[0]
+        changes = lots_available_locked(wallet=wallet, posting_id=posting_id, at=at)
+    logger.info("lots of earn %s available at %s (by %s): %s", posting_id, at.isoformat(), actor, changes)
+    return changes
+
+
+def lots_available_locked(*, wallet: Wallet, posting_id: int, at: datetime) -> list[tuple[int, datetime, datetime]]:
+    """Set when the lots credited by `posting_id`, an earn of `wallet`, become available: `at`,
+    capped at each lot's expiry. Later holds them (pending a review), earlier releases them. For
+    operations above points that do this as one step of their own transaction; the caller holds
+    the wallet's lock (points.ledger.wallet_lock)."""
+    if not Posting.objects.filter(pk=posting_id, wallet=wallet, kind=PostingKind.EARN).exists():
+        raise NotFound(f"earn {posting_id} not found")
+    return write_lots_available(posting_id=posting_id, at=at)
+
+
+def wallet_freeze_locked(*, wallet: Wallet, reason: str, actor=None) -> bool:
+    """wallet_freeze inside the caller's transaction, for a wallet the caller has locked (a rule
+    that freezes the account while an earn is written); whether it was not frozen already."""
+    if not reason or not reason.strip():
+        raise ReasonRequired()
+    if wallet.is_frozen:
+        return False
+    write_wallet_frozen(wallet, frozen=True, reason=reason, actor=actor)
+    return True
+
+
+def wallet_unfreeze_locked(*, wallet: Wallet, reason: str, actor=None) -> bool:
+    """wallet_unfreeze inside the caller's transaction, for a wallet the caller has locked (the
+    last freeze of a review lifted); whether it was frozen."""
+    if not reason or not reason.strip():
+        raise ReasonRequired()
+    if not wallet.is_frozen:
+        return False
+    write_wallet_frozen(wallet, frozen=False, reason=reason, actor=actor)
+    return True
 
 
 def wallet_freeze(*, member_id: int, reason: str, actor=None) -> Wallet:

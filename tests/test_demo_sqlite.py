@@ -27,8 +27,10 @@ def manage(*args, env):
 
 def test_demo_seeds_and_verifies_on_sqlite(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}", "VAR_DIR": str(tmp_path)}
-    for args in (["migrate", "--noinput"], ["seed_demo", "--members", "15", "--credentials-out", str(tmp_path / "c.json")],
-                 ["verify_ledger"]):
+    credentials_out = ["--credentials-out", str(tmp_path / "c.json")]
+    # What scripts/run-demo.sh runs, in its order.
+    for args in (["migrate", "--noinput"], ["seed_demo", "--members", "15", *credentials_out],
+                 ["seed_payments", *credentials_out], ["seed_tiers"], ["seed_risk_demo"], ["verify_ledger"]):
         done = manage(*args, env=env)
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-4000:]}"
     credentials = json.loads((tmp_path / "c.json").read_text())
@@ -47,8 +49,9 @@ from django.test import Client
 from decimal import Decimal
 from members.models import Member, Merchant
 from tiers.models import TierLevel, TierProgramme
-programme = TierProgramme.objects.create(code="sqlite", name="Tiers", is_active=True)
-TierLevel.objects.create(programme=programme, code="silver", name="Silver", rank=1, threshold=Decimal("0"))
+if not TierProgramme.objects.filter(is_active=True).exists():  # seed_tiers makes one
+    programme = TierProgramme.objects.create(code="sqlite", name="Tiers", is_active=True)
+    TierLevel.objects.create(programme=programme, code="silver", name="Silver", rank=1, threshold=Decimal("0"))
 client = Client(HTTP_AUTHORIZATION="Api-Key " + os.environ["PARTNER_KEY"], HTTP_HOST="127.0.0.1")
 member = Member.objects.order_by("pk").first().pk
 merchant = Merchant.objects.filter(is_active=True).order_by("pk").first().code

@@ -3,8 +3,8 @@
 `write_posting` writes one posting built by points.ledger.builder (on PostgreSQL in one
 statement of data-modifying CTEs, elsewhere through the ORM), `write_postings` many at once (the
 bulk earn), `write_expiry` the expiry postings of a batch of wallets (one set-based statement on
-PostgreSQL); `write_lot_expiry_changes`, `write_wallet_frozen` and `write_hold_rows` the other
-changes of lots and wallets. Each then calls the after-post hooks registered in points.policies, in the same
+PostgreSQL); `write_lot_expiry_changes`, `write_lots_available`, `write_wallet_frozen` and `write_hold_rows`
+the other changes of lots and wallets. Each then calls the after-post hooks registered in points.policies, in the same
 transaction, with every posting written and its wallet. The caller holds the wallets' locks.
 """
 
@@ -64,6 +64,22 @@ def write_lot_expiry_changes(changes: list[LotExpiryChange]) -> None:
     """Write lots' later expiries (activity-extended) and the record of each move."""
     Lot.objects.bulk_update([change.lot for change in changes], ["expires_at"])
     LotExpiryChange.objects.bulk_create(changes)
+
+
+def write_lots_available(*, posting_id: int, at: datetime) -> list[tuple[int, datetime, datetime]]:
+    """Move when the lots credited by `posting_id` become available to `at`, capped at each lot's
+    expiry (a lot never becomes available after it expires): later holds them (pending a review),
+    earlier releases them. The caller holds the wallet's lock. Returns (lot id, available before,
+    available now) of every lot that moved."""
+    moved, changes = [], []
+    for lot in Lot.objects.filter(posting_id=posting_id).order_by("id"):
+        available_at = min(at, lot.expires_at)
+        if available_at != lot.available_at:
+            changes.append((lot.pk, lot.available_at, available_at))
+            lot.available_at = available_at
+            moved.append(lot)
+    Lot.objects.bulk_update(moved, ["available_at"])
+    return changes
 
 
 def write_wallet_frozen(wallet: Wallet, *, frozen: bool, reason: str, actor) -> None:

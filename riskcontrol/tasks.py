@@ -1,0 +1,20 @@
+"""Risk control's beat job: thin, idempotent, batched; the work is in riskcontrol.services."""
+
+import logging
+
+from celery import shared_task
+
+from riskcontrol.services import risk_housekeeping as housekeeping
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def risk_housekeeping() -> dict[str, int]:
+    """Lift freezes past their end, expire requests past their date, keep held points held.
+    Each step moves each row at most once (conditional writes), so overlapping runs do nothing
+    twice; whatever a batch leaves is the next run's."""
+    done = housekeeping()
+    if any(done.values()):
+        logger.info("risk housekeeping: %s", done)
+    return done
