@@ -23,7 +23,7 @@ from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
-from points import admin_rules  # noqa: F401 - registers the earning-rules admin
+from points.rules import admin as rules_admin  # noqa: F401 - registers the earning-rules admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.models import Entry, Hold, HoldAllocation, HoldEvent, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings

@@ -9,7 +9,7 @@ class PointsConfig(AppConfig):
     def ready(self):
         from members.services import register_enrolment_hook
         from points.models import EarningRule, ExpiryPolicy
-        from points.selectors import rule_configs
+        from points.rules.selectors import rule_configs
         from points.earning import points_registration_award
         from points.ledger import wallet_open
 

@@ -40,7 +40,7 @@ from points.earning import (
 from points.ledger import Idempotency, PostingRows, credit_rows, posting_row, wallets_lock, write_postings
 from points.models import Account, EventType, Posting, PostingKind, RuleAward
 from points.policies import EarnDone, member_tiers, run_after_earn_hooks_many
-from points.selectors import rule_config
+from points.rules.selectors import rule_config
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from points.models import (
     Wallet,
 )
 from points.policies import EarnContext, TierInfo, after_earn_hooks, earn_gates, member_tier
-from points.rules import (
+from points.rules.engine import (
     Contribution,
     Event,
     LotTerms,
@@ -66,7 +66,7 @@ from points.rules import (
     lot_terms,
     static_match,
 )
-from points.selectors import member_facts, member_tags, rule_config
+from points.rules.selectors import member_facts, member_tags, rule_config
 from points.timeutils import start_of_local_day
 
 logger = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ from points.ledger.holds import spendable_lots_releasing_expired_holds
 from points.ledger.writer import write_lots_available
 from points.models import Account, Posting, PostingKind, Wallet
 from points.policies import AdjustContext, SpendContext, run_adjust_gates, run_spend_gates
-from points.rules import LotTerms
+from points.rules.engine import LotTerms
 from points.timeutils import expiry_after_months
 
 logger = logging.getLogger(__name__)

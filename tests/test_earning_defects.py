@@ -11,7 +11,7 @@ from django.test import override_settings
 from points.earning import points_earn
 from points.exceptions import AmountNotAllowed, AmountTooLarge, InsufficientPoints
 from points.models import EventType, Lot, Posting
-from points.rules import Contribution, bonus_shares, extend_by_months
+from points.rules.engine import Contribution, bonus_shares, extend_by_months
 from points.services import points_spend, posting_reverse
 from points.timeutils import expiry_after_months
 from tests.factories import BusinessUnitFactory, enrol_member

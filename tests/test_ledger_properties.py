@@ -51,7 +51,8 @@ from points.exceptions import (
 )
 from points.expiry import expiry_run_batch
 from points.models import Lot, Wallet
-from points.selectors import ledger_problems, member_balance, rule_configs, wallet_balance
+from points.selectors import ledger_problems, member_balance, wallet_balance
+from points.rules.selectors import rule_configs
 from points.earning import points_earn
 from points.ledger import Idempotency, hold_capture, hold_place, hold_void, holds_release_expired
 from points.services import points_adjust, points_spend, posting_reverse, wallet_freeze, wallet_unfreeze

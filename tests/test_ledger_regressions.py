@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from points.rules import floor_points
+from points.rules.engine import floor_points
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st

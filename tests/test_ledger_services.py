@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from points.rules import floor_points
+from points.rules.engine import floor_points
 from django.utils import timezone
 
 from points.exceptions import (

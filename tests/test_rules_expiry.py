@@ -14,7 +14,7 @@ from points import policies
 from points.expiry import expiry_run_batch
 from points.models import ExpiryKind, ExpiryPeriod, Lot, LotExpiryChange, RuleEffect
 from points.policies import TierInfo
-from points.rules import period_end_expiry
+from points.rules.engine import period_end_expiry
 from points.earning import points_earn
 from points.services import points_spend
 from points.timeutils import expiry_after_months

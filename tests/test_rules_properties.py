@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from points.models import RuleEffect
 from points.policies import TierInfo
-from points.rules import BASE_RATE_CODE, Event, MemberFacts, RuleSpec, dynamic_match, evaluate, room, static_match
+from points.rules.engine import BASE_RATE_CODE, Event, MemberFacts, RuleSpec, dynamic_match, evaluate, room, static_match
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 optional_cap = st.none() | st.integers(min_value=0, max_value=300)

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from points.api import holds, rules_views, views
+from points.api import holds, views
+from points.rules.api import views as rules_views
 
 urlpatterns = [
     path("members/<int:member_id>/balance/", views.MemberBalanceView.as_view(), name="member-balance"),

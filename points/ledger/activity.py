@@ -6,8 +6,8 @@ from datetime import datetime
 from points.ledger.writer import write_lot_expiry_changes
 from points.models import ExpiryKind, Lot, LotExpiryChange, Posting, Wallet
 from points.policies import member_tier
-from points.rules import PolicySpec, activity_extended_expiry
-from points.selectors import rule_config
+from points.rules.engine import PolicySpec, activity_extended_expiry
+from points.rules.selectors import rule_config
 
 UNKNOWN = object()
 

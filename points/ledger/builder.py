@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
 from points.models import Account, Entry, Lot, LotMovement, Posting, Wallet
-from points.rules import LotTerms
+from points.rules.engine import LotTerms
 from points.timeutils import end_of_local_day, local_date
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses
 from members.permissions import IsPartner
-from points.api.rules_serializers import EventSerializer, SimulationSerializer
+from points.rules.api.serializers import EventSerializer, SimulationSerializer
 from points.api.views import EarnView, earn_arguments, write_responses
 from points.earning import earn_simulate
 

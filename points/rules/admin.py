@@ -11,7 +11,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
-from points.forms_rules import RuleSimulationForm
+from points.rules.forms import RuleSimulationForm
 from points.models import EarningRule, ExpiryPolicy, LotExpiryChange, MemberTag, RuleBudget
 from points.earning import earn_simulate
 
