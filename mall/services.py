@@ -411,7 +411,7 @@ def order_cancel(
     by = actor_label(actor)
     with transaction.atomic(durable=True):
         wallet = wallet_lock(member_id=found.member_id)
-        order = Order.objects.select_for_update().select_related("spend_posting").get(pk=found.pk)
+        order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=found.pk)
         if order.status == OrderStatus.CANCELLED:
             return OrderResult(order=order, replayed=True)
         if order.status not in (OrderStatus.ISSUED, OrderStatus.AWAITING_FULFILMENT):
@@ -450,7 +450,7 @@ def order_refund(*, order_id, reason: str, actor, merchant: Merchant | None = No
     _check_scope(found, business_unit=merchant.business_unit if merchant else None, merchant=merchant)
     with transaction.atomic(durable=True):
         wallet = wallet_lock(member_id=found.member_id)
-        order = Order.objects.select_for_update().select_related("spend_posting").get(pk=found.pk)
+        order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=found.pk)
         if order.status == OrderStatus.REFUNDED:
             return OrderResult(order=order, replayed=True)
         if order.status != OrderStatus.FULFILLED:
@@ -521,7 +521,7 @@ def coupon_redeem(
             order = Order.objects.select_for_update().get(pk=coupon.order_id)
             if replay := _write_off_replay(idempotency, fingerprint):
                 return WriteOffResult(write_off=replay, coupon=replay.coupon, replayed=True)
-            coupon = Coupon.objects.select_for_update().select_related("item", "merchant", "business_unit").get(pk=coupon.pk)
+            coupon = Coupon.objects.select_for_update(of=("self",)).select_related("item", "merchant", "business_unit").get(pk=coupon.pk)
             now = timezone.now()
             if coupon.status == CouponStatus.USED:
                 raise CouponUsed(redeemed_at=coupon.redeemed_at.isoformat())
@@ -601,7 +601,7 @@ def coupon_expire(*, coupon_id: int, now: datetime) -> bool:
     points_back = coupon.order.points_back_on_expiry
     with transaction.atomic(durable=True):
         wallet = wallet_lock(member_id=coupon.member_id) if points_back else None
-        order = Order.objects.select_for_update().select_related("spend_posting").get(pk=coupon.order_id)
+        order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=coupon.order_id)
         coupon = Coupon.objects.select_for_update().get(pk=coupon_id)
         if coupon.status != CouponStatus.ISSUED or coupon.valid_until >= now:
             return False
