@@ -151,6 +151,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "mall.models.OrderStatus",
+        "CouponStatusEnum": "mall.models.CouponStatus",
+        "ItemKindEnum": "mall.models.ItemKind",
+        "KindEnum": "points.models.PostingKind",  # the name it had before items had kinds too
+        "CodeSourceEnum": "mall.models.CodeSource",
+    },
 }
 
 # Celery: the demo runs on a filesystem broker that needs no server; production sets Redis.

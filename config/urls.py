@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("members.api.urls")),
     path("", include("points.api.urls")),
     path("", include("tiers.api.urls")),
+    path("", include("mall.api.urls")),
 ]
 
 urlpatterns = [

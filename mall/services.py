@@ -58,6 +58,7 @@ from mall.exceptions import (
 from mall.models import (
     COUPON_MOVES,
     ORDER_MOVES,
+    Category,
     CodeSource,
     Coupon,
     CouponEvent,
@@ -86,6 +87,7 @@ from mall.selectors import (
 from points.ledger import SYSTEM_SCOPE, Idempotency, request_fingerprint, wallet_lock
 from points.services import reverse_locked, spend_locked
 from points.timeutils import end_of_local_day, local_date
+from tiers.selectors import active_programme
 
 logger = logging.getLogger(__name__)
 
@@ -489,6 +491,8 @@ def order_fulfil(*, order_id, actor, tracking_no: str = "", reason: str = "", me
 
 
 def _coupon_for_caller(raw_code: str, *, business_unit: BusinessUnit) -> Coupon:
+    if not codes.lookup_candidates(raw_code):
+        raise InvalidRequest(_("This is not a coupon code."), field="code")
     coupon = coupon_by_code(raw_code=raw_code)
     if coupon is None or coupon.business_unit_id != business_unit.pk:
         raise NotFound(_("Coupon not found."))
@@ -725,3 +729,29 @@ def pool_codes_add(*, item_id: int, raw_codes: list[str], batch: str = "") -> di
                                      ignore_conflicts=True)
         added = PoolCode.objects.filter(item=item, code__in=new).count()
         return {"added": added, "duplicates": given - invalid - added, "invalid": invalid}
+
+
+def partner_item_fields(*, data: dict, business_unit: BusinessUnit, merchant: Merchant | None) -> dict:
+    """A partner's item fields with codes resolved: the category, the tier level (of the active
+    programme) and the merchant. A merchant key's items are always its own; a BU key names a
+    merchant of its unit, or none (BU-wide). Unknown codes are `invalid` with the field named."""
+    fields = {name: value for name, value in data.items() if name in ITEM_PARTNER_FIELDS}
+    if "category" in fields and fields["category"] is not None:
+        fields["category"] = Category.objects.filter(code=fields["category"]).first()
+        if fields["category"] is None:
+            raise InvalidRequest(_("No such category."), field="category")
+    if "min_tier" in fields and fields["min_tier"] is not None:
+        programme = active_programme()
+        level = programme.levels.filter(code=fields["min_tier"]).first() if programme else None
+        if level is None:
+            raise InvalidRequest(_("No such tier level in the active programme."), field="min_tier")
+        fields["min_tier"] = level
+    if merchant is not None:
+        if fields.get("merchant", merchant.code) not in (merchant.code,):
+            raise InvalidRequest(_("A merchant key manages its own items only."), field="merchant")
+        fields["merchant"] = merchant
+    elif "merchant" in fields and fields["merchant"] is not None:
+        fields["merchant"] = Merchant.objects.filter(business_unit=business_unit, code=fields["merchant"]).first()
+        if fields["merchant"] is None:
+            raise InvalidRequest(_("No such merchant in this business unit."), field="merchant")
+    return fields

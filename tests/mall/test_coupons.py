@@ -13,6 +13,7 @@ from mall.exceptions import (
     CouponMerchantNotPermitted,
     CouponNotValid,
     CouponUsed,
+    InvalidRequest,
     MinSpendNotMet,
     NothingToUndo,
     OrderNotCancellable,
@@ -111,7 +112,7 @@ def test_another_merchant_another_unit_a_low_bill_and_an_invalid_coupon_are_refu
                                                valid_until=timezone.now() + timedelta(days=1))
     with pytest.raises(CouponNotValid):
         redeem(coupon, bu, shop)
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidRequest):
         coupon_redeem(raw_code="A" * 10_000, business_unit=bu, merchant=shop, by="x")
     assert Coupon.objects.get(pk=coupon.pk).status == CouponStatus.ISSUED and not WriteOff.objects.exists()
 
