@@ -174,6 +174,7 @@ class Item(models.Model):
         verbose_name = _("mall item")
         verbose_name_plural = _("mall items")
         ordering = ["-id"]
+        permissions = [("issue_item", _("Can issue an item to a member at the service desk"))]
         constraints = [
             models.CheckConstraint(condition=Q(price_points__gt=0), name="mall_item_price_positive"),
             models.CheckConstraint(condition=Q(cash_cny__gte=0), name="mall_item_cash_non_negative"),
@@ -274,6 +275,10 @@ class Slot(models.Model):
     def __str__(self):
         return f"{self.item.name} {self.starts_at:%Y-%m-%d %H:%M}"
 
+    def clean(self):
+        if self.capacity is not None and self.capacity < self.booked:
+            raise ValidationError({"capacity": _("%(booked)d places are booked already.") % {"booked": self.booked}})
+
     @property
     def free(self) -> int:
         return self.capacity - self.booked
@@ -348,6 +353,11 @@ class Order(models.Model):
         verbose_name = _("mall order")
         verbose_name_plural = _("mall orders")
         ordering = ["-id"]
+        permissions = [
+            ("fulfil_order", _("Can fulfil mall orders")),
+            ("cancel_order", _("Can cancel mall orders")),
+            ("export_mall", _("Can export mall orders, coupons and write-offs")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["member", "idempotency_key"], name="mall_order_idempotency_unique"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="mall_order_quantity_positive"),
@@ -434,6 +444,7 @@ class Coupon(models.Model):
         verbose_name = _("coupon")
         verbose_name_plural = _("coupons")
         ordering = ["-id"]
+        permissions = [("write_off_coupon", _("Can write coupons off (and undo a write-off)"))]
         constraints = [
             # A cancelled coupon's pool code goes back to the pool and may be issued again.
             models.UniqueConstraint(fields=["code"], condition=~Q(status=CouponStatus.CANCELLED),

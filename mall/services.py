@@ -667,8 +667,11 @@ def _saved(item: Item, *, actor, by: str) -> Item:
 
 
 def item_create(*, business_unit: BusinessUnit, fields: dict, actor=None, by: str) -> Item:
-    """A new catalogue item of `business_unit` (its merchant, if given, must be of that unit)."""
-    with transaction.atomic(durable=True):
+    """A new catalogue item of `business_unit` (its merchant, if given, must be of that unit).
+
+    Not durable, unlike the operations that move points: the console saves an item and its
+    slots in the one transaction of its change form."""
+    with transaction.atomic():
         return _saved(Item(business_unit=business_unit, **fields), actor=actor, by=by)
 
 
@@ -679,8 +682,9 @@ def item_update(
     """Change an item under its row lock (orders hold it while they take stock): only the fields
     named in `changes`, so a concurrent order's stock decrement is never overwritten by a stale
     read. `stock_delta` adds to (or takes from) the stock as it is now; below zero is
-    stock_negative. A caller scoped to a business unit (and merchant) finds only its own items."""
-    with transaction.atomic(durable=True):
+    stock_negative. A caller scoped to a business unit (and merchant) finds only its own items.
+    Not durable (see item_create)."""
+    with transaction.atomic():
         items = Item.objects.select_for_update().filter(pk=item_id)
         if business_unit is not None:
             items = items.filter(business_unit=business_unit)
