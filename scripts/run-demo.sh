@@ -16,6 +16,7 @@ $PY manage.py migrate --noinput
 $PY manage.py seed_demo --credentials-out var/demo-credentials.json
 $PY manage.py seed_tiers
 $PY manage.py requalify_tiers
+$PY manage.py seed_mall --credentials-out var/demo-credentials.json
 
 pids=()
 stop() {
