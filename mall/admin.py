@@ -53,6 +53,7 @@ from mall.services import (
     order_cancel,
     order_fulfil,
     order_place,
+    order_refund,
     pool_codes_add,
 )
 from points.ledger import OPERATOR_SCOPE, Idempotency
@@ -379,7 +380,7 @@ class OrderAdmin(MerchantScopedMixin, MallExportMixin, admin.ModelAdmin):
     list_select_related = ("member", "item", "business_unit", "merchant")
     show_full_result_count = False
     inlines = [OrderCouponInline, OrderEventInline]
-    actions = ["fulfil", "cancel"]
+    actions = ["fulfil", "cancel", "refund"]
     resource_classes = [OrderResource]
 
     def get_readonly_fields(self, request, obj=None):
@@ -415,6 +416,16 @@ class OrderAdmin(MerchantScopedMixin, MallExportMixin, admin.ModelAdmin):
             apply=lambda order, data: order_cancel(order_id=order.pk, reason=data["reason"], actor=request.user,
                                                    merchant=merchant).replayed,
             done=lambda n: ngettext("%(count)d order cancelled.", "%(count)d orders cancelled.", n) % {"count": n},
+        )
+
+    @admin.action(permissions=["cancel"], description=_("Refund fulfilled goods returned to the desk (points back)"))
+    def refund(self, request, queryset):
+        merchant = staff_merchant(request)
+        return run_with_form(
+            self, request, queryset, form_class=ReasonForm, title=_("Refund orders"), submit_label=_("Refund"),
+            apply=lambda order, data: order_refund(order_id=order.pk, reason=data["reason"], actor=request.user,
+                                                   merchant=merchant).replayed,
+            done=lambda n: ngettext("%(count)d order refunded.", "%(count)d orders refunded.", n) % {"count": n},
         )
 
 

@@ -317,3 +317,12 @@ def partner_orders(*, business_unit: BusinessUnit, merchant: Merchant | None) ->
         .order_by("-id")
     )
     return orders.filter(merchant=merchant) if merchant is not None else orders
+
+
+def partner_write_offs(*, business_unit: BusinessUnit, merchant: Merchant | None) -> QuerySet[WriteOff]:
+    write_offs = (
+        WriteOff.objects.filter(business_unit=business_unit)
+        .select_related("coupon__order", "merchant")
+        .order_by("-id")
+    )
+    return write_offs.filter(merchant=merchant) if merchant is not None else write_offs

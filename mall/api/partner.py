@@ -20,12 +20,13 @@ from mall.api.serializers import (
     PartnerCouponSerializer,
     PartnerItemSerializer,
     PartnerOrderSerializer,
+    PartnerWriteOffSerializer,
     RedeemSerializer,
     WriteOffResultSerializer,
 )
 from mall.exceptions import InvalidRequest
-from mall.models import Item, ItemKind, Order, OrderStatus
-from mall.selectors import coupon_by_code, may_redeem, partner_items, partner_orders
+from mall.models import Item, ItemKind, Order, OrderStatus, WriteOff
+from mall.selectors import coupon_by_code, may_redeem, partner_items, partner_orders, partner_write_offs
 from mall.services import coupon_redeem, coupon_redeem_undo, item_create, item_update, partner_item_fields
 from mall import codes
 from points.ledger import Idempotency
@@ -243,6 +244,35 @@ class PartnerOrderListView(generics.ListAPIView):
         summary="Orders of the key's items, newest first",
         responses={200: PartnerOrderSerializer(many=True),
                    **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"status": ["Select a valid choice."]})},
+        tags=["mall"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PartnerWriteOffFilter(django_filters.FilterSet):
+    at_after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte",
+                                                help_text="Inclusive lower bound (ISO 8601).")
+    at_before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt",
+                                                 help_text="Exclusive upper bound (ISO 8601).")
+    undone = django_filters.BooleanFilter(field_name="undone_at", lookup_expr="isnull", exclude=True,
+                                          help_text="true: only undone write-offs; false: only standing ones.")
+
+
+class PartnerWriteOffListView(generics.ListAPIView):
+    permission_classes = [IsPartner]
+    serializer_class = PartnerWriteOffSerializer
+    filterset_class = PartnerWriteOffFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return WriteOff.objects.none()
+        return partner_write_offs(business_unit=self.request.user.business_unit, merchant=self.request.user.merchant)
+
+    @extend_schema(
+        operation_id="mall_write_offs",
+        summary="The key's write-offs, newest first (a merchant key: its own; a BU key: the unit's)",
+        responses={200: PartnerWriteOffSerializer(many=True), **error_responses("invalid", *AUTH_ERRORS)},
         tags=["mall"],
     )
     def get(self, request, *args, **kwargs):

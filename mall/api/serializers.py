@@ -275,6 +275,13 @@ class WriteOffSerializer(serializers.Serializer):
     undone_at = serializers.DateTimeField(allow_null=True)
 
 
+class PartnerWriteOffSerializer(WriteOffSerializer):
+    code = serializers.CharField(source="coupon.code")
+    item = serializers.IntegerField(source="coupon.item_id")
+    order = serializers.CharField(source="coupon.order.number")
+    by = serializers.CharField(help_text=_("partner:<key prefix> or operator:<name>."))
+
+
 class WriteOffResultSerializer(serializers.Serializer):
     write_off = WriteOffSerializer()
     coupon = PartnerCouponSerializer()

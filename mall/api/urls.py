@@ -15,4 +15,5 @@ urlpatterns = [
     path("mall/items/", partner.PartnerItemListView.as_view(), name="mall-items"),
     path("mall/items/<int:item_id>/", partner.PartnerItemDetailView.as_view(), name="mall-item"),
     path("mall/orders/", partner.PartnerOrderListView.as_view(), name="mall-orders"),
+    path("mall/write-offs/", partner.PartnerWriteOffListView.as_view(), name="mall-write-offs"),
 ]

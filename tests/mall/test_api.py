@@ -106,6 +106,8 @@ def test_order_refusals_over_http_have_their_codes(api, shopper, bu, member_api)
     scarce = ItemFactory(business_unit=bu, stock=0)
     dear = ItemFactory(business_unit=bu, price_points=10_000)
     assert order(api, {"item": scarce.pk}, "a").json()["code"] == "out_of_stock"
+    chinese = api.post(ORDERS, {"item": scarce.pk}, format="json", HTTP_IDEMPOTENCY_KEY="a", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert chinese.json()["detail"] == "该商品已兑完。"
     refused = order(api, {"item": dear.pk}, "b")
     assert (refused.status_code, refused.json()["code"], refused.json()["available"]) == (409, "insufficient_points", 500)
     assert api.post(ORDERS, {"item": scarce.pk}, format="json").json()["code"] == "idempotency_key_required"
@@ -270,6 +272,12 @@ def test_a_merchant_manages_its_own_catalogue_and_reads_its_orders(api, bu, part
     order(api, {"item": theirs.pk}, "theirs")
     orders = keys.get("/api/v1/mall/orders/", {"status": "issued"}).json()["results"]
     assert [row["item"] for row in orders] == [item_id]
+    mine = Coupon.objects.get(item_id=item_id).code
+    assert keys.post(f"/api/v1/coupons/{mine}/redeem/", {"bill_amount": "250"}, format="json",
+                     HTTP_IDEMPOTENCY_KEY="w").status_code == 201
+    write_offs = keys.get("/api/v1/mall/write-offs/", {"undone": "false"}).json()["results"]
+    assert [(row["code"], row["bill_amount_cny"]) for row in write_offs] == [(mine, "250.00")]
+    assert partner_api(bu, other).get("/api/v1/mall/write-offs/").json()["results"] == []
     assert keys.get("/api/v1/mall/orders/", {"status": "nonsense"}).status_code == 400
 
 

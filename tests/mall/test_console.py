@@ -105,6 +105,14 @@ def test_orders_are_fulfilled_cancelled_and_exported_from_the_console(console, m
     assert header[:3] == ["number", "placed_at", "status"] and len(rows) == 2
     assert "'=HYPERLINK" in next(row for row in rows if row.startswith(shipped.number))
 
+    run_action(console, url, "refund", [shipped], reason="returned unopened")
+    shipped.refresh_from_db()
+    assert shipped.status == OrderStatus.REFUNDED and Wallet.objects.get(member=member).balance == 1000
+
+    header, rows = export(console, "order", OrderResource)
+    assert header[:3] == ["number", "placed_at", "status"] and len(rows) == 2
+    assert "'=HYPERLINK" in next(row for row in rows if row.startswith(shipped.number))
+
 
 def test_the_write_off_page_writes_a_typed_code_off_once(console, member, bu, merchant):
     fund(member, 500, bu)

@@ -21,6 +21,7 @@ def test_the_mall_endpoints_and_their_errors_are_in_the_schema(tmp_path):
         "/api/v1/coupons/{code}/": {"get"}, "/api/v1/coupons/{code}/redeem/": {"post"},
         "/api/v1/coupons/{code}/undo/": {"post"}, "/api/v1/mall/items/": {"get", "post"},
         "/api/v1/mall/items/{item_id}/": {"get", "patch"}, "/api/v1/mall/orders/": {"get"},
+        "/api/v1/mall/write-offs/": {"get"},
     }.items():
         assert set(paths[url]) >= methods, url
 
