@@ -34,7 +34,8 @@ class FulfilForm(TokenForm):
 class IssueForm(TokenForm):
     member = forms.CharField(label=_("member's phone or card number"), max_length=20)
     quantity = forms.IntegerField(label=_("quantity"), min_value=1, initial=1)
-    slot = forms.IntegerField(label=_("slot id"), min_value=1, required=False, help_text=_("Bookable items only."))
+    slot = forms.IntegerField(label=_("slot id"), min_value=1, max_value=2**63 - 1, required=False,
+                              help_text=_("Bookable items only."))
     delivery_method = forms.ChoiceField(label=_("delivery"), choices=[("", "-"), *Delivery.choices], required=False)
     delivery_address = forms.CharField(label=_("delivery address"), max_length=300, required=False)
 

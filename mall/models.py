@@ -446,7 +446,7 @@ class Coupon(models.Model):
         ordering = ["-id"]
         permissions = [("write_off_coupon", _("Can write coupons off (and undo a write-off)"))]
         constraints = [
-            # A cancelled coupon's pool code goes back to the pool and may be issued again.
+            # What a till looks up: a live code is unique (a cancelled coupon keeps its code for history).
             models.UniqueConstraint(fields=["code"], condition=~Q(status=CouponStatus.CANCELLED),
                                     name="mall_coupon_live_code_unique"),
             models.CheckConstraint(condition=Q(valid_until__gt=F("valid_from")), name="mall_coupon_validity_window"),

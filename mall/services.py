@@ -16,7 +16,9 @@ Locks, always taken in this order (so no two operations deadlock): the member's 
   loser finds it moved: cancel, write-off and expiry of one coupon, exactly one wins.
 
 Every state move is a conditional UPDATE (`WHERE status = <from>`) checked against ORDER_MOVES
-or COUPON_MOVES, and appends an event row.
+or COUPON_MOVES, and appends an event row. The reasons the services write into events are plain
+English, as the ledger's posting reasons are: stored audit text does not depend on the language
+of whoever caused it; operators' own reasons are stored as typed.
 
 Idempotency: an order is unique per (member, idempotency key); a replay with the same request
 returns the same order and spends nothing, a different request raises IdempotencyConflict. A
@@ -369,7 +371,7 @@ def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_meth
         status=status, slot=slot, delivery_method=method, delivery_address=address,
         idempotency_key=idempotency_key, request_hash=fingerprint, actor=actor, placed_at=now,
     )
-    OrderEvent.objects.create(order=order, from_status="", to_status=status, reason=_("placed"), by=by, actor=actor)
+    OrderEvent.objects.create(order=order, from_status="", to_status=status, reason="placed", by=by, actor=actor)
     if item.issues_coupons:
         _issue_coupons(order, item, slot, at=now, by=by, actor=actor)
     return order
@@ -398,10 +400,14 @@ def _check_scope(order: Order, *, business_unit: BusinessUnit | None, merchant: 
 def order_cancel(
     *, order_id, reason: str = "", member_id: int | None = None, merchant: Merchant | None = None, actor=None,
 ) -> OrderResult:
-    """Cancel an order before use: every coupon cancelled (a pool code goes back to the pool),
-    the points back to exactly the lots the spend consumed (reverse_locked), the stock and the
-    slot's place given back, the limit freed (a cancelled order counts against none). Exactly
-    once: cancelling a cancelled order answers it again (`replayed`).
+    """Cancel an order before use: every coupon cancelled, the points back to exactly the lots the
+    spend consumed (reverse_locked), the stock and the slot's place given back, the limit freed
+    (a cancelled order counts against none). Exactly once: cancelling a cancelled order answers
+    it again (`replayed`).
+
+    A pool code is not given back to the pool: the member has seen it, and issued again it could
+    be used by them at the merchant's own system before its new holder. It stays with the
+    cancelled coupon (which no till can write off); the merchant uploads more codes.
 
     `member_id` is the member's own scope; `merchant` a merchant staff's. A member may cancel a
     booking only before its slot starts; an operator may cancel it later. Raises
@@ -432,13 +438,12 @@ def order_cancel(
             fingerprint=request_fingerprint("mall-cancel", order=order.number), actor=actor,
         )
         for coupon in coupons:
-            _coupon_move(coupon, CouponStatus.CANCELLED, reason=reason or _("order cancelled"), by=by, actor=actor)
-        PoolCode.objects.filter(coupon__in=coupons).update(coupon=None)
+            _coupon_move(coupon, CouponStatus.CANCELLED, reason=reason or "order cancelled", by=by, actor=actor)
         if order.took_stock and item.stock is not None:
             Item.objects.filter(pk=item.pk).update(stock=F("stock") + order.quantity)
         if slot is not None:
             Slot.objects.filter(pk=slot.pk, booked__gte=order.quantity).update(booked=F("booked") - order.quantity)
-        _order_move(order, OrderStatus.CANCELLED, reason=reason or _("cancelled"), by=by, actor=actor)
+        _order_move(order, OrderStatus.CANCELLED, reason=reason or "cancelled", by=by, actor=actor)
         return OrderResult(order=order)
 
 
@@ -482,7 +487,7 @@ def order_fulfil(*, order_id, actor, tracking_no: str = "", reason: str = "", me
         if order.delivery_method == Delivery.SHIPPING and not tracking_no:
             raise InvalidRequest(_("A shipped order needs its tracking number."), field="tracking_no")
         fields = {"tracking_no": tracking_no} if tracking_no else {}
-        _order_move(order, OrderStatus.FULFILLED, reason=reason or _("fulfilled"), by=actor_label(actor), actor=actor,
+        _order_move(order, OrderStatus.FULFILLED, reason=reason or "fulfilled", by=actor_label(actor), actor=actor,
                     error=OrderNotFulfillable, **fields)
         return OrderResult(order=order)
 
@@ -535,14 +540,14 @@ def coupon_redeem(
             minimum = coupon.item.min_spend_cny
             if minimum and (bill_amount is None or bill_amount < minimum):
                 raise MinSpendNotMet(min_spend=str(minimum))
-            _coupon_move(coupon, CouponStatus.USED, reason=_("written off"), by=by, actor=actor, merchant=merchant,
+            _coupon_move(coupon, CouponStatus.USED, reason="written off", by=by, actor=actor, merchant=merchant,
                          error=CouponUsed, redeemed_at=now, redeemed_by=merchant)
             write_off = WriteOff.objects.create(
                 coupon=coupon, business_unit=business_unit, merchant=merchant, bill_amount_cny=bill_amount, by=by,
                 actor=actor, idempotency_scope=idempotency.scope if idempotency else "",
                 idempotency_key=idempotency.key if idempotency else "", request_hash=fingerprint, at=now,
             )
-            _order_follow_coupons(order, reason=_("coupon %(code)s written off") % {"code": coupon.code}, by=by,
+            _order_follow_coupons(order, reason=f"coupon {coupon.code} written off", by=by,
                                   actor=actor)
             return WriteOffResult(write_off=write_off, coupon=coupon)
     except IntegrityError as exc:
@@ -582,11 +587,11 @@ def coupon_redeem_undo(*, raw_code: str, business_unit: BusinessUnit, merchant: 
         now = timezone.now()
         if now - write_off.at > timedelta(seconds=settings.MALL_WRITE_OFF_UNDO_SECONDS):
             raise UndoWindowPassed(written_off_at=write_off.at.isoformat())
-        _coupon_move(coupon, CouponStatus.ISSUED, reason=_("write-off undone"), by=by, actor=actor, merchant=merchant,
+        _coupon_move(coupon, CouponStatus.ISSUED, reason="write-off undone", by=by, actor=actor, merchant=merchant,
                      error=NothingToUndo, redeemed_at=None, redeemed_by=None)
         write_off.undone_at, write_off.undone_by = now, by
         write_off.save(update_fields=["undone_at", "undone_by"])
-        _order_follow_coupons(order, reason=_("write-off of %(code)s undone") % {"code": coupon.code}, by=by,
+        _order_follow_coupons(order, reason=f"write-off of {coupon.code} undone", by=by,
                               actor=actor)
         return WriteOffResult(write_off=write_off, coupon=coupon)
 
@@ -609,7 +614,7 @@ def coupon_expire(*, coupon_id: int, now: datetime) -> bool:
         coupon = Coupon.objects.select_for_update().get(pk=coupon_id)
         if coupon.status != CouponStatus.ISSUED or coupon.valid_until >= now:
             return False
-        _coupon_move(coupon, CouponStatus.EXPIRED, reason=_("validity ended"), by="system")
+        _coupon_move(coupon, CouponStatus.EXPIRED, reason="validity ended", by="system")
         if wallet is not None:
             reverse_locked(
                 original=order.spend_posting, wallet=wallet, points=order.unit_points,
@@ -617,7 +622,7 @@ def coupon_expire(*, coupon_id: int, now: datetime) -> bool:
                 idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"mall-expire:{coupon.pk}"),
                 fingerprint=request_fingerprint("mall-expire", coupon=coupon.pk),
             )
-        _order_follow_coupons(order, reason=_("coupon expired"), by="system")
+        _order_follow_coupons(order, reason="coupon expired", by="system")
         return True
 
 

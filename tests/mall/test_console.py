@@ -1,11 +1,14 @@
 """The mall console: items through the services (with history), order actions, exports, the
 write-off page, and merchant staff kept to their own merchant everywhere."""
 
+import io
 import re
 from decimal import Decimal
 
 import pytest
+from PIL import Image
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from mall.admin import CouponResource, OrderResource, WriteOffResource
@@ -76,6 +79,20 @@ def test_an_item_saved_in_the_console_goes_through_the_service_and_keeps_orders_
     assert item.stock == 40
     assert item.history.count() == 3
     assert console.get(reverse("admin:mall_item_history", args=[item.pk])).status_code == 200
+
+
+def test_an_item_image_uploaded_in_the_console_is_stored_and_shown_as_a_thumbnail(console, bu, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(image, format="PNG")
+    upload = SimpleUploadedFile("cup.png", image.getvalue(), content_type="image/png")
+
+    response = console.post(reverse("admin:mall_item_add"), {**ITEM_FORM, "business_unit": bu.pk, "image": upload})
+
+    assert response.status_code == 302
+    item = Item.objects.get()
+    assert item.image.name.startswith("mall/items/cup") and (tmp_path / item.image.name).exists()
+    assert item.image.url in console.get(reverse("admin:mall_item_changelist")).content.decode()
 
 
 def test_orders_are_fulfilled_cancelled_and_exported_from_the_console(console, member, bu, merchant):

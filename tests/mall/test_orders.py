@@ -246,18 +246,23 @@ def test_a_fulfilled_order_is_refunded_once_by_an_operator(rich, bu, operator, l
     ledger_sound()
 
 
-def test_a_pool_item_issues_uploaded_codes_sold_out_when_the_pool_is_empty_and_cancel_returns_the_code(rich, bu):
+def test_a_pool_item_issues_uploaded_codes_and_is_sold_out_when_the_pool_is_empty(rich, bu):
     item = ItemFactory(business_unit=bu, kind=ItemKind.MERCHANT_COUPON, benefit="fixed_value",
                        face_value_cny=Decimal("40"), code_source="pool")
     counts = pool_codes_add(item_id=item.pk, raw_codes=["cine-0001", "CINE0001", "cine 0002", "bad!", ""], batch="b1")
     assert counts == {"added": 2, "duplicates": 1, "invalid": 1}
+    assert pool_codes_add(item_id=item.pk, raw_codes=["CINE0002", "CINE0003"]) == {"added": 1, "duplicates": 1,
+                                                                                 "invalid": 0}
 
     first = place(rich, item, key="p1", quantity=2).order
     assert sorted(first.coupons.values_list("code", flat=True)) == ["CINE0001", "CINE0002"]
+    last = place(rich, item, key="p2").order
+    assert last.coupons.get().code == "CINE0003"
     with pytest.raises(OutOfStock):
-        place(rich, item, key="p2")
+        place(rich, item, key="p3")
 
+    # A cancelled order's codes were seen by the member: they are not issued again.
     order_cancel(order_id=first.pk, member_id=rich.pk)
-    again = place(rich, item, key="p3").order
-    assert again.coupons.get().code == "CINE0001"
-    assert Coupon.objects.filter(code="CINE0001").count() == 2  # the cancelled one keeps its code for history
+    with pytest.raises(OutOfStock):
+        place(rich, item, key="p4")
+    assert balance(rich) == 1000 - 100
