@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -261,9 +261,14 @@ def member_orders(*, member_id: int) -> QuerySet[Order]:
     return (
         Order.objects.filter(member_id=member_id)
         .select_related("item", "business_unit", "merchant", "slot")
-        .prefetch_related("coupons")
+        .prefetch_related(_order_coupons())
         .order_by("-id")
     )
+
+
+def _order_coupons() -> Prefetch:
+    return Prefetch("coupons", queryset=Coupon.objects.select_related("item", "business_unit", "merchant")
+                    .order_by("id"))
 
 
 def member_coupons(*, member_id: int) -> QuerySet[Coupon]:
@@ -313,7 +318,7 @@ def partner_orders(*, business_unit: BusinessUnit, merchant: Merchant | None) ->
     orders = (
         Order.objects.filter(business_unit=business_unit)
         .select_related("item", "business_unit", "merchant", "slot", "member")
-        .prefetch_related("coupons")
+        .prefetch_related(_order_coupons())
         .order_by("-id")
     )
     return orders.filter(merchant=merchant) if merchant is not None else orders

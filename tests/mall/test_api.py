@@ -284,3 +284,11 @@ def test_a_merchant_manages_its_own_catalogue_and_reads_its_orders(api, bu, part
 def test_members_and_partners_keep_to_their_own_endpoints(api, bu, partner_api):
     assert api.get("/api/v1/mall/items/").status_code == 403
     assert partner_api(bu).get(ITEMS).status_code == 403
+
+
+def test_a_page_of_orders_costs_a_fixed_number_of_queries(api, shopper, bu, django_assert_max_num_queries):
+    fund(shopper, 5000, bu)
+    for n in range(5):
+        order(api, {"item": ItemFactory(business_unit=bu, price_points=10).pk, "quantity": 3}, f"q{n}")
+    with django_assert_max_num_queries(8):
+        assert len(api.get(ORDERS).json()["results"]) == 5
