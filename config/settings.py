@@ -117,6 +117,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
 # One process's memory by default; production sets CACHE_URL (e.g. redis://host:6379/1) so that
 # every process shares throttle counts and sees an earning-rule change at once.
@@ -162,6 +164,13 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.openapi.postprocess_contract",
     ],
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "mall.models.OrderStatus",
+        "CouponStatusEnum": "mall.models.CouponStatus",
+        "ItemKindEnum": "mall.models.ItemKind",
+        "KindEnum": "points.models.PostingKind",  # the name it had before items had kinds too
+        "CodeSourceEnum": "mall.models.CodeSource",
+    },
 }
 
 # Celery: the demo runs on a filesystem broker that needs no server; production sets Redis.
@@ -198,6 +207,13 @@ POINTS_REGRANT_DAYS = int(os.environ.get("POINTS_REGRANT_DAYS", "30"))
 # Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
 POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
 POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))
+# The mall: the most units in one order; how long a merchant may undo a write-off; how early a
+# booking's check-in opens before its slot; the coupon expiry job's batch and re-queue bounds.
+MALL_MAX_QUANTITY = int(os.environ.get("MALL_MAX_QUANTITY", "20"))
+MALL_WRITE_OFF_UNDO_SECONDS = int(os.environ.get("MALL_WRITE_OFF_UNDO_SECONDS", str(15 * 60)))
+MALL_CHECK_IN_EARLY_MINUTES = int(os.environ.get("MALL_CHECK_IN_EARLY_MINUTES", "30"))
+MALL_EXPIRY_BATCH_SIZE = int(os.environ.get("MALL_EXPIRY_BATCH_SIZE", "200"))
+MALL_EXPIRY_MAX_REQUEUES = int(os.environ.get("MALL_EXPIRY_MAX_REQUEUES", "1000"))
 # Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.

@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -13,6 +15,7 @@ api_v1 = [
     path("", include("tiers.api.urls")),
     path("", include("mall.api.urls_payments")),
     path("", include("riskcontrol.api.urls")),
+    path("", include("mall.api.urls")),
 ]
 
 handler404 = "config.api.exceptions.page_not_found"
@@ -24,3 +27,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+# Uploaded images (mall items) in the demo; production serves MEDIA_ROOT from the web server.
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

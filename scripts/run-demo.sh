@@ -18,6 +18,7 @@ $PY manage.py seed_payments --credentials-out var/demo-credentials.json
 $PY manage.py seed_tiers
 $PY manage.py seed_risk_demo
 $PY manage.py requalify_tiers
+$PY manage.py seed_mall --credentials-out var/demo-credentials.json
 
 pids=()
 stop() {

@@ -24,9 +24,8 @@ def existing_keys_keep_spending(apps, schema_editor):
 
 class Migration(migrations.Migration):
 
-    initial = True
-
     dependencies = [
+        ('mall', '0004_operator_roles'),
         ('members', '0002_enrolled_business_unit_label'),
         ('points', '0011_holds_sweep_schedule'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
