@@ -149,7 +149,7 @@ class PartnerItemListView(generics.ListAPIView):
     @extend_schema(
         operation_id="mall_items",
         summary="The key's own catalogue (its merchant's items, or its business unit's)",
-        responses={200: PartnerItemSerializer(many=True), **error_responses("invalid", *AUTH_ERRORS)},
+        responses={200: PartnerItemSerializer(many=True), **error_responses("invalid", "page_not_found", *AUTH_ERRORS)},
         tags=["mall"],
     )
     def get(self, request, *args, **kwargs):
@@ -243,7 +243,7 @@ class PartnerOrderListView(generics.ListAPIView):
         operation_id="mall_orders",
         summary="Orders of the key's items, newest first",
         responses={200: PartnerOrderSerializer(many=True),
-                   **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"status": ["Select a valid choice."]})},
+                   **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"status": ["Select a valid choice."]})},
         tags=["mall"],
     )
     def get(self, request, *args, **kwargs):
@@ -272,7 +272,7 @@ class PartnerWriteOffListView(generics.ListAPIView):
     @extend_schema(
         operation_id="mall_write_offs",
         summary="The key's write-offs, newest first (a merchant key: its own; a BU key: the unit's)",
-        responses={200: PartnerWriteOffSerializer(many=True), **error_responses("invalid", *AUTH_ERRORS)},
+        responses={200: PartnerWriteOffSerializer(many=True), **error_responses("invalid", "page_not_found", *AUTH_ERRORS)},
         tags=["mall"],
     )
     def get(self, request, *args, **kwargs):

@@ -121,7 +121,7 @@ class ItemBaseSerializer(serializers.Serializer):
     valid_days = serializers.IntegerField(allow_null=True)
     points_back_on_expiry = serializers.BooleanField()
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_image(self, item):
         if not item.image:
             return None

@@ -94,7 +94,7 @@ class MeItemListView(generics.ListAPIView):
             "the stock and their own limit left, and why it cannot be ordered now."
         ),
         responses={200: MemberItemSerializer(many=True),
-                   **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]})},
+                   **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"kind": ["Select a valid choice."]})},
         tags=["me: mall"],
     )
     def get(self, request, *args, **kwargs):
@@ -144,7 +144,7 @@ class MeOrderListView(generics.ListAPIView):
     @extend_schema(
         operation_id="me_mall_orders",
         summary="The signed-in member's orders, newest first",
-        responses={200: OrderSerializer(many=True), **error_responses("invalid", *AUTH_ERRORS)},
+        responses={200: OrderSerializer(many=True), **error_responses("invalid", "page_not_found", *AUTH_ERRORS)},
         tags=["me: mall"],
     )
     def get(self, request, *args, **kwargs):
@@ -255,7 +255,7 @@ class MeCouponListView(generics.ListAPIView):
         operation_id="me_coupons",
         summary="The signed-in member's coupons and vouchers, with their QR codes",
         responses={200: MemberCouponSerializer(many=True),
-                   **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"status": ["Select a valid choice."]})},
+                   **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"status": ["Select a valid choice."]})},
         tags=["me: mall"],
     )
     def get(self, request, *args, **kwargs):
