@@ -24,7 +24,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template import TemplateSyntaxError
 from django.utils import timezone
 
@@ -128,8 +128,8 @@ def _row(message: Message, channel: str, now: datetime) -> NotificationLog:
 def notifications_queue(*, messages: list[Message], now: datetime | None = None) -> list[int]:
     """Log rows for each message on each channel (skipped ones included), unless the keys exist.
 
-    Returns the ids of this batch's rows that are queued and due now (new or left from an
-    earlier run), for `notifications_send`."""
+    Returns the ids of this batch's rows that are queued, due now and not handed to a worker
+    lately (new ones, or ones an earlier run left), for `notifications_send`."""
     now = now or timezone.now()
     keys = [f"{message.key}:{channel}" for message in messages for channel in Channel.values]
     existing = set(NotificationLog.objects.filter(key__in=keys).values_list("key", flat=True))
@@ -138,8 +138,10 @@ def notifications_queue(*, messages: list[Message], now: datetime | None = None)
         for message in messages for channel in Channel.values if f"{message.key}:{channel}" not in existing
     ]
     NotificationLog.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    handed_recently = now - timedelta(seconds=settings.NOTIFICATIONS_REDISPATCH_SECONDS)
     return list(
         NotificationLog.objects.filter(key__in=keys, status=NotificationStatus.QUEUED, not_before__lte=now)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=handed_recently))
         .order_by("id").values_list("id", flat=True)
     )
 
