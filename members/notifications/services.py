@@ -35,6 +35,7 @@ from members.notifications.models import (
     Channel,
     NotificationLog,
     NotificationStatus,
+    NotificationTemplate,
     SkipReason,
 )
 from members.notifications.rendering import message_render
@@ -58,6 +59,17 @@ class Message:
 
 class NotificationFailed(Exception):
     """A send failed; the row is `retrying` with the error."""
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+def notification_template_save(*, template: NotificationTemplate) -> NotificationTemplate:
+    """Save an operator's template (the console checked that it compiles); the next message of
+    its kind, channel and language uses it. Messages already queued keep what they rendered."""
+    template.full_clean()
+    template.save()
+    return template
 
 
 # --- quiet hours ---------------------------------------------------------------------------
