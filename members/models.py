@@ -127,7 +127,7 @@ class Member(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
     consent_marketing = models.BooleanField(_("consents to marketing"), default=False)
     consent_sms = models.BooleanField(_("consents to SMS"), default=False)
-    consent_email = models.BooleanField(_("consents to e-mail"), default=False)
+    consent_email = models.BooleanField(_("consents to e-mail"), default=False, db_default=False)
     consent_data_sharing = models.BooleanField(_("consents to data sharing across the group"), default=False)
     referral_code = models.CharField(_("referral code"), max_length=12, unique=True, editable=False)
     referred_by = models.ForeignKey(
@@ -138,7 +138,10 @@ class Member(models.Model):
         verbose_name=_("enrolled business unit"),
     )
     enrolled_at = models.DateTimeField(_("enrolled at"), auto_now_add=True)
-    language = models.CharField(_("language"), max_length=10, choices=MemberLanguage.choices, default=MemberLanguage.ZH_HANS)
+    language = models.CharField(
+        _("language"), max_length=10, choices=MemberLanguage.choices, default=MemberLanguage.ZH_HANS,
+        db_default=MemberLanguage.ZH_HANS,
+    )
 
     class Meta:
         verbose_name = _("member")

@@ -17,12 +17,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='member',
             name='consent_email',
-            field=models.BooleanField(default=False, verbose_name='consents to e-mail'),
+            field=models.BooleanField(db_default=False, default=False, verbose_name='consents to e-mail'),
         ),
         migrations.AddField(
             model_name='member',
             name='language',
-            field=models.CharField(choices=[('zh-hans', 'Simplified Chinese'), ('en', 'English')], default='zh-hans', max_length=10, verbose_name='language'),
+            field=models.CharField(choices=[('zh-hans', 'Simplified Chinese'), ('en', 'English')], db_default='zh-hans', default='zh-hans', max_length=10, verbose_name='language'),
         ),
         migrations.CreateModel(
             name='HistoricalNotificationTemplate',
