@@ -4,11 +4,13 @@ and the reconciliation of stored statements with the ledger (verify_statements).
 How a batch reads the ledger (`statement_figures`): one statement reads each wallet's cached
 balance and debt together with the sums of its entries booked since the period started (in the
 period, and after it), so the balances at the period's boundaries are `balance - after` and
-`balance - after - in period`: the read touches the period and what followed it, never the
-whole history, and, being one SQL statement, sees one consistent state of the ledger even while
-postings are written. The period's postings are then summed by kind, event type, business
-unit and hold purpose (booked postings never change), and the lots at the period end are
-rebuilt from today's lots minus what moved after the end (same single-statement rule).
+`balance - after - in period`. Being one SQL statement, it sees one consistent state of the
+ledger even while postings are written, and it never depends on earlier statements. (The entries
+are reached through the (wallet, account) index and their postings' booking time: a cost per
+entry of the wallet, not per entry of the period; an index on postings by (wallet, created_at)
+would bound it to the period.) The period's postings are then summed by kind, event type,
+business unit and hold purpose (booked postings never change), and the lots at the period end
+are rebuilt from today's lots minus what moved after the end (same single-statement rule).
 """
 
 from collections import defaultdict
