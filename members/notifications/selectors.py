@@ -8,14 +8,19 @@ from django.db.models import Count, Max, Min, Q
 from members.notifications.models import NotificationLog, NotificationStatus
 
 
-def logs_due(*, now: datetime, dispatched_before: datetime, after_id: int, limit: int) -> list[int]:
-    """Ids of queued rows whose time has come (quiet-hours SMS in the morning, rows whose first
-    send was lost) and that were not handed to a worker since `dispatched_before`, after
-    `after_id`, in id order."""
+def logs_due(*, now: datetime, dispatched_before: datetime, after_id: int, limit: int,
+             retrying_before: datetime | None = None) -> list[int]:
+    """Ids of the rows to hand to the send task, after `after_id`, in id order: queued rows
+    whose time has come (quiet-hours SMS in the morning, rows whose first send was lost) and
+    that were not handed over since `dispatched_before`; with `retrying_before`, also rows
+    retrying whose last attempt is older than that (their retry was lost)."""
+    due = Q(status=NotificationStatus.QUEUED, not_before__lte=now) & (
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=dispatched_before)
+    )
+    if retrying_before is not None:
+        due |= Q(status=NotificationStatus.RETRYING, updated_at__lt=retrying_before)
     return list(
-        NotificationLog.objects.filter(status=NotificationStatus.QUEUED, not_before__lte=now, pk__gt=after_id)
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=dispatched_before))
-        .order_by("id").values_list("id", flat=True)[:limit]
+        NotificationLog.objects.filter(due, pk__gt=after_id).order_by("id").values_list("id", flat=True)[:limit]
     )
 
 

@@ -58,7 +58,11 @@ class Message:
 
 
 class NotificationFailed(Exception):
-    """A send failed; the row is `retrying` with the error."""
+    """A send failed; the row is `retrying` with the error. `attempts` counts this one."""
+
+    def __init__(self, error: str, *, attempts: int):
+        super().__init__(error)
+        self.attempts = attempts
 
 
 # --- templates -----------------------------------------------------------------------------
@@ -210,7 +214,7 @@ def notification_deliver(*, log_id: int, now: datetime | None = None) -> str | N
         NotificationLog.objects.filter(pk=log_id).update(status=NotificationStatus.RETRYING, error=error,
                                                           updated_at=timezone.now())
         logger.warning("notification %s (%s) failed: %s", log.key, log_id, error)
-        raise NotificationFailed(error) from exc
+        raise NotificationFailed(error, attempts=log.attempts + 1) from exc
     NotificationLog.objects.filter(pk=log_id).update(
         status=NotificationStatus.DELIVERED, sent_at=timezone.now(), error="", updated_at=timezone.now()
     )

@@ -26,23 +26,25 @@ def retry_delay(retries: int) -> int:
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def notification_send(self, log_id: int) -> str | None:
-    """Send one notification row; a failed send is retried with exponential backoff up to
-    NOTIFICATIONS_MAX_RETRIES times, then the row is marked failed. Sending twice is impossible:
-    the row is claimed before the send (a redelivered or duplicate task finds it claimed)."""
+    """Send one notification row; a failed send is retried with exponential backoff until the
+    row has had 1 + NOTIFICATIONS_MAX_RETRIES attempts (counted on the row, whoever made them),
+    then the row is marked failed. Sending twice is impossible: the row is claimed before the
+    send (a redelivered or duplicate task finds it claimed)."""
     try:
         return notification_deliver(log_id=log_id)
     except NotificationFailed as exc:
-        if self.request.retries >= settings.NOTIFICATIONS_MAX_RETRIES:
+        if exc.attempts > settings.NOTIFICATIONS_MAX_RETRIES:
             notification_give_up(log_id=log_id)
-            logger.error("notification %s failed %d times, given up: %s", log_id, self.request.retries + 1, exc)
+            logger.error("notification %s failed %d times, given up: %s", log_id, exc.attempts, exc)
             return NotificationStatus.FAILED
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+        raise self.retry(exc=exc, countdown=retry_delay(exc.attempts - 1))
 
 
 @shared_task(acks_late=True)
 def notifications_dispatch_due() -> int:
     """The sweep (beat, every 5 minutes): hand the queued rows whose time has come (SMS held
-    over quiet hours, sends lost before a worker took them) to the send task, in batches of
+    over quiet hours, sends lost before a worker took them), and retrying rows whose retry was
+    lost (older than the longest backoff), to the send task, in batches of
     NOTIFICATIONS_DISPATCH_BATCH_SIZE; a row handed over is not handed again for
     NOTIFICATIONS_REDISPATCH_SECONDS. Returns the rows handed over."""
     now = timezone.now()
@@ -50,6 +52,8 @@ def notifications_dispatch_due() -> int:
     handed, cursor = 0, 0
     while True:
         due = logs_due(now=now, dispatched_before=dispatched_before, after_id=cursor,
+                       retrying_before=now - timedelta(seconds=settings.NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS
+                                                       + settings.NOTIFICATIONS_REDISPATCH_SECONDS),
                        limit=settings.NOTIFICATIONS_DISPATCH_BATCH_SIZE)
         if not due:
             return handed

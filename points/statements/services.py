@@ -30,6 +30,10 @@ from points.statements.selectors import members_after, statement_figures
 logger = logging.getLogger(__name__)
 
 
+class PeriodNotOver(ValueError):
+    """A statement is of a month that has ended."""
+
+
 @dataclass(frozen=True)
 class BatchResult:
     members: int
@@ -55,7 +59,7 @@ def statements_generate_batch(
     Returns the members looked at, the statements created, the messages handed to the send
     task, and the cursor for the next batch (None when no member is left)."""
     if period.end > timezone.now():
-        raise ValueError(f"the period {period} has not ended yet")
+        raise PeriodNotOver(f"the period {period} has not ended yet")
     batch_size = batch_size or settings.STATEMENTS_BATCH_SIZE
     member_ids = members_after(after_member_id=after_member_id, through_member_id=through_member_id,
                                before=period.end, limit=batch_size)

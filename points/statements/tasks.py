@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from points.statements.periods import period_last_closed, period_parse
 from points.statements.reminders import expiry_reminders_batch, upgrade_nudges_batch, winback_batch
-from points.statements.services import statements_generate_batch
+from points.statements.services import PeriodNotOver, statements_generate_batch
 from points.timeutils import local_date
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ def generate_statements(self, period: str | None = None, cursor: int = 0, requeu
         logger.info("statements run %s started", run_period)
     try:
         batch = statements_generate_batch(period=run_period, after_member_id=cursor)
+    except PeriodNotOver:
+        logger.error("statements run %s refused: the month has not ended", run_period)
+        return 0
     except Exception as exc:
         logger.exception("statements %s failed in the batch after member %s", run_period, cursor)
         raise self.retry(exc=exc, kwargs=kwargs)

@@ -13,7 +13,8 @@ from points.models import EventType, Statement
 from points.services import points_adjust, points_spend, posting_reverse
 from points.statements.periods import period_parse
 from points.statements.selectors import statement_figures
-from points.statements.services import statements_generate_batch
+from points.statements.services import PeriodNotOver, statements_generate_batch
+from points.statements.tasks import generate_statements
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.statements.conftest import shanghai
 
@@ -164,8 +165,9 @@ def test_a_rerun_creates_nothing_and_a_period_not_over_is_refused(clock, bu):
     assert (first.created, second.created) == (1, 0)
     assert Statement.objects.count() == 1
     clock.set(shanghai(2026, 3, 31, 23))
-    with pytest.raises(ValueError, match="not ended"):
+    with pytest.raises(PeriodNotOver, match="not ended"):
         statements_generate_batch(period=MARCH)
+    assert generate_statements.apply(kwargs={"period": "2026-03"}).get() == 0  # logged, not retried
 
 
 def test_batches_walk_the_members_by_id(clock, bu):

@@ -3,13 +3,19 @@ often the job runs, retries with backoff after a failed send, quiet hours, edite
 and the run report."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core import mail
 
 from members.notifications.models import NotificationLog, NotificationStatus, NotificationTemplate, SkipReason
 from members.notifications.selectors import logs_due, run_reports
-from members.notifications.services import notification_deliver, notifications_retry, sms_allowed_from
+from members.notifications.services import (
+    NotificationFailed,
+    notification_deliver,
+    notifications_retry,
+    sms_allowed_from,
+)
 from members.notifications.tasks import notification_send, notifications_dispatch_due
 from members.services import member_update
 from points.earning import points_earn
@@ -155,6 +161,25 @@ def test_sends_give_up_after_the_retries_and_an_operator_retry_sends(
     assert len(mail.outbox) == 1
 
 
+def test_the_sweep_picks_up_a_retry_that_was_lost(clock, bu, sends, settings, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = "tests.statements.backends.FailingEmailBackend"
+    member_with(clock, bu, consent_email=True)
+    Failing.reset(1)
+    generate(clock, django_capture_on_commit_callbacks)
+    [log_id] = sends
+    with pytest.raises(NotificationFailed):
+        notification_deliver(log_id=log_id)  # the retry this failure asked for never arrives
+    handed = []
+    with mock.patch.object(notification_send, "delay", side_effect=handed.append):
+        clock.set(shanghai(2026, 4, 1, 4, 30))
+        assert notifications_dispatch_due() == 0  # the retry may still come
+        clock.set(shanghai(2026, 4, 1, 6))
+        assert notifications_dispatch_due() == 1
+    assert handed == [log_id]
+    assert notification_deliver(log_id=log_id) == NotificationStatus.DELIVERED
+    assert NotificationLog.objects.get(pk=log_id).attempts == 2 and len(mail.outbox) == 1
+
+
 def test_backoff_doubles_up_to_a_cap(settings):
     from members.notifications.tasks import retry_delay
 
@@ -176,7 +201,6 @@ def test_no_sms_in_quiet_hours_it_waits_for_the_morning(clock, bu, sends, sms, s
 
     clock.set(shanghai(2026, 4, 1, 8, 5))
     handed = []
-    from unittest import mock
     with mock.patch.object(notification_send, "delay", side_effect=handed.append):
         assert notifications_dispatch_due() == 1
         assert notifications_dispatch_due() == 0  # handed over: not again for a while
