@@ -15,7 +15,7 @@ from points.statements.periods import period_parse
 from points.statements.selectors import statement_figures
 from points.statements.services import PeriodNotOver, statements_generate_batch
 from points.statements.tasks import generate_statements
-from tests.factories import BusinessUnitFactory, enrol_member
+from tests.factories import enrol_member
 from tests.statements.conftest import shanghai
 
 pytestmark = pytest.mark.django_db
