@@ -233,6 +233,37 @@ OTP_MAX_PER_PHONE_PER_HOUR = int(os.environ.get("OTP_MAX_PER_PHONE_PER_HOUR", "5
 OTP_MAX_ATTEMPTS = int(os.environ.get("OTP_MAX_ATTEMPTS", "5"))
 MEMBER_TOKEN_TTL_SECONDS = int(os.environ.get("MEMBER_TOKEN_TTL_SECONDS", str(30 * 24 * 3600)))
 
+# E-mail (statements, reminders): the demo writes each message to a file under var/mail;
+# production sets EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the EMAIL_* below.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "points@example.com")
+
+# Statements and notifications (docs/statements.md).
+STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "500"))
+# Where a message's link points: the member app's statement page is <base>/statements/<period>.
+NOTIFICATIONS_LINK_BASE_URL = os.environ.get("NOTIFICATIONS_LINK_BASE_URL", "http://127.0.0.1:8000")
+# No SMS between these times of the group's day ("" for none): they wait for the end.
+NOTIFICATIONS_SMS_QUIET_HOURS = os.environ.get("NOTIFICATIONS_SMS_QUIET_HOURS", "21:00-08:00")
+NOTIFICATIONS_MAX_RETRIES = int(os.environ.get("NOTIFICATIONS_MAX_RETRIES", "5"))
+NOTIFICATIONS_RETRY_BACKOFF_SECONDS = int(os.environ.get("NOTIFICATIONS_RETRY_BACKOFF_SECONDS", "60"))
+NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS = int(os.environ.get("NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS", "3600"))
+NOTIFICATIONS_DISPATCH_BATCH_SIZE = int(os.environ.get("NOTIFICATIONS_DISPATCH_BATCH_SIZE", "500"))
+NOTIFICATIONS_REDISPATCH_SECONDS = int(os.environ.get("NOTIFICATIONS_REDISPATCH_SECONDS", "1800"))
+# Expiry reminders this many days before points lapse, each sent once per (member, date, offset).
+NOTIFICATIONS_EXPIRY_REMINDER_DAYS = [
+    int(days) for days in os.environ.get("NOTIFICATIONS_EXPIRY_REMINDER_DAYS", "30,7").split(",") if days.strip()
+]
+# A nudge when the next tier is at most this far (points, or CNY on a spend programme).
+NOTIFICATIONS_UPGRADE_NUDGE_DISTANCE = Decimal(os.environ.get("NOTIFICATIONS_UPGRADE_NUDGE_DISTANCE", "200"))
+# Win-back for members with points but no earn or spend for this many days (at most once a month).
+NOTIFICATIONS_WINBACK_DAYS = int(os.environ.get("NOTIFICATIONS_WINBACK_DAYS", "90"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -12,6 +12,7 @@ from rest_framework_api_key.models import APIKey
 
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
+from members.notifications import admin as notifications_admin  # noqa: F401 - registers the notifications admin
 
 # Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
 admin.site.unregister(APIKey)

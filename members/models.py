@@ -105,8 +105,15 @@ class MemberStatus(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
+class MemberLanguage(models.TextChoices):
+    ZH_HANS = "zh-hans", _("Simplified Chinese")
+    EN = "en", _("English")
+
+
 class Member(models.Model):
-    """A person with one account and one points balance across every business unit."""
+    """A person with one account and one points balance across every business unit.
+
+    `language` is the one messages to the member are written in (statements, reminders)."""
 
     phone = models.CharField(_("phone"), max_length=20, unique=True)
     card_no = models.CharField(_("card number"), max_length=20, unique=True, editable=False)
@@ -120,6 +127,7 @@ class Member(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
     consent_marketing = models.BooleanField(_("consents to marketing"), default=False)
     consent_sms = models.BooleanField(_("consents to SMS"), default=False)
+    consent_email = models.BooleanField(_("consents to e-mail"), default=False, db_default=False)
     consent_data_sharing = models.BooleanField(_("consents to data sharing across the group"), default=False)
     referral_code = models.CharField(_("referral code"), max_length=12, unique=True, editable=False)
     referred_by = models.ForeignKey(
@@ -130,6 +138,10 @@ class Member(models.Model):
         verbose_name=_("enrolled business unit"),
     )
     enrolled_at = models.DateTimeField(_("enrolled at"), auto_now_add=True)
+    language = models.CharField(
+        _("language"), max_length=10, choices=MemberLanguage.choices, default=MemberLanguage.ZH_HANS,
+        db_default=MemberLanguage.ZH_HANS,
+    )
 
     class Meta:
         verbose_name = _("member")
@@ -191,3 +203,6 @@ class OneTimeCode(models.Model):
         verbose_name = _("one-time code")
         verbose_name_plural = _("one-time codes")
         ordering = ["-id"]
+
+
+from members.notifications.models import *  # noqa: E402,F401,F403 - notification templates and log (members.notifications)

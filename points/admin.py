@@ -24,6 +24,7 @@ from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
 from points.rules import admin as rules_admin  # noqa: F401 - registers the earning-rules admin
+from points.statements import admin as statements_admin  # noqa: F401 - registers the statements admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.models import Entry, Hold, HoldAllocation, HoldEvent, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings
@@ -77,8 +78,8 @@ class MemberAdmin(admin.ModelAdmin):
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_data_sharing")}),
     )
     fieldsets = (
-        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "organization", "status")}),
-        (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_data_sharing")}),
+        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization", "status")}),
+        (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_email", "consent_data_sharing")}),
         (_("Enrolment"), {"fields": ("enrolled_business_unit", "enrolled_at", "referral_code", "referred_by")}),
         (_("Points"), {"fields": ("wallet_panel", "lots_panel", "postings_panel", "freeze_panel")}),
     )

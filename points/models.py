@@ -732,3 +732,5 @@ class LotExpiryChange(models.Model):
         verbose_name_plural = _("lot expiry changes")
         ordering = ["-id"]
         triggers = [pgtrigger.Protect(name="lot_expiry_change_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+from points.statements.models import *  # noqa: E402,F401,F403 - the statement snapshot (points.statements)

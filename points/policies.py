@@ -23,6 +23,9 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
   points.services.points_adjust before it opens its transaction (no lock held), so a gate may
   write in a transaction of its own (e.g. record a request for a second operator's approval);
   it refuses by raising a DomainError and returns nothing otherwise.
+- the tier progress provider (one, from tiers): the member's tier, the next one and what is
+  still needed at a moment, for statements and near-upgrade nudges (reads only, outside any
+  posting).
 
 The bulk earn prices and posts many members' purchases together. A provider or hook may
 register a `many` version for it, which does for a list what the single one does for each
@@ -102,7 +105,27 @@ SpendGate = Callable[[SpendContext], None]
 AfterPostHook = Callable[..., None]
 AdjustGate = Callable[[AdjustContext], None]
 
+
+@dataclass(frozen=True)
+class TierProgressInfo:
+    """The member's tier and the way to the next one, as statements and nudges show it.
+    `remaining` is in the programme's qualifying unit (`basis`: "points" or "spend", CNY);
+    `next_code`, `next_name` and `remaining` are None at the top tier."""
+
+    code: str
+    name: str
+    basis: str
+    qualifying_value: Decimal
+    next_code: str | None = None
+    next_name: str | None = None
+    remaining: Decimal | None = None
+    downgrade_due_at: datetime | None = None
+
+
+TierProgressProvider = Callable[[int, datetime], TierProgressInfo | None]
+
 _tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
+_tier_progress_provider: list[TierProgressProvider] = []
 _earn_gates: list[EarnGate] = []
 _after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
 _spend_gates: list[SpendGate] = []
@@ -134,6 +157,15 @@ def member_tiers(requests: list[tuple[Member, datetime]]) -> list[TierInfo | Non
         return [None] * len(requests)
     provider, many = _tier_provider[0]
     return many(requests) if many else [provider(member, at) for member, at in requests]
+
+
+def register_tier_progress_provider(provider: TierProgressProvider) -> None:
+    _tier_progress_provider[:] = [provider]
+
+
+def member_tier_progress(member_id: int, at: datetime) -> TierProgressInfo | None:
+    """The registered provider's answer; None without a provider (tiers not installed) or a programme."""
+    return _tier_progress_provider[0](member_id, at) if _tier_progress_provider else None
 
 
 def earn_gates() -> list[EarnGate]:

@@ -93,3 +93,13 @@ def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> in
     elif more:
         logger.error("holds sweep %s stopped with holds left; the next run continues", run_at.isoformat())
     return released
+
+
+# The statement and reminder jobs live in points.statements; imported here, where celery finds
+# the points app's tasks. Their names stay points.statements.tasks.<name>.
+from points.statements.tasks import (  # noqa: E402,F401
+    generate_statements,
+    send_expiry_reminders,
+    send_upgrade_nudges,
+    send_winback,
+)

@@ -261,7 +261,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.spend_points(who, bu, points, key)
 
     def spend_points(self, who, bu, points, key):
-        member = self.members[who]
+        # Tried on a copy: a refused spend rolls back the release of expired holds it began with.
+        member = copy.deepcopy(self.members[who])
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[bu]}
         before = copy.deepcopy(member)
         spendable = member.spendable(self.now) if member.frozen else member.spendable_for(points, self.now)
@@ -276,6 +277,7 @@ class LedgerMachine(RuleBasedStateMachine):
         event("spend")
         result = points_spend(**kwargs, idempotency=key)
         assert not result.replayed and result.posting.points == -points
+        self.members[who] = member
         taken = member.take(spendable, points)
         self.postings[result.posting.pk] = ModelPosting(result.posting.pk, who, "spend", points, taken=taken)
         self.remember(key, points_spend, kwargs, result.posting)
@@ -367,7 +369,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(who=st.integers(0, MEMBERS - 1), percent=st.integers(1, 110), minutes=st.sampled_from([1, 15, 60 * 24 * 3]))
     def place_hold(self, who, percent, minutes):
-        member = self.members[who]
+        member = copy.deepcopy(self.members[who])  # as in spend_points: a refusal rolls the releases back
         points = max(1, member.free(member.spendable(self.now)) * percent // 100)
         kwargs = {"member_id": member.pk, "points": points, "business_unit": self.bus[0], "purpose": "machine",
                   "expires_in": timedelta(minutes=minutes)}
@@ -381,6 +383,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         event("hold placed")
         hold = hold_place(**kwargs, idempotency=self.new_key()).hold
+        self.members[who] = member
         allocations, left = [], points
         for lot in spendable:
             if not left:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from config.cache import VersionedCache
 from config.errors import NotFound
 from members.models import Member
-from points.policies import TierInfo
+from points.policies import TierInfo, TierProgressInfo
 from points.timeutils import group_timezone, local_date
 from tiers.models import MemberTier, QualificationBasis, TierLevel, TierProgramme
 
@@ -170,6 +170,24 @@ def tier_progress(*, member_id: int, at: datetime | None = None) -> TierProgress
         programme=programme, qualifying_value=value, window_start=window_start(programme=programme, at=at),
         window_end=at, level=level, earned_level=earned, override_ends_at=override_ends_at,
         next_level=next_level, remaining=remaining, downgrade_due_at=downgrade_due_at,
+    )
+
+
+def tier_progress_info(member_id: int, at: datetime) -> TierProgressInfo | None:
+    """points' tier progress provider (statements, near-upgrade nudges): `tier_progress` as plain
+    values; None without an active programme or for an unknown member."""
+    try:
+        progress = tier_progress(member_id=member_id, at=at)
+    except NotFound:
+        return None
+    if progress is None:
+        return None
+    level, next_level = progress.level, progress.next_level
+    return TierProgressInfo(
+        code=level.code if level else "", name=level.name if level else "", basis=progress.programme.basis,
+        qualifying_value=progress.qualifying_value, next_code=next_level.code if next_level else None,
+        next_name=next_level.name if next_level else None, remaining=progress.remaining,
+        downgrade_due_at=progress.downgrade_due_at,
     )
 
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from points.api import holds, views
 from points.rules.api import views as rules_views
@@ -18,4 +18,5 @@ urlpatterns = [
     path("holds/<int:hold_id>/void/", holds.HoldVoidView.as_view(), name="hold-void"),
     path("events/", rules_views.EventView.as_view(), name="events"),
     path("rules/simulate/", rules_views.RuleSimulationView.as_view(), name="rules-simulate"),
+    path("", include("points.statements.api")),
 ]
