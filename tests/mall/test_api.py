@@ -11,7 +11,7 @@ from mall import codes
 from mall.models import Coupon, CouponStatus, Item, ItemKind, Order, Slot, WriteOff
 from points.models import Posting, PostingKind, Wallet
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
-from tests.mall.factories import CategoryFactory, ItemFactory, bookable, fund, goods
+from tests.factories import CategoryFactory, ItemFactory, bookable, fund, goods
 from tiers.models import TierLevel, TierProgramme
 
 pytestmark = pytest.mark.django_db

@@ -35,7 +35,7 @@ from points.ledger import Idempotency
 from points.models import Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
-from tests.mall.factories import ItemFactory, bookable, fund
+from tests.factories import ItemFactory, bookable, fund
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ from mall.models import Coupon, CouponStatus, Item, ItemKind, MerchantStaff, Ord
 from mall.services import coupon_redeem, order_place
 from points.models import PostingKind, Posting, Wallet
 from tests.factories import MerchantFactory, OperatorFactory
-from tests.mall.factories import ItemFactory, fund, goods
+from tests.factories import ItemFactory, fund, goods
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from mall.services import coupon_redeem, coupon_redeem_undo, coupons_expire_batc
 from points.ledger import Idempotency
 from points.models import Posting, PostingKind, Wallet
 from tests.factories import BusinessUnitFactory, MerchantFactory
-from tests.mall.factories import ItemFactory, bookable, fund
+from tests.factories import ItemFactory, bookable, fund
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from points.exceptions import AccountFrozen, InsufficientPoints
 from points.models import LotMovement, Posting, PostingKind, Wallet
 from points.services import wallet_freeze
 from tests.factories import enrol_member
-from tests.mall.factories import ItemFactory, bookable, fund, goods
+from tests.factories import ItemFactory, bookable, fund, goods
 from tiers.models import TierLevel, TierProgramme
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,5 @@
 """What risk control costs on the earn path, in SQL statements: nothing with no rule active
-(also held by tests/test_hot_paths.py), and a fixed, known set with three active rules
+(also held by tests/points/test_hot_paths.py), and a fixed, known set with three active rules
 (velocity, duplicate receipt, device)."""
 
 from decimal import Decimal
@@ -14,8 +14,8 @@ from points.services import points_spend
 from riskcontrol.context import risk_request
 from riskcontrol.models import RuleAction, RuleKind
 from riskcontrol.services import blacklist_add, blacklist_remove, freeze_lift, freeze_open
-from tests.test_hot_paths import verbs
-from tests.tier_factories import ladder
+from tests.points.test_hot_paths import verbs
+from tests.factories import ladder
 
 pytestmark = pytest.mark.django_db
 BASELINE = ["SELECT", "SELECT", "SELECT", "WITH", "SELECT", "UPDATE"]

@@ -28,7 +28,7 @@ from points.statements.tasks import generate_statements
 from points.statements.selectors import period_differences
 from tests.factories import BusinessUnitFactory, enrol_member
 from tests.statements.conftest import Clock
-from tests.test_celery_integration import Processes, live_database_url
+from tests.platform.test_celery_integration import Processes, live_database_url
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from points.statements.reminders import expiry_reminders_batch, upgrade_nudges_b
 from points.statements.tasks import send_expiry_reminders, send_winback
 from tests.factories import enrol_member
 from tests.statements.conftest import shanghai
-from tests.tier_factories import ladder
+from tests.factories import ladder
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from points.rules.engine import Contribution, bonus_shares, extend_by_months
 from points.services import points_spend, posting_reverse
 from points.timeutils import expiry_after_months
 from tests.factories import BusinessUnitFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
-from tests.tier_factories import ladder
+from tests.factories import EarningRuleFactory
+from tests.factories import ladder
 
 pytestmark = pytest.mark.django_db
 

@@ -62,7 +62,7 @@ from points.services import points_spend, posting_reverse, wallet_freeze
 from points.timeutils import expiry_after_months
 from tests.concurrency import run_together
 from tests.factories import BusinessUnitFactory, enrol_member
-from tests.factories_rules import ExpiryPolicyFactory
+from tests.factories import ExpiryPolicyFactory
 
 MAX_LIFETIME = timedelta(seconds=settings.POINTS_HOLD_MAX_SECONDS)
 SECOND = timedelta(seconds=1)

@@ -19,7 +19,7 @@ from points.api import views as points_views
 from points.models import Posting
 from points.earning import points_earn
 from tests.factories import MerchantFactory
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db
 

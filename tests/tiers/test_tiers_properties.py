@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from points.earning import points_earn
 from points.services import points_spend, posting_reverse
 from tests.factories import enrol_member
-from tests.tier_factories import ladder
+from tests.factories import ladder
 from tiers.models import MemberTier
 from tiers.selectors import level_for_value, qualifying_value
 from tiers.services import tier_evaluate

@@ -13,7 +13,7 @@ from points.earning import points_earn, points_referral_award
 from points.ledger import Idempotency
 from points.timeutils import end_of_local_day
 from tests.factories import MerchantFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -16,7 +16,7 @@ from points.policies import TierInfo, member_tier
 from points.earning import points_earn
 from points.services import points_spend, posting_reverse
 from tests.factories import enrol_member
-from tests.tier_factories import TierLevelFactory, TierProgrammeFactory, ladder
+from tests.factories import TierLevelFactory, TierProgrammeFactory, ladder
 from tiers.exceptions import ManualTierEndInPast, TierLevelNotInProgramme
 from tiers.models import MemberTier, QualificationBasis, TierChange, TierChangeKind, TierProgramme
 from tiers.selectors import qualifying_value, tier_info, tier_progress, window_start

@@ -30,7 +30,7 @@ from members.services import member_token_issue
 from points.selectors import ledger_problems
 from points.earning import points_earn
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
-from tests.tier_factories import ladder
+from tests.factories import ladder
 
 CHECKS = [
     not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

@@ -20,7 +20,7 @@ from members.models import Member, PartnerKey
 from points.models import EventType, Posting, PostingKind
 from points.selectors import ledger_problems
 from tests.factories import BusinessUnitFactory, MerchantFactory
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 SCRIPT = Path(__file__).parent / "contract_client" / "pos_script.py"
 PACKAGE = "points_client"

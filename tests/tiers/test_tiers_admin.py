@@ -11,7 +11,7 @@ from django.utils import timezone
 from points.earning import points_earn
 from points.timeutils import end_of_local_day, local_date
 from tests.factories import OperatorFactory
-from tests.tier_factories import ladder
+from tests.factories import ladder
 from tiers.models import MemberTier, TierChange, TierChangeKind
 from tiers.services import tier_evaluate
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from config.cache import VersionedCache
 from members.selectors import partner_key_for_prefix
 from points.earning import points_earn
-from tests.tier_factories import ladder
+from tests.factories import ladder
 from tiers.models import MemberTier
 from tiers.selectors import active_programme, programme_levels, tier_info
 

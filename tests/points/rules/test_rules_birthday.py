@@ -11,7 +11,7 @@ from points.earning import points_birthday_awards
 from points.tasks import award_birthdays
 from points.timeutils import start_of_local_day
 from tests.factories import enrol_member
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from points.earning import earn_simulate, points_earn
 from points.services import points_adjust, points_spend, posting_reverse
 from points.timeutils import end_of_local_day
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -9,7 +9,7 @@ from points.models import EventType, Posting, RuleAward, RuleBudget, RuleEffect
 from points.selectors import ledger_problems
 from points.earning import points_earn
 from tests.factories import BusinessUnitFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 THREADS = 20
 

@@ -11,7 +11,7 @@ from members.models import MerchantCategory
 from members.services import member_token_issue
 from points.models import EventType, Posting, RuleEffect, RuleScope
 from tests.factories import MerchantFactory
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from points.ledger import Idempotency
 from points.services import points_spend, posting_reverse
 from tests.concurrency import errors_of, results_of, run_together
 from tests.factories import BusinessUnitFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from dateutil.relativedelta import relativedelta
 from points.models import Lot
 from points.earning import points_earn
 from points.timeutils import end_of_local_day, local_date
-from tests.tier_factories import ladder
+from tests.factories import ladder
 from tiers.models import MemberTier, TierChange, TierChangeKind
 
 

@@ -1,6 +1,6 @@
 """A POS integration written against the client generated from the API schema, and nothing else.
 
-Run by tests/test_api_contract_client.py with the generated package (`points_client`) on the
+Run by tests/api/test_api_contract_client.py with the generated package (`points_client`) on the
 path: `python pos_script.py <base url> <partner key> <scoped partner key> <sms file>`. It imports
 no code of the project: what it does, a partner's developer can do from the schema alone.
 It enrols and looks up a member, earns (by card number), replays, spends, reverses, earns in

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from members.services import member_token_issue
 from points.earning import points_earn
 from tests.factories import enrol_member
-from tests.tier_factories import ladder
+from tests.factories import ladder
 from tiers.models import QualificationBasis
 from tiers.services import tier_evaluate
 

@@ -20,8 +20,8 @@ from points.earning import points_earn
 from points.ledger import Idempotency
 from points.timeutils import local_date
 from tests.factories import MerchantFactory, enrol_member
-from tests.factories_rules import EarningRuleFactory
-from tests.tier_factories import ladder
+from tests.factories import EarningRuleFactory
+from tests.factories import ladder
 from tiers.models import MemberTier, TierChange
 
 MEMBERS = 4  # the last one is closed: its items must fail alike

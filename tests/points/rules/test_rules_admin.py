@@ -8,7 +8,7 @@ from django.urls import reverse
 from members.models import MerchantCategory
 from points.models import EarningRule, EventType, Posting, RuleEffect, RuleScope
 from tests.factories import MerchantFactory
-from tests.factories_rules import EarningRuleFactory
+from tests.factories import EarningRuleFactory
 
 SIMULATE = "admin:points_earningrule_simulate"
 

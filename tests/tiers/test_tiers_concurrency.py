@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from points.earning import points_earn
 from tests.factories import BusinessUnitFactory, enrol_member
-from tests.test_ledger_concurrency import errors_of, run_together
-from tests.tier_factories import ladder
+from tests.concurrency import errors_of, run_together
+from tests.factories import ladder
 from tiers.models import MemberTier, TierChange, TierChangeKind
 from tiers.services import tier_evaluate, tier_requalify
 

@@ -20,7 +20,7 @@ from points.services import points_spend
 from points.timeutils import expiry_after_months
 from django.utils import timezone
 from points.timeutils import end_of_local_day
-from tests.factories_rules import EarningRuleFactory, ExpiryPolicyFactory
+from tests.factories import EarningRuleFactory, ExpiryPolicyFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -12,7 +12,7 @@ from points.earning import points_earn
 from points.ledger import Idempotency
 from points.services import points_spend
 from tests.factories import enrol_member
-from tests.tier_factories import ladder
+from tests.factories import ladder
 
 pytestmark = pytest.mark.django_db
 
