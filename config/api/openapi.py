@@ -90,6 +90,8 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
     "merchant_not_permitted": (403, {"code": "merchant_not_permitted",
                                      "detail": "This API key is scoped to another merchant."}),
     "not_found": (404, {"code": "not_found", "detail": "member 42 not found"}),
+    "invalid_period": (400, {"code": "invalid_period", "detail": "A statement period is a month written YYYY-MM, e.g. 2026-03.",
+                             "fields": {}}),
     "page_not_found": (404, {"code": "not_found", "detail": "Invalid page."}),
     "phone_already_enrolled": (409, {"code": "phone_already_enrolled",
                                      "detail": "A member with this phone number is already enrolled."}),

@@ -4,16 +4,16 @@ selector call, the output serializer. Included by points.api.urls."""
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.openapi import AUTH_ERRORS, ErrorSerializer, error_responses
+from config.api.openapi import AUTH_ERRORS, error_responses
 from members.permissions import IsMember
 from config.errors import NotFound
 from points.statements.models import Statement
-from points.statements.periods import InvalidPeriod, period_parse
+from points.statements.periods import period_parse
 from points.statements.selectors import member_statement, member_statements
 
 
@@ -64,15 +64,6 @@ class StatementSerializer(StatementSummarySerializer):
     transactions = serializers.IntegerField(source="postings", help_text="Transactions booked in the period.")
 
 
-INVALID_PERIOD = {
-    400: OpenApiResponse(
-        response=ErrorSerializer, description="`invalid_period`",
-        examples=[OpenApiExample(
-            "invalid_period", value={"code": InvalidPeriod.code, "detail": str(InvalidPeriod.default_detail)},
-            status_codes=["400"], response_only=True,
-        )],
-    )
-}
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                           description="The month, YYYY-MM, e.g. 2026-03.")
 DETAIL_OUTPUT = StatementSerializer()
@@ -92,7 +83,9 @@ class MyStatementsApi(generics.ListAPIView):
         operation_id="me_statements",
         summary="My monthly statements, newest first",
         description="One per month with activity, points or debt; generated on the 1st for the month before.",
-        responses={200: StatementSummarySerializer(many=True), **error_responses(*AUTH_ERRORS)},
+        responses={200: StatementSummarySerializer(many=True),
+                   **error_responses("invalid", "page_not_found", *AUTH_ERRORS,
+                                     invalid_fields={"page": ["A page is a whole number from 1."]})},
         tags=["me"],
     )
     def get(self, request, *args, **kwargs):
@@ -106,7 +99,7 @@ class MyStatementApi(APIView):
         operation_id="me_statement",
         summary="My statement of one month",
         parameters=[PERIOD],
-        responses={200: StatementSerializer, **INVALID_PERIOD, **error_responses("not_found", *AUTH_ERRORS)},
+        responses={200: StatementSerializer, **error_responses("invalid_period", "not_found", *AUTH_ERRORS)},
         tags=["me"],
     )
     def get(self, request, period: str):
