@@ -242,14 +242,16 @@ def reconcile(*, period: date, now: datetime | None = None) -> Reconciliation:
     """Tie a period to the ledger: per BU, opening + issued + adjusted - redeemed - reclaimed -
     expired = closing = the lots' remaining points at the period's end (or now, for a period not
     ended); the matrix's payables equal its receivables; a run's stored lines equal the lines
-    computed afresh. Uses the stored lines of a run when there is one."""
+    computed afresh. A closed run is checked with its stored lines (and these against the ledger's
+    lines now); a draft, which may be stale until recomputed, and an open month with fresh ones."""
     now = now or timezone.now()
     start, end = period_bounds(period)
     run = run_for_period(period=period)
     computed = compute_lines(period=period)
-    lines = list(run.lines.all()) if run else computed
+    closed = run is not None and run.status == RunStatus.CLOSED
+    lines = list(run.lines.all()) if closed else computed
     result = Reconciliation(period=period, status=run.status if run else "open")
-    if run:
+    if closed:
         stored, fresh = _comparable(lines), _comparable(computed)
         if stored != fresh:
             result.problems.append(
