@@ -44,7 +44,7 @@ class StatementListView(generics.ListAPIView):
             "another BU). Amounts are CNY with two decimals; draft months are not shown."
         ),
         responses={200: StatementLineSerializer(many=True),
-                   **error_responses("invalid", *AUTH_ERRORS, invalid_fields={"period": ["Give a month as YYYY-MM."]})},
+                   **error_responses("invalid", "page_not_found", *AUTH_ERRORS, invalid_fields={"period": ["Give a month as YYYY-MM."]})},
         tags=["settlement"],
     )
     def get(self, request, *args, **kwargs):
