@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("mall.api.urls_payments")),
     path("", include("riskcontrol.api.urls")),
     path("", include("mall.api.urls")),
+    path("", include("settlement.api.urls")),
 ]
 
 handler404 = "config.api.exceptions.page_not_found"

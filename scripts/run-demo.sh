@@ -19,6 +19,7 @@ $PY manage.py seed_tiers
 $PY manage.py seed_risk_demo
 $PY manage.py requalify_tiers
 $PY manage.py seed_mall --credentials-out var/demo-credentials.json
+$PY manage.py seed_settlement
 
 pids=()
 stop() {

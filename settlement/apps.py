@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class SettlementConfig(AppConfig):
     name = "settlement"
     verbose_name = _("Settlement")
+
+    def ready(self):
+        from points.policies import register_after_post_hook
+        from settlement.hooks import record_clearing
+
+        register_after_post_hook(record_clearing)

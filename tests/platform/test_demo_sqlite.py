@@ -30,7 +30,8 @@ def test_demo_seeds_and_verifies_on_sqlite(tmp_path):
     credentials_out = ["--credentials-out", str(tmp_path / "c.json")]
     # What scripts/run-demo.sh runs, in its order.
     for args in (["migrate", "--noinput"], ["seed_demo", "--members", "15", *credentials_out],
-                 ["seed_payments", *credentials_out], ["seed_tiers"], ["seed_risk_demo"], ["verify_ledger"]):
+                 ["seed_payments", *credentials_out], ["seed_tiers"], ["seed_risk_demo"], ["verify_ledger"],
+                 ["seed_settlement"], ["verify_settlement"]):
         done = manage(*args, env=env)
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-4000:]}"
     credentials = json.loads((tmp_path / "c.json").read_text())

@@ -40,12 +40,13 @@ def test_an_earn_is_six_statements(bu, member, tiers):
     assert verbs(queries) == ["SELECT", "SELECT", "SELECT", "WITH", "SELECT", "UPDATE"]
 
 
-def test_a_redemption_is_four_statements(bu, member):
+def test_a_redemption_is_five_statements(bu, member):
     points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("100"))
     with CaptureQueriesContext(connection) as queries:
         points_spend(member_id=member.pk, business_unit=bu, points=30, idempotency=Idempotency(scope="pos", key="s"))
-    # lock the wallet, look for the key, read the open lots, write everything else
-    assert verbs(queries) == ["SELECT", "SELECT", "SELECT", "WITH"]
+    # lock the wallet, look for the key, read the open lots, write everything else, and
+    # settlement's after-post hook: the clearing lines, one INSERT ... SELECT
+    assert verbs(queries) == ["SELECT", "SELECT", "SELECT", "WITH", "INSERT"]
 
 
 def _batch_statements(bu, size: int, run: str) -> int:
@@ -81,5 +82,8 @@ def test_a_hold_and_its_capture_cost_what_they_cost(bu, member):
     with CaptureQueriesContext(connection) as capturing:
         hold_capture(hold_id=hold.pk, idempotency=Idempotency(scope="pos", key="c"))
     # find the hold's wallet, lock it, read the hold, look for the key, read the allocations and
-    # their lots, write the posting with everything else, move the hold, write its event
-    assert verbs(capturing) == ["SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "UPDATE", "INSERT"]
+    # their lots, write the posting with everything else (and settlement's clearing lines, one
+    # INSERT ... SELECT in the after-post hook), move the hold, write its event
+    assert verbs(capturing) == [
+        "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "INSERT", "UPDATE", "INSERT",
+    ]

@@ -1,0 +1,106 @@
+"""The after-post hook that records clearing lines (registered in settlement.apps).
+
+It runs inside every posting's transaction, on the hot paths, so it is one statement: an
+INSERT ... SELECT that sums the posting's lot movements (and, for a cancel, the lots it re-granted
+because their own had expired) per issuing BU, values them at the issuer's clearing value in
+force on the posting's local booking day and writes one line per issuer. An earn (and a positive
+adjustment) creates lots and moves none: it costs no statement at all.
+
+Valuation: `amount_cny = ROUND(points * rate, 2)`, half away from zero (ROUND_HALF_UP in Python's
+terms; PostgreSQL's ROUND of a numeric does the same), so a line and its exact negation round to
+opposite amounts. A cancel or a refund is valued at the rate its original posting's line froze for
+the same issuer (a cancel reverses exactly what its spend cleared), falling back to the rate in
+force when the original has no line (a refund of an earn).
+
+Kinds: a spend (or a hold's capture) is a redemption, an expiry breakage, a cancel of a spend a
+reversal; a refund of an earn (and a repayment of debt from released points) is a reclaim, an
+issuance corrected rather than a redemption: no BU owes another for it; a debit adjustment is an
+adjustment.
+
+Same BU: a line whose issuer is the redeemer is recorded too (it moves the issuer's liability,
+which verify_settlement ties to the lots), but owes nothing: the inter-BU matrix leaves it out.
+"""
+
+from django.db import connection
+from django.db.models import Sum
+
+from points.models import Lot, LotMovement, PostingKind
+from points.timeutils import local_date
+from settlement.models import ClearingKind, ClearingLine
+from settlement.selectors import clearing_rate, cny
+
+KINDS = {
+    PostingKind.SPEND: ClearingKind.REDEMPTION,
+    PostingKind.EXPIRE: ClearingKind.BREAKAGE,
+    PostingKind.CANCEL: ClearingKind.REVERSAL,
+    PostingKind.REFUND: ClearingKind.RECLAIM,
+    PostingKind.REPAY: ClearingKind.RECLAIM,
+    PostingKind.ADJUST: ClearingKind.ADJUSTMENT,
+}
+
+INSERT_SQL = """
+INSERT INTO settlement_clearingline
+    (posting_id, kind, issuer_id, redeemer_id, merchant_id, points, rate_cny, amount_cny, created_at)
+SELECT %(posting)s, %(kind)s, x.bu, %(redeemer)s, %(merchant)s, x.points, x.rate, ROUND(x.points * x.rate, 2),
+       %(created_at)s
+FROM (
+    SELECT moved.bu, -SUM(moved.amount) AS points,
+           COALESCE(MAX(orig.rate_cny),
+                    (SELECT r.value_cny FROM settlement_clearingrate r
+                     WHERE r.business_unit_id = moved.bu AND r.effective_from <= %(day)s
+                     ORDER BY r.effective_from DESC LIMIT 1),
+                    MAX(b.point_value_cny)) AS rate
+    FROM (
+        SELECT l.business_unit_id AS bu, m.amount FROM points_lotmovement m JOIN points_lot l ON l.id = m.lot_id
+        WHERE m.posting_id = %(posting)s
+        UNION ALL
+        SELECT l.business_unit_id, l.amount FROM points_lot l WHERE l.posting_id = %(posting)s AND %(regrants)s
+    ) moved
+    JOIN members_businessunit b ON b.id = moved.bu
+    LEFT JOIN settlement_clearingline orig ON orig.posting_id = %(reverses)s AND orig.issuer_id = moved.bu
+    GROUP BY moved.bu
+    HAVING SUM(moved.amount) <> 0
+) x
+"""
+
+
+def record_clearing(*, posting, wallet) -> None:
+    """After-post hook: the clearing lines of `posting` (nothing for a posting that moved no lot)."""
+    kind = KINDS.get(posting.kind)
+    if kind is None or (posting.kind == PostingKind.ADJUST and posting.points > 0):
+        return  # an earn or a credit adjustment: it issues lots, takes none
+    params = {
+        "posting": posting.pk, "kind": kind.value, "redeemer": posting.business_unit_id,
+        "merchant": posting.merchant_id, "created_at": posting.created_at, "day": local_date(posting.created_at),
+        "reverses": posting.reverses_id, "regrants": posting.kind == PostingKind.CANCEL,
+    }
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT_SQL, params)
+        return
+    _record_portably(posting=posting, kind=kind, params=params)
+
+
+def _record_portably(*, posting, kind, params) -> None:
+    """What INSERT_SQL does, through the ORM, for the embedded SQLite demo database."""
+    moved: dict[int, int] = dict(
+        LotMovement.objects.filter(posting_id=posting.pk).values("lot__business_unit_id")
+        .annotate(total=Sum("amount")).values_list("lot__business_unit_id", "total")
+    )
+    if params["regrants"]:
+        for bu_id, amount in Lot.objects.filter(posting_id=posting.pk).values_list("business_unit_id", "amount"):
+            moved[bu_id] = moved.get(bu_id, 0) + amount
+    frozen = {}
+    if posting.reverses_id:
+        frozen = dict(ClearingLine.objects.filter(posting_id=posting.reverses_id).values_list("issuer_id", "rate_cny"))
+    lines = []
+    for bu_id, total in sorted(moved.items()):
+        if not total:
+            continue
+        rate = frozen[bu_id] if bu_id in frozen else clearing_rate(business_unit_id=bu_id, day=params["day"])
+        lines.append(ClearingLine(
+            posting_id=posting.pk, kind=kind, issuer_id=bu_id, redeemer_id=posting.business_unit_id,
+            merchant_id=posting.merchant_id, points=-total, rate_cny=rate, amount_cny=cny(-total, rate),
+            created_at=posting.created_at,
+        ))
+    ClearingLine.objects.bulk_create(lines)

@@ -1,0 +1,219 @@
+"""Settlement between business units and merchants.
+
+* A **clearing rate** is what one point of a business unit is worth between BUs from a date on
+  (in the group's time zone); without one, the BU's own point_value_cny applies.
+* A **clearing line** is written at posting time (settlement.hooks, an after-post hook) for every
+  posting that took points from lots or gave them back: one line per issuing BU, with the points
+  and their CNY at the issuer's clearing value frozen at that moment. Append-only.
+* A **settlement run** is one month (in the group's time zone) of lines computed from the
+  clearing lines, the issuance lots, the mall's write-offs and the points-as-cash payments:
+  draft -> closed, forward only. A closed run and its lines are immutable: PostgreSQL triggers
+  refuse their UPDATE and DELETE (and new lines for a closed run).
+
+The settlement app never writes ledger rows; these tables are its own.
+"""
+
+import pgtrigger
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from members.models import BusinessUnit, Merchant
+from points.models import Posting
+
+CNY = {"max_digits": 14, "decimal_places": 2}
+RATE = {"max_digits": 12, "decimal_places": 6}
+
+
+class ClearingRate(models.Model):
+    """A BU's clearing value per point in force from a local date on (the latest one wins)."""
+
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, related_name="clearing_rates", verbose_name=_("business unit")
+    )
+    value_cny = models.DecimalField(_("value of one point (CNY)"), validators=[MinValueValidator(0)], **RATE)
+    effective_from = models.DateField(_("effective from"), help_text=_("First day (group time zone) the rate applies."))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("clearing rate")
+        verbose_name_plural = _("clearing rates")
+        ordering = ["business_unit", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["business_unit", "effective_from"], name="clearing_rate_one_per_day"),
+            models.CheckConstraint(condition=Q(value_cny__gte=0), name="clearing_rate_non_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.business_unit} {self.value_cny} @ {self.effective_from}"
+
+
+class ClearingKind(models.TextChoices):
+    REDEMPTION = "redemption", _("Redemption")
+    BREAKAGE = "breakage", _("Breakage (expiry)")
+    REVERSAL = "reversal", _("Reversal (cancel of a spend)")
+    RECLAIM = "reclaim", _("Reclaim (refund of an earn)")
+    ADJUSTMENT = "adjustment", _("Manual adjustment")
+
+
+class ClearingLine(models.Model):
+    """What one posting took from (points > 0) or gave back to (points < 0) the lots of one
+    issuing BU, valued at the issuer's clearing rate frozen at posting time."""
+
+    posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="+", verbose_name=_("posting"))
+    kind = models.CharField(_("kind"), max_length=12, choices=ClearingKind.choices)
+    issuer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("issuer"))
+    redeemer = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("redeemer"),
+        help_text=_("The posting's business unit; empty for an expiry."),
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant")
+    )
+    points = models.BigIntegerField(_("points"), help_text=_("Taken from the issuer's lots: + taken, - given back."))
+    rate_cny = models.DecimalField(_("clearing value per point (CNY)"), **RATE)
+    amount_cny = models.DecimalField(_("amount (CNY)"), **CNY)
+    created_at = models.DateTimeField(_("booked at"), db_index=True, help_text=_("The posting's booking time."))
+
+    class Meta:
+        verbose_name = _("clearing line")
+        verbose_name_plural = _("clearing lines")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["posting", "issuer"], name="clearing_line_one_per_posting_issuer"),
+            models.CheckConstraint(condition=~Q(points=0), name="clearing_line_points_non_zero"),
+        ]
+        triggers = [pgtrigger.Protect(name="clearing_line_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self):
+        return f"#{self.posting_id} {self.kind} {self.points:+d}"
+
+
+class RunStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    CLOSED = "closed", _("Closed")
+
+
+class SettlementRun(models.Model):
+    """One month's settlement. `period` is the first day of the month (group time zone)."""
+
+    period = models.DateField(_("period"), unique=True, help_text=_("First day of the month."))
+    status = models.CharField(_("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.DRAFT)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("closed by"),
+    )
+
+    class Meta:
+        verbose_name = _("settlement run")
+        verbose_name_plural = _("settlement runs")
+        ordering = ["-period"]
+        permissions = [
+            ("close_settlementrun", _("Can close a settlement run")),
+            ("export_settlement", _("Can export settlement runs")),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="settlement_run_status_known"),
+            models.CheckConstraint(
+                condition=(Q(status=RunStatus.CLOSED) & Q(closed_at__isnull=False))
+                | (Q(status=RunStatus.DRAFT) & Q(closed_at__isnull=True)),
+                name="settlement_run_closed_has_time",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="settlement_run_closed_immutable", operation=pgtrigger.Update | pgtrigger.Delete,
+                condition=pgtrigger.Q(old__status="closed"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.period:%Y-%m} ({self.get_status_display()})"
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="events", verbose_name=_("run"))
+    action = models.CharField(_("action"), max_length=12)
+    from_status = models.CharField(_("from"), max_length=10, choices=RunStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=10, choices=RunStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("operator"),
+    )
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("settlement run event")
+        verbose_name_plural = _("settlement run events")
+        ordering = ["id"]
+        triggers = [pgtrigger.Protect(name="settlement_run_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+
+class LineKind(models.TextChoices):
+    ISSUANCE = "issuance", _("Issuance")
+    REDEMPTION = "redemption", _("Redemption of the BU's points")
+    RECLAIM = "reclaim", _("Reclaimed by refunds")
+    CLEARING = "clearing", _("Inter-BU clearing")
+    BREAKAGE = "breakage", _("Breakage")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    COUPON = "coupon", _("Merchant coupon reimbursement")
+    PAYMENT = "payment", _("Points-as-cash payment to a merchant")
+
+
+class SourceKind(models.TextChoices):
+    POSTING = "posting", _("Posting")
+    WRITE_OFF = "write_off", _("Write-off")
+    PAYMENT_EVENT = "payment_event", _("Payment event")
+
+
+class SettlementLine(models.Model):
+    """One line of a run: `payer` owes `payee` (a BU) or `merchant` the amount; for issuance,
+    breakage and adjustment lines the BU is `payer` (its liability) and nobody is paid.
+    Traceable: how many source rows (postings, write-offs, payment events) and the first and last."""
+
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="lines", verbose_name=_("run"))
+    kind = models.CharField(_("kind"), max_length=12, choices=LineKind.choices)
+    payer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("payer"))
+    payee = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("payee")
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant")
+    )
+    points = models.BigIntegerField(_("points"), default=0)
+    amount_cny = models.DecimalField(_("amount (CNY)"), **CNY)
+    source = models.CharField(_("source"), max_length=16, choices=SourceKind.choices)
+    source_count = models.PositiveIntegerField(_("sources"))
+    first_source_id = models.BigIntegerField(_("first source"))
+    last_source_id = models.BigIntegerField(_("last source"))
+
+    class Meta:
+        verbose_name = _("settlement line")
+        verbose_name_plural = _("settlement lines")
+        ordering = ["run", "kind", "payer", "payee", "merchant", "id"]
+        indexes = [models.Index(fields=["payer", "run"], name="settlement_line_payer"),
+                   models.Index(fields=["payee", "run"], name="settlement_line_payee")]
+        triggers = [
+            pgtrigger.Trigger(
+                name="settlement_line_closed_immutable",
+                operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
+                when=pgtrigger.Before,
+                func="""
+                    IF TG_OP <> 'INSERT' AND (SELECT status FROM settlement_settlementrun WHERE id = OLD.run_id) = 'closed'
+                       OR TG_OP <> 'DELETE' AND (SELECT status FROM settlement_settlementrun WHERE id = NEW.run_id) = 'closed' THEN
+                        RAISE EXCEPTION 'settlement line of a closed run: %', TG_OP USING ERRCODE = 'insufficient_privilege';
+                    END IF;
+                    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+                    RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount_cny}"
