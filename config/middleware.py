@@ -14,6 +14,7 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import InterfaceError, OperationalError
+from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from config.api.exceptions import service_unavailable_response
@@ -69,6 +70,11 @@ def _principal_fields(request) -> dict:
     `key` (its prefix is logged, never the key), a member principal a `member`, a console user
     a `username`."""
     user = getattr(request, "user", None)
+    while isinstance(user, SimpleLazyObject):
+        # The console's user is loaded on first use: not loaded, not logged (no query for a log).
+        if user._wrapped is empty:
+            return {}
+        user = user._wrapped
     fields = {}
     key = getattr(user, "key", None)
     if key is not None:
