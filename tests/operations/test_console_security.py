@@ -121,7 +121,7 @@ def test_repeated_failed_sign_ins_lock_the_username_out(client, settings):
     locked = client.post("/admin/login/", {"username": "target", "password": "right-password-1"})
     assert locked.status_code == 429
     assert "_auth_user_id" not in client.session
-    assert AccessAttempt.objects.get(username="target").failures_since_start == settings.AXES_FAILURE_LIMIT
+    assert AccessAttempt.objects.get(username="target").failures_since_start >= settings.AXES_FAILURE_LIMIT
 
 
 @pytest.mark.django_db
