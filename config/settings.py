@@ -28,12 +28,20 @@ DEBUG = env_bool("DEBUG", True)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the console's sign-in rules (two factors for the roles that move points).
+    "config.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # whitenoise's runserver_nostatic before staticfiles: `runserver` serves static files as
+    # deployed (through the middleware), not through Django's development view.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "django_prometheus",
     "rest_framework",
     "rest_framework_api_key",
     "django_filters",
@@ -51,18 +59,30 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latency by view and status (django-prometheus), measured around all the rest.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the application itself (whitenoise): no reverse proxy needed.
+    "config.middleware.StaticFilesMiddleware",
+    # One JSON log line per request, and its Request-Id on every answer.
+    "config.middleware.RequestLogMiddleware",
+    # A database outage answers 503 with Retry-After, not a 500 page (config.middleware).
+    "config.middleware.DatabaseUnavailableMiddleware",
     "config.middleware.BrowserSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.BrowserAuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "config.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # The request's device and client address for the risk gates, and the record of what they
     # refused, written after the refused transaction rolled back (riskcontrol.middleware).
     "riskcontrol.middleware.RiskRequestMiddleware",
+    # Console sign-in lockout after repeated failures (django-axes), last as it asks.
+    "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -87,6 +107,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        # A persistent connection is checked before a request reuses it: after a database
+        # restart the dead one is replaced instead of failing the request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
@@ -104,6 +127,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Console sign-in: django-axes counts failures and locks out (the backend first, as it asks).
+AUTHENTICATION_BACKENDS = [
+    "config.console.ConsoleAxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))  # hours
+# A username from one address: a brute force on one account is stopped without locking its
+# owner out everywhere. Behind a proxy set AXES_IPWARE_META_PRECEDENCE_ORDER (see docs/deploy.md).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = env_bool("AXES_VERBOSE", False)
+# Two-factor sign-in (django-otp, TOTP) is required of the staff in these groups (comma-separated,
+# empty: of none); anyone else who set up a device is asked for it too.
+CONSOLE_OTP_REQUIRED_GROUPS = [
+    g.strip() for g in os.environ.get("CONSOLE_OTP_REQUIRED_GROUPS", "operations,finance,risk review").split(",")
+    if g.strip()
+]
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Points platform")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -116,7 +159,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+# Served by whitenoise (the middleware). The demo and the tests find the files in the apps;
+# production (config.settings_production) serves what `collectstatic` compressed and hashed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
@@ -264,9 +313,29 @@ NOTIFICATIONS_UPGRADE_NUDGE_DISTANCE = Decimal(os.environ.get("NOTIFICATIONS_UPG
 # Win-back for members with points but no earn or spend for this many days (at most once a month).
 NOTIFICATIONS_WINBACK_DAYS = int(os.environ.get("NOTIFICATIONS_WINBACK_DAYS", "90"))
 
+
+# Health, outage and metrics.
+# Seconds a client is asked to wait (Retry-After) when the database is unreachable (503).
+SERVICE_UNAVAILABLE_RETRY_AFTER = int(os.environ.get("SERVICE_UNAVAILABLE_RETRY_AFTER", "5"))
+# The longest /readyz waits for the broker.
+READYZ_BROKER_TIMEOUT = float(os.environ.get("READYZ_BROKER_TIMEOUT", "1.0"))
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, and one from the
+# loopback address when METRICS_ALLOW_LOOPBACK (off in production: behind a proxy every
+# request comes from the loopback address).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOW_LOOPBACK = env_bool("METRICS_ALLOW_LOOPBACK", True)
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# Logs go to the console; LOG_FORMAT=json writes one JSON object a line (config.logs), with one
+# line per request (logger points.requests) and per job batch.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "config.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "text"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health
+
 admin.site.site_header = _("Points platform console")
 admin.site.site_title = _("Points platform")
 admin.site.index_title = _("Operations")
@@ -20,8 +22,13 @@ api_v1 = [
 ]
 
 handler404 = "config.api.exceptions.page_not_found"
+handler500 = "config.api.exceptions.server_error"
 
 urlpatterns = [
+    # Probes and metrics: plain views, outside the API and its schema (config.health).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -27,7 +27,8 @@ def expire_points(
     batch replays instead of expiring twice. The call that starts a run (no cursor, no range)
     splits the wallets into POINTS_EXPIRY_PARTITIONS ranges, queues a chain for each range but
     the first and goes on with the first itself; every chain stops at its range's end
-    (`through`). Returns the postings written by this batch.
+    (`through`). On a worker each batch is a task of its own; run eagerly, one call loops
+    through its chain's batches. Returns the postings written by the batches of this call.
     """
     run_at = datetime.fromisoformat(now) if now else timezone.now()
     if cursor == 0 and requeues == 0 and through is None:
@@ -36,27 +37,42 @@ def expire_points(
             expire_points.apply_async(kwargs={"now": run_at.isoformat(), "cursor": after, "through": last})
         through = ranges[0][1]
         logger.info("points expiry run %s started in %d ranges of wallets", run_at.isoformat(), len(ranges))
-    try:
-        batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor, through_wallet_id=through)
-    except Exception as exc:
-        logger.exception("points expiry run %s failed in the batch after wallet %s", run_at.isoformat(), cursor)
-        raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues,
-                                          "written": written, "through": through})
-    total = written + batch_written
     span = "" if through is None else f" (wallets up to {through})"
-    if next_cursor is None:
-        logger.info("points expiry run %s finished%s: %d postings in %d batches", run_at.isoformat(), span, total,
-                    requeues + 1)
-    elif requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
-        logger.error(
-            "points expiry run %s%s stopped after %d batches with work left after wallet %s; the next run continues",
-            run_at.isoformat(), span, requeues + 1, next_cursor,
-        )
-    else:
-        expire_points.apply_async(kwargs={
-            "now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": total, "through": through,
-        })
-    return batch_written
+    this_call = 0
+    while True:
+        try:
+            batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor, through_wallet_id=through)
+        except Exception as exc:
+            logger.exception("points expiry run %s failed in the batch after wallet %s", run_at.isoformat(), cursor)
+            raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues,
+                                              "written": written, "through": through})
+        this_call += batch_written
+        written += batch_written
+        if next_cursor is None:
+            logger.info("points expiry run %s finished%s: %d postings in %d batches", run_at.isoformat(), span,
+                        written, requeues + 1)
+            break
+        if requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
+            logger.error(
+                "points expiry run %s%s stopped after %d batches with work left after wallet %s; the next run continues",
+                run_at.isoformat(), span, requeues + 1, next_cursor,
+            )
+            break
+        if not _runs_eagerly(self):
+            expire_points.apply_async(kwargs={
+                "now": run_at.isoformat(), "cursor": next_cursor, "requeues": requeues + 1, "written": written,
+                "through": through,
+            })
+            break
+        cursor, requeues = next_cursor, requeues + 1
+    return this_call
+
+
+def _runs_eagerly(task) -> bool:
+    """Whether this call runs in the caller's process (CELERY_TASK_ALWAYS_EAGER, or `apply()`):
+    a chain then goes on in a loop, since re-queuing would recurse once per batch and end in a
+    RecursionError that the eager result reports as success."""
+    return bool(task.request.is_eager or task.app.conf.task_always_eager)
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=60, acks_late=True)
@@ -65,34 +81,52 @@ def award_birthdays(self, day: str | None = None, cursor: int = 0, requeues: int
     itself while work remains. `day` is fixed when the run starts and passed to every batch, so
     a run that crosses midnight still awards one day. Returns the events posted by this batch."""
     run_day = date.fromisoformat(day) if day else local_date(timezone.now())
-    try:
-        posted, next_cursor = points_birthday_awards(day=run_day, after_member_id=cursor)
-    except Exception as exc:
-        logger.exception("birthday awards of %s failed in the batch after member %s", run_day, cursor)
-        raise self.retry(exc=exc, kwargs={"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues})
-    if next_cursor is not None and requeues < settings.POINTS_EXPIRY_MAX_REQUEUES:
-        award_birthdays.apply_async(kwargs={"day": run_day.isoformat(), "cursor": next_cursor, "requeues": requeues + 1})
-    elif next_cursor is not None:
-        logger.error("birthday awards of %s stopped with members left after %s", run_day, next_cursor)
-    return posted
+    total = 0
+    while True:
+        try:
+            posted, next_cursor = points_birthday_awards(day=run_day, after_member_id=cursor)
+        except Exception as exc:
+            logger.exception("birthday awards of %s failed in the batch after member %s", run_day, cursor)
+            raise self.retry(exc=exc, kwargs={"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues})
+        total += posted
+        if next_cursor is None:
+            break
+        if requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
+            logger.error("birthday awards of %s stopped with members left after %s", run_day, next_cursor)
+            break
+        if not _runs_eagerly(self):
+            award_birthdays.apply_async(kwargs={"day": run_day.isoformat(), "cursor": next_cursor,
+                                                "requeues": requeues + 1})
+            break
+        cursor, requeues = next_cursor, requeues + 1
+    return total
 
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
 def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> int:
     """The holds sweep (beat, every minute): release the holds past their expiry, one batch of
     wallets per call, re-queuing itself while work remains. A hold is released once whoever
-    runs: the sweep re-reads each hold under its wallet's lock. Returns the holds released."""
+    runs: the sweep re-reads each hold under its wallet's lock. Returns the holds released
+    (by every batch of the call, when it runs eagerly and loops)."""
     run_at = datetime.fromisoformat(now) if now else timezone.now()
-    try:
-        released, more = holds_release_expired(now=run_at)
-    except Exception as exc:
-        logger.exception("holds sweep %s failed", run_at.isoformat())
-        raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "requeues": requeues})
-    if more and requeues < settings.POINTS_EXPIRY_MAX_REQUEUES:
-        release_expired_holds.apply_async(kwargs={"now": run_at.isoformat(), "requeues": requeues + 1})
-    elif more:
-        logger.error("holds sweep %s stopped with holds left; the next run continues", run_at.isoformat())
-    return released
+    total = 0
+    while True:
+        try:
+            released, more = holds_release_expired(now=run_at)
+        except Exception as exc:
+            logger.exception("holds sweep %s failed", run_at.isoformat())
+            raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "requeues": requeues})
+        total += released
+        if not more:
+            break
+        if requeues >= settings.POINTS_EXPIRY_MAX_REQUEUES:
+            logger.error("holds sweep %s stopped with holds left; the next run continues", run_at.isoformat())
+            break
+        if not _runs_eagerly(self):
+            release_expired_holds.apply_async(kwargs={"now": run_at.isoformat(), "requeues": requeues + 1})
+            break
+        requeues += 1
+    return total
 
 
 # The statement and reminder jobs live in points.statements; imported here, where celery finds

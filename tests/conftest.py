@@ -75,3 +75,11 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _console_second_factor_off(settings):
+    """The console's two-factor sign-in for the roles that move points is held by
+    tests/operations/test_console_security.py; elsewhere an operator in those roles signs in
+    with force_login alone."""
+    settings.CONSOLE_OTP_REQUIRED_GROUPS = []

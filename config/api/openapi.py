@@ -248,6 +248,26 @@ SERVER_ERROR_RESPONSE = {
         }}},
     }},
 }
+SERVICE_UNAVAILABLE_RESPONSE = {
+    "description": (
+        "`service_unavailable`: the database is briefly unreachable (an outage, a restart). Nothing was posted by "
+        "this answer's request unless an earlier try of it committed: wait the `Retry-After` seconds, then retry; a "
+        "write with the same Idempotency-Key (and the same body), which posts at most once."
+    ),
+    "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"},
+        "examples": {"service_unavailable": {"value": {
+            "code": "service_unavailable",
+            "detail": "The service is briefly unavailable. Retry after the Retry-After seconds; a write may be "
+                      "retried with the same Idempotency-Key.",
+        }}},
+    }},
+}
+SERVICE_UNAVAILABLE_RETRY_AFTER_SPEC = {
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+    "schema": {"type": "integer"},
+}
 UNSUPPORTED_MEDIA_RESPONSE = {
     "description": "`unsupported_media_type`: bodies are JSON only (`Content-Type: application/json`).",
     "content": {"application/json": {
@@ -260,14 +280,16 @@ UNSUPPORTED_MEDIA_RESPONSE = {
 
 
 def postprocess_contract(result, generator, request, public):
-    """drf-spectacular postprocessing hook: to every operation its 5XX (and 415 when it takes a
-    body), to every response the Request-Id header, to a 429 its Retry-After, and to the answers
+    """drf-spectacular postprocessing hook: to every operation its 503 (with Retry-After) and
+    5XX (and 415 when it takes a body), to every response the Request-Id header, to a 429 its
+    Retry-After, and to the answers
     of a write under an Idempotency-Key the Idempotent-Replayed header."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             responses = operation["responses"]
             if "requestBody" in operation:
                 responses.setdefault("415", UNSUPPORTED_MEDIA_RESPONSE)
+            responses.setdefault("503", SERVICE_UNAVAILABLE_RESPONSE)
             responses.setdefault("5XX", SERVER_ERROR_RESPONSE)
             idempotent = any(parameter.get("name") == IDEMPOTENCY_HEADER and parameter.get("in") == "header"
                              for parameter in operation.get("parameters", []))
@@ -275,6 +297,8 @@ def postprocess_contract(result, generator, request, public):
                 headers = {**response.get("headers", {}), "Request-Id": REQUEST_ID_HEADER_SPEC}
                 if status == "429":
                     headers["Retry-After"] = RETRY_AFTER_HEADER_SPEC
+                if status == "503":
+                    headers["Retry-After"] = SERVICE_UNAVAILABLE_RETRY_AFTER_SPEC
                 if idempotent and status in ("200", "201"):
                     headers[REPLAYED_HEADER] = REPLAYED_HEADER_SPEC
                 responses[status] = {**response, "headers": headers}
