@@ -868,8 +868,9 @@ def blacklist_add(*, kind: str, value: str, action: str, reason: str, actor=None
     reason = _required_reason(reason)
     try:
         with transaction.atomic():
-            entry = BlacklistEntry.objects.create(kind=kind, value=value, action=action, reason=reason, actor=actor,
-                                                  expires_at=expires_at)
+            entry = BlacklistEntry(kind=kind, value=value, action=action, reason=reason, actor=actor,
+                                   expires_at=expires_at)
+            entry.save(force_insert=True)
     except IntegrityError as exc:
         raise InvalidRiskInput(_("This value is on the blacklist already."), field="value") from exc
     return entry
