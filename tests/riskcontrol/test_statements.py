@@ -43,7 +43,7 @@ def test_inactive_rules_lifted_freezes_and_removed_entries_cost_nothing(bu, merc
     assert earn_statements(member, bu, merchant, "k1") == BASELINE
     with CaptureQueriesContext(connection) as spending:
         points_spend(member_id=member.pk, business_unit=bu, points=5, idempotency=Idempotency(scope="pos", key="s"))
-    assert verbs(spending) == ["SELECT", "SELECT", "SELECT", "WITH"]
+    assert verbs(spending) == ["SELECT", "SELECT", "SELECT", "WITH", "INSERT"]  # the INSERT: settlement's clearing line
 
 
 def test_three_active_rules_add_five_statements_to_an_earn(bu, merchant, member, tiers, make_rule):
