@@ -54,7 +54,7 @@ from points.exceptions import (
     NotFound,
 )
 from points.ledger.activity import lots_extend_for_activity
-from points.ledger.builder import PostingRows, debt_split, free_points, open_lots, posting_row
+from points.ledger.builder import PostingRows, consume_rows, debt_split, free_points, open_lots, posting_row
 from points.ledger.idempotency import SYSTEM_SCOPE, Idempotency, posting_replay, request_fingerprint
 from points.ledger.locks import wallet_lock, wallets_lock
 from points.ledger.writer import write_hold_rows, write_posting
@@ -390,16 +390,7 @@ def _repay_debt_locked(*, wallet: Wallet, now: datetime) -> Posting | None:
         wallet=wallet, kind=PostingKind.REPAY, points=0, idempotency=None, fingerprint="", occurred_at=now,
         reason="debt repaid from released points",
     )
-    movements, touched = [], []
-    left = repaid
-    for lot in lots:
-        if not left:
-            break
-        take = min(lot.remaining - lot.held, left)
-        lot.remaining -= take
-        left -= take
-        touched.append(lot)
-        movements.append(LotMovement(posting=posting, lot=lot, amount=-take))
+    movements, touched, _taken = consume_rows(posting, lots, repaid)
     wallet.balance -= repaid
     wallet.debt -= repaid
     entries = [
@@ -409,10 +400,3 @@ def _repay_debt_locked(*, wallet: Wallet, now: datetime) -> Posting | None:
     return write_posting(PostingRows(
         posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=touched,
     ))
-
-
-def holds_open_points(*, wallet: Wallet, now: datetime | None = None) -> int:
-    """Points the wallet's live holds reserve (those past their expiry count as released)."""
-    now = now or timezone.now()
-    return sum(Hold.objects.filter(wallet=wallet, status=HoldStatus.HELD, expires_at__gt=now).values_list("points", flat=True))
-
