@@ -12,6 +12,7 @@ bench/results/latest.json and the results section of BENCHMARKS.md.
 """
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -30,6 +31,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.steps import STEPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -547,6 +551,15 @@ class Bench:
             f"peak RSS {peak_rss} MB (idle Django {idle_rss} MB)")
         self.verify("expiry job")
 
+    # the capabilities above the ledger (bench/steps) -----------------------------------------
+
+    def capability_steps(self) -> None:
+        for name in STEPS:
+            step = importlib.import_module(f"bench.steps.{name}")
+            log(f"step {step.NAME}")
+            self.results.setdefault("steps", {})[step.NAME] = step.run(self)
+            self.verify(step.NAME)
+
     # report --------------------------------------------------------------------------------------
 
     def write(self) -> None:
@@ -661,6 +674,10 @@ def render_markdown(results: dict) -> str:
                   "| after | seconds | result |", "| --- | ---: | --- |"]
         lines += [f"| {v['after']} | {v['seconds']} | {'OK' if v['ok'] else 'FAILED'} |" for v in results["verify"]]
         lines.append("")
+    for name in STEPS:
+        step = importlib.import_module(f"bench.steps.{name}")
+        if step.NAME in results.get("steps", {}):
+            lines += [f"### {step.TITLE}", "", *step.markdown(results["steps"][step.NAME]), ""]
     ratios = results.get("ratios", {})
     if ratios:
         lines += ["### Ratios: platform / raw ceiling at the same concurrency", "",
@@ -721,6 +738,7 @@ def main(argv=None) -> int:
             bench.raw_steps()
             bench.http_steps()
             bench.expiry_step()
+            bench.capability_steps()
             bench.results["verify_ledger_final_seconds"] = bench.verify("all steps")
     except (BenchFailure, Interrupted) as stop:
         # Whatever was measured is written, marked as such, and the run still fails.
