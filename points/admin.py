@@ -12,8 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export import fields, resources
@@ -26,12 +25,12 @@ from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
 from points.rules import admin as rules_admin  # noqa: F401 - registers the earning-rules admin
 from points.statements import admin as statements_admin  # noqa: F401 - registers the statements admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
+from points.member_360 import MEMBER_360_FIELDS, Member360Mixin
+from points.member_panels import PANEL_ROWS, html_table, local_date, local_minute
 from points.models import Entry, Hold, HoldAllocation, HoldEvent, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings
 from points.ledger import OPERATOR_SCOPE, Idempotency
 from points.services import points_adjust, wallet_freeze, wallet_unfreeze
-
-PANEL_ROWS = 20
 
 
 def posting_link(posting_id: int):
@@ -42,28 +41,11 @@ def member_link(member: Member):
     return format_html('<a href="{}">{}</a>', reverse("admin:members_member_change", args=[member.pk]), member)
 
 
-def local_date(moment) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d}"
-
-
-def local_minute(moment) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
-
-
-def html_table(headers, rows):
-    """A plain admin table for the read-only panels (cells are escaped by format_html_join)."""
-    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
-    body = format_html_join(
-        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
-    )
-    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
-
-
 # --- members ---------------------------------------------------------------------------------
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(Member360Mixin, admin.ModelAdmin):
     list_display = (
         "card_no", "name", "phone", "status", "organization", "enrolled_business_unit",
         "balance", "debt", "frozen", "enrolled_at",
@@ -78,6 +60,7 @@ class MemberAdmin(admin.ModelAdmin):
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_data_sharing")}),
     )
     fieldsets = (
+        (_("Member 360"), {"fields": MEMBER_360_FIELDS}),
         (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization", "status")}),
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_email", "consent_data_sharing")}),
         (_("Enrolment"), {"fields": ("enrolled_business_unit", "enrolled_at", "referral_code", "referred_by")}),
@@ -85,7 +68,7 @@ class MemberAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "card_no", "enrolled_business_unit", "enrolled_at", "referral_code", "referred_by",
-        "wallet_panel", "lots_panel", "postings_panel", "freeze_panel",
+        "wallet_panel", "lots_panel", "postings_panel", "freeze_panel", *MEMBER_360_FIELDS,
     )
 
     def get_fieldsets(self, request, obj=None):

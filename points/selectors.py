@@ -6,11 +6,11 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
-from points.models import Entry, Hold, Lot, LotMovement, Posting, Wallet
+from points.models import Entry, Hold, Lot, LotMovement, Posting, PostingKind, Wallet
 
 
 @dataclass(frozen=True)
@@ -345,3 +345,33 @@ def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
             if rows:
                 problems[name] = rows
     return problems
+
+
+@dataclass(frozen=True)
+class BusinessUnitFlow:
+    """What a member earned (net of refunds, with credit adjustments and opening balances) at a
+    business unit and spent there (net of cancels)."""
+
+    code: str
+    name: str
+    earned: int
+    spent: int
+
+
+def member_points_by_business_unit(*, wallet: Wallet) -> list[BusinessUnitFlow]:
+    """The member's points per business unit, earned and spent, largest first: one grouped
+    query over the wallet's postings (served by the posting_wallet_history index)."""
+    earned = Q(kind__in=[PostingKind.EARN, PostingKind.REFUND]) | Q(kind=PostingKind.ADJUST, points__gt=0)
+    spent = Q(kind__in=[PostingKind.SPEND, PostingKind.CANCEL])
+    rows = (
+        Posting.objects.filter(wallet=wallet, business_unit__isnull=False)
+        .values("business_unit__code", "business_unit__name")
+        .annotate(earned=Sum("points", filter=earned, default=0), spent=Sum("points", filter=spent, default=0))
+        .order_by("business_unit__code")
+    )
+    flows = [
+        BusinessUnitFlow(code=row["business_unit__code"], name=row["business_unit__name"], earned=row["earned"],
+                         spent=-row["spent"])
+        for row in rows if row["earned"] or row["spent"]
+    ]
+    return sorted(flows, key=lambda flow: -(flow.earned + flow.spent))

@@ -17,6 +17,8 @@ class RiskcontrolConfig(AppConfig):
             register_earn_gate,
             register_spend_gate,
         )
+        from points.member_panels import register_member_panel
+        from riskcontrol.member_panel import RISK_PANEL
         from riskcontrol.models import AdjustmentThreshold, BlacklistEntry, OperatorMember, RiskFreeze, RiskRule
         from riskcontrol.selectors import risk_configs
         from riskcontrol.services import (
@@ -33,4 +35,5 @@ class RiskcontrolConfig(AppConfig):
         register_spend_gate(risk_spend_gate)
         register_adjust_gate(risk_adjust_gate)
         register_enrolment_hook(risk_enrolment_hook)
+        register_member_panel(RISK_PANEL)
         risk_configs.invalidate_on_change(RiskRule, RiskFreeze, BlacklistEntry, AdjustmentThreshold, OperatorMember)
