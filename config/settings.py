@@ -295,6 +295,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "points@example.com")
 
 # Statements and notifications (docs/statements.md).
 STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "500"))
+# Bulk member imports (points.imports): rows written per transaction, chunks per task call.
+MEMBER_IMPORT_CHUNK_SIZE = int(os.environ.get("MEMBER_IMPORT_CHUNK_SIZE", "2000"))
+MEMBER_IMPORT_TASK_CHUNKS = int(os.environ.get("MEMBER_IMPORT_TASK_CHUNKS", "25"))
 # Where a message's link points: the member app's statement page is <base>/statements/<period>.
 NOTIFICATIONS_LINK_BASE_URL = os.environ.get("NOTIFICATIONS_LINK_BASE_URL", "http://127.0.0.1:8000")
 # No SMS between these times of the group's day ("" for none): they wait for the end.

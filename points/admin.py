@@ -22,6 +22,7 @@ from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
+from points.imports import admin as imports_admin  # noqa: F401 - registers the member-imports admin
 from points.rules import admin as rules_admin  # noqa: F401 - registers the earning-rules admin
 from points.statements import admin as statements_admin  # noqa: F401 - registers the statements admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token

@@ -734,3 +734,4 @@ class LotExpiryChange(models.Model):
         triggers = [pgtrigger.Protect(name="lot_expiry_change_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
 from points.statements.models import *  # noqa: E402,F401,F403 - the statement snapshot (points.statements)
+from points.imports.models import *  # noqa: E402,F401,F403 - bulk imports of members (points.imports)

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from points.earning import points_birthday_awards
 from points.expiry import expiry_partitions, expiry_run_batch
+from points.imports.models import ImportStatus
+from points.imports.services import member_import_fail, member_import_run
 from points.ledger import holds_release_expired
 from points.timeutils import local_date
 
@@ -137,3 +139,24 @@ from points.statements.tasks import (  # noqa: E402,F401
     send_upgrade_nudges,
     send_winback,
 )
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=60, acks_late=True)
+def member_import(self, import_id: int) -> str:
+    """Run a member import (points.imports) MEMBER_IMPORT_TASK_CHUNKS chunks at a time,
+    re-queuing itself while rows remain. Every chunk moves the import's cursor in its own
+    transaction, so a retried or re-delivered call goes on where the last one stopped."""
+    try:
+        done = member_import_run(import_id=import_id, max_chunks=settings.MEMBER_IMPORT_TASK_CHUNKS)
+    except Exception as exc:
+        logger.exception("member import %s failed; retrying from its cursor", import_id)
+        if self.request.retries >= self.max_retries:
+            member_import_fail(import_id=import_id, failure=repr(exc))
+            raise
+        raise self.retry(exc=exc)
+    if done.status == ImportStatus.RUNNING:
+        member_import.delay(import_id)
+    else:
+        logger.info("member import %s %s: %d rows, %d created, %d updated, %d unchanged, %d refused", import_id,
+                    done.status, done.rows_done, done.created, done.updated, done.skipped, done.error_count)
+    return done.status

@@ -3,7 +3,7 @@ writes postings, entries, lots, lot movements, holds and wallet balances. Read t
 
 Every operation, in points or in the apps above it, goes through here:
 
-1. **Lock** the wallet(s) (`locks`): `wallet_lock(member_id=)` for one, `wallets_lock(...)` for
+1. **Lock** the wallet(s) (`locks`; `wallet_open` and, for a bulk import, `wallets_open` create them): `wallet_lock(member_id=)` for one, `wallets_lock(...)` for
    several, always in wallet id order. Everything below runs under that lock, in one durable
    transaction the operation opens.
 2. **Replay** an earlier request under the same idempotency key (`idempotency`):
@@ -64,7 +64,7 @@ from points.ledger.idempotency import (
     request_fingerprint,
     run_idempotent,
 )
-from points.ledger.locks import wallet_lock, wallet_open, wallets_lock, wallets_lock_with_due_lots
+from points.ledger.locks import wallet_lock, wallet_open, wallets_lock, wallets_lock_with_due_lots, wallets_open
 from points.ledger.writer import (
     write_expiry,
     write_hold_rows,
@@ -76,7 +76,7 @@ from points.ledger.writer import (
 
 __all__ = [
     # locks
-    "wallet_open", "wallet_lock", "wallets_lock", "wallets_lock_with_due_lots",
+    "wallet_open", "wallets_open", "wallet_lock", "wallets_lock", "wallets_lock_with_due_lots",
     # idempotency
     "Idempotency", "PostingResult", "OPERATOR_SCOPE", "SYSTEM_SCOPE", "request_fingerprint", "posting_replay",
     "run_idempotent",

@@ -19,6 +19,11 @@ def wallet_open(member: Member) -> Wallet:
     return Wallet.objects.get_or_create(member=member)[0]
 
 
+def wallets_open(members: list[Member]) -> list[Wallet]:
+    """wallet_open for many new members at once (a bulk import): one INSERT for all."""
+    return Wallet.objects.bulk_create([Wallet(member=member) for member in members])
+
+
 def wallet_lock(*, member_id: int) -> Wallet:
     """Lock the member's wallet row; its member comes with it. NotFound when there is none.
 
