@@ -212,3 +212,17 @@ def test_the_console_uploads_a_dry_run_shows_its_report_and_runs_it_for_real(uni
     assert response.status_code == 302
     real = MemberImport.objects.exclude(pk=dry.pk).get()
     assert (real.dry_run, real.status, real.created, real.openings_posted) == (False, ImportStatus.DONE, 3, 2)
+
+
+def test_the_example_file_of_the_docs_dry_runs_on_the_demo_group(db):
+    """docs/examples/members-import.csv: three good rows and one of each bad-row reason."""
+    from pathlib import Path
+
+    for code in ("central-mall", "riverside-hotel"):
+        BusinessUnitFactory(code=code)
+    OrganizationFactory(code="blue-ocean-tech")
+    content = (Path(__file__).resolve().parents[2] / "docs" / "examples" / "members-import.csv").read_bytes()
+    done = import_file(content, dry_run=True, chunk_size=100)
+    assert (done.created, done.openings_posted, done.opening_points) == (3, 2, 3300)
+    assert sorted(code for codes in reasons(done).values() for code in codes) == [
+        "bad_phone", "duplicate", "expiry_in_past", "negative_points", "unknown_business_unit"]
