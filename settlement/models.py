@@ -244,12 +244,18 @@ class ExportFormat(models.TextChoices):
     CSV = "csv", "CSV"
 
 
+class ExportContent(models.TextChoices):
+    LINES = "lines", _("The run's lines")
+    CLEARING = "clearing", _("The period's clearing lines (one per posting and issuer)")
+
+
 class ExportJob(models.Model):
     """A finance export written in the background (settlement.tasks.export_write): queued ->
     running -> done or failed, forward only; `rows_done` of `rows_total` is its progress and
     `file` (in the default storage) the download once done."""
 
     run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="exports", verbose_name=_("run"))
+    content = models.CharField(_("content"), max_length=8, choices=ExportContent.choices, default=ExportContent.CLEARING)
     format = models.CharField(_("format"), max_length=4, choices=ExportFormat.choices)
     status = models.CharField(_("status"), max_length=8, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     rows_total = models.PositiveIntegerField(_("rows"), default=0)
