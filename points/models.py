@@ -609,6 +609,19 @@ class EarningRule(models.Model):
     )
     pending_days = models.PositiveIntegerField(_("pending days override"), null=True, blank=True)
 
+    # Co-funding: settlement (which points never imports) reads these two fields. They are fixed
+    # once the rule exists (a trigger below), so a closed month's co-funding never changes.
+    co_funding_merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("co-funding merchant"),
+        help_text=_("A merchant paying a share of the cost of the points this rule gives, settled monthly."),
+    )
+    co_funding_share = models.DecimalField(
+        _("co-funding share"), max_digits=5, decimal_places=4, default=0, db_default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text=_("The merchant's share of the points' cost, from 0 to 1 (0.5 = half). Fixed once the rule is saved."),
+    )
+
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     history = HistoricalRecords()
@@ -650,6 +663,17 @@ class EarningRule(models.Model):
                 | (Q(expiry_date__isnull=True) & Q(expiry_policy__isnull=True)),
                 name="earning_rule_one_expiry_override",
             ),
+            models.CheckConstraint(
+                condition=(Q(co_funding_merchant__isnull=True) & Q(co_funding_share=0))
+                | (Q(co_funding_merchant__isnull=False) & Q(co_funding_share__gt=0) & Q(co_funding_share__lte=1)),
+                name="earning_rule_co_funding_complete",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="earning_rule_co_funding_fixed", operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange("co_funding_merchant", "co_funding_share"),
+            ),
         ]
 
     def __str__(self):
@@ -678,6 +702,8 @@ class EarningRule(models.Model):
             errors["weekdays"] = _("A list of weekday numbers, 0 = Monday ... 6 = Sunday.")
         if not isinstance(self.tier_codes, list) or any(not isinstance(code, str) for code in self.tier_codes):
             errors["tier_codes"] = _("A list of tier codes.")
+        if (self.co_funding_merchant_id is None) != (not self.co_funding_share):
+            errors["co_funding_share"] = _("Give both a co-funding merchant and its share, or neither.")
         if errors:
             raise ValidationError(errors)
 

@@ -328,9 +328,23 @@ INVARIANTS: dict[str, str] = {
               IS DISTINCT FROM h.status
            OR (SELECT COUNT(*) FROM points_holdevent e WHERE e.hold_id = h.id) <> CASE WHEN h.status = 'held' THEN 1 ELSE 2 END
     """,
+    # What a reversal reversed: a cancel's points; a refund's issuance entry (its points are the
+    # member's side only: the part reclaimed from breakage is not the member's).
     "reversals exceed their original": """
         SELECT o.id FROM points_posting o JOIN points_posting r ON r.reverses_id = o.id
-        GROUP BY o.id, o.points HAVING ABS(SUM(r.points)) > ABS(o.points)
+        LEFT JOIN points_entry e ON e.posting_id = r.id AND e.account = 'issuance' AND r.kind = 'refund'
+        GROUP BY o.id, o.points
+        HAVING SUM(CASE WHEN r.kind = 'refund' THEN e.amount ELSE ABS(r.points) END) > ABS(o.points)
+    """,
+    "refund reclaims more breakage than its earn's lots expired": """
+        SELECT o.id FROM points_posting o
+        JOIN (SELECT r.reverses_id, -SUM(e.amount) s FROM points_posting r
+              JOIN points_entry e ON e.posting_id = r.id AND e.account = 'expiry'
+              WHERE r.kind = 'refund' GROUP BY r.reverses_id) reclaimed ON reclaimed.reverses_id = o.id
+        LEFT JOIN (SELECT l.posting_id, -SUM(m.amount) s FROM points_lot l
+                   JOIN points_lotmovement m ON m.lot_id = l.id JOIN points_posting x ON x.id = m.posting_id
+                   WHERE x.kind = 'expire' GROUP BY l.posting_id) expired ON expired.posting_id = o.id
+        WHERE reclaimed.s > COALESCE(expired.s, 0)
     """,
 }
 

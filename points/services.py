@@ -5,9 +5,10 @@ and release an earn's lots held for review.
 Each runs in one durable transaction on the pattern of points.ledger: lock the wallet, replay an
 earlier request under the same idempotency key, check, build the rows, hand them to the writer.
 
-Refund policy (reversing an earn): the points come first out of the lot the earn created,
-then out of the member's other free lots (earliest expiry first, pending ones included); whatever
-the member no longer has becomes debt on the wallet. New earnings, positive adjustments and
+Refund policy (reversing an earn): the points come first out of the lot the earn created; what
+of that lot has expired is reclaimed from the issuer's breakage (its expiry account), not from
+the member; then out of the member's other free lots (earliest expiry first, pending ones
+included); whatever the member still lacks becomes debt on the wallet. New earnings, positive adjustments and
 cancelled spends repay the debt before anything reaches the wallet: a spend cancelled after
 the purchase that earned its points was refunded must not hand those points back to spend
 again. A balance never goes below zero. Points reserved by a hold are the hold's: a refund
@@ -18,7 +19,6 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
@@ -47,6 +47,7 @@ from points.ledger import (
     posting_row,
     refund_rows,
     request_fingerprint,
+    reversed_points,
     run_idempotent,
     wallet_lock,
     wallets_lock,
@@ -135,8 +136,7 @@ def spend_locked(
 
 
 def _reversible_points(original: Posting) -> int:
-    already = original.reversals.aggregate(total=Sum("points"))["total"] or 0
-    return abs(original.points) - abs(already)
+    return abs(original.points) - reversed_points(original)
 
 
 def posting_reverse(

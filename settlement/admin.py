@@ -3,23 +3,53 @@ lines and inter-BU matrix, the close and recompute actions (calling settlement.s
 XLSX/CSV exports (settlement.exports). Closing needs settlement.close_settlementrun, exporting
 settlement.export_settlement: both are the finance role's."""
 
+from datetime import date
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV, XLSX
 
 from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
-from settlement.exports import ClearingLineResource, SettlementLineResource
-from settlement.models import ClearingLine, ClearingRate, RunEvent, SettlementLine, SettlementRun
+from points.timeutils import local_date
+from settlement.exports import ClearingLineResource, LiabilityResource, SettlementLineResource, bucket_labels
+from settlement.liability import liability_report
+from settlement.models import (
+    ClearingLine,
+    ClearingRate,
+    ExportContent,
+    ExportFormat,
+    ExportJob,
+    ExportStatus,
+    RunEvent,
+    SettlementLine,
+    SettlementRun,
+)
 from settlement.selectors import matrix
-from settlement.services import settlement_run_close, settlement_run_compute
+from settlement.services import export_request, settlement_run_close, settlement_run_compute
+
+
+def may_export(request) -> bool:
+    return request.user.has_perm("settlement.export_settlement")
 
 
 class SettlementExportMixin(ExportMixin):
     def has_export_permission(self, request):
-        return request.user.has_perm("settlement.export_settlement")
+        return may_export(request)
+
+
+class LiabilityForm(forms.Form):
+    as_of = forms.DateField(label=_("as of (end of day, group time zone)"), required=False,
+                            help_text=_("Empty: now. Format: 2026-03-31."))
 
 
 @admin.register(ClearingRate)
@@ -60,7 +90,54 @@ class SettlementRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ("period", "status", "created_at", "computed_at", "closed_at", "closed_by", "matrix_table")
     readonly_fields = fields
     inlines = [SettlementLineInline, RunEventInline]
-    actions = ["recompute_runs", "close_runs"]
+    actions = ["recompute_runs", "close_runs", "export_clearing_xlsx", "export_clearing_csv", "export_lines_xlsx"]
+    change_list_template = "admin/settlement/settlementrun/change_list.html"
+
+    def has_export_permission(self, request):
+        return may_export(request)
+
+    def get_urls(self):
+        return [
+            path("liability/", self.admin_site.admin_view(self.liability_view), name="settlement_liability"),
+            *super().get_urls(),
+        ]
+
+    def liability_view(self, request):
+        """Outstanding liability and aging per issuing BU as of a date; ?format=csv|xlsx exports it
+        (finance only)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = LiabilityForm(request.GET or None)
+        as_of = (form.cleaned_data.get("as_of") if form.is_valid() else None) or local_date(timezone.now())
+        rows = liability_report(as_of=as_of)
+        export_format = request.GET.get("format")
+        if export_format in ("csv", "xlsx"):
+            if not may_export(request):
+                raise PermissionDenied
+            return liability_download(rows, as_of=as_of, export_format=export_format)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Liability and aging"),
+            "form": form, "rows": rows, "as_of": as_of, "bucket_labels": bucket_labels(),
+            "may_export": may_export(request),
+        }
+        return TemplateResponse(request, "admin/settlement/liability.html", context)
+
+    @admin.action(permissions=["export"], description=_("Export the period's clearing lines (XLSX, in the background)"))
+    def export_clearing_xlsx(self, request, queryset):
+        self._queue_exports(request, queryset, ExportContent.CLEARING, ExportFormat.XLSX)
+
+    @admin.action(permissions=["export"], description=_("Export the period's clearing lines (CSV, in the background)"))
+    def export_clearing_csv(self, request, queryset):
+        self._queue_exports(request, queryset, ExportContent.CLEARING, ExportFormat.CSV)
+
+    @admin.action(permissions=["export"], description=_("Export the run's lines (XLSX, in the background)"))
+    def export_lines_xlsx(self, request, queryset):
+        self._queue_exports(request, queryset, ExportContent.LINES, ExportFormat.XLSX)
+
+    def _queue_exports(self, request, queryset, content, export_format):
+        for run in queryset.order_by("period"):
+            export_request(run=run, content=content, format=export_format, actor=request.user)
+        self.message_user(request, _("Export queued: follow its progress under Settlement exports."), messages.SUCCESS)
 
     def has_close_permission(self, request):
         return request.user.has_perm("settlement.close_settlementrun")
@@ -110,3 +187,57 @@ class SettlementLineAdmin(SettlementExportMixin, ReadOnlyAdminMixin, admin.Model
     list_filter = ("run__period", "run__status", "kind", "payer", "payee")
     list_select_related = ("run", "payer", "payee", "merchant")
     resource_classes = [SettlementLineResource]
+
+
+def liability_download(rows, *, as_of: date, export_format: str) -> HttpResponse:
+    file_format = XLSX() if export_format == "xlsx" else CSV()
+    dataset = LiabilityResource().export(queryset=rows, force_native_type=export_format == "xlsx")
+    response = HttpResponse(file_format.export_data(dataset), content_type=file_format.get_content_type())
+    response["Content-Disposition"] = f'attachment; filename="liability-{as_of:%Y-%m-%d}.{export_format}"'
+    return response
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Background exports: their progress and, once done, the download (finance only)."""
+
+    list_display = ("id", "run", "content", "format", "status", "progress", "download", "requested_by", "created_at",
+                    "finished_at")
+    list_filter = ("status", "content", "format")
+    list_select_related = ("run", "requested_by")
+    fields = ("run", "content", "format", "status", "rows_done", "rows_total", "error", "requested_by", "created_at",
+              "finished_at")
+    readonly_fields = fields
+
+    def has_view_permission(self, request, obj=None):
+        return may_export(request)
+
+    def has_module_permission(self, request):
+        return may_export(request)
+
+    @admin.display(description=_("progress"))
+    def progress(self, job):
+        return format_html('<progress max="100" value="{}"></progress> {}% ({}/{})', job.progress_percent,
+                           job.progress_percent, job.rows_done, job.rows_total)
+
+    @admin.display(description=_("file"))
+    def download(self, job):
+        if job.status != ExportStatus.DONE:
+            return ""
+        return format_html('<a href="{}">{}</a>', reverse("admin:settlement_exportjob_download", args=[job.pk]),
+                           _("Download"))
+
+    def get_urls(self):
+        return [
+            path("<int:job_id>/download/", self.admin_site.admin_view(self.download_view),
+                 name="settlement_exportjob_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, job_id: int):
+        if not may_export(request):
+            raise PermissionDenied
+        job = ExportJob.objects.filter(pk=job_id, status=ExportStatus.DONE).first()
+        if job is None:
+            raise Http404
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.file.name.rsplit("/", 1)[-1])

@@ -8,13 +8,18 @@ library's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT is not used: it turns ever
 included, into text and only strips a leading "=".
 """
 
+import csv
+import io
 from decimal import Decimal
 
 from django.utils import timezone
 from import_export import fields, resources, widgets
+from openpyxl import Workbook
 
 from points.timeutils import group_timezone
 from settlement.models import ClearingLine, SettlementLine
+from settlement.liability import BUCKETS
+from settlement.periods import period_bounds
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -108,3 +113,77 @@ class ClearingLineResource(resources.ModelResource):
 
     def get_queryset(self):
         return super().get_queryset().select_related("posting__wallet__member", "issuer", "redeemer", "merchant")
+
+
+class LiabilityResource(resources.Resource):
+    """Rows of settlement.liability.liability_report: one per issuing BU."""
+
+    business_unit = text("business_unit__code", "business_unit_code")
+    business_unit_name = text("business_unit__name", "business_unit_name")
+    available = fields.Field(attribute="available", column_name="available_points",
+                             widget=widgets.IntegerWidget(coerce_to_string=False))
+    pending = fields.Field(attribute="pending", column_name="pending_points",
+                           widget=widgets.IntegerWidget(coerce_to_string=False))
+    held = fields.Field(attribute="held", column_name="held_points", widget=widgets.IntegerWidget(coerce_to_string=False))
+    points = fields.Field(attribute="points", column_name="outstanding_points",
+                          widget=widgets.IntegerWidget(coerce_to_string=False))
+    rate_cny = fields.Field(attribute="rate_cny", column_name="rate_cny", widget=widgets.DecimalWidget(coerce_to_string=False))
+    value_cny = fields.Field(attribute="value_cny", column_name="value_cny", widget=CNYWidget())
+    expected_breakage_rate = fields.Field(attribute="expected_breakage_rate", column_name="expected_breakage_rate",
+                                          widget=widgets.DecimalWidget(coerce_to_string=False))
+
+    class Meta:
+        fields = ("business_unit", "business_unit_name", "available", "pending", "held", "points", "rate_cny",
+                  "value_cny", "expected_breakage_rate")
+        export_order = fields
+
+    def get_export_headers(self, selected_fields=None):
+        return [*super().get_export_headers(selected_fields), *(f"expires_in_{label}_days" for label in bucket_labels())]
+
+    def export_resource(self, instance, selected_fields=None, **kwargs):
+        return [*super().export_resource(instance, selected_fields, **kwargs), *instance.buckets.values()]
+
+
+def bucket_labels() -> list[str]:
+    return [label for *_range, label in BUCKETS]
+
+
+RESOURCES = {"lines": SettlementLineResource, "clearing": ClearingLineResource}
+
+
+def export_rows(job):
+    """The queryset a background export writes, in a stable order."""
+    if job.content == "lines":
+        return SettlementLineResource().get_queryset().filter(run=job.run).order_by("kind", "payer", "id")
+    start, end = period_bounds(job.run.period)
+    return ClearingLineResource().get_queryset().filter(created_at__gte=start, created_at__lt=end).order_by("id")
+
+
+def write_export(job, out, *, batch_size: int, progress) -> int:
+    """Write the job's rows to the binary file `out` (XLSX streamed by openpyxl's write-only
+    workbook, or CSV in UTF-8 with a BOM, as spreadsheets expect), calling `progress(rows)` after
+    every batch. Returns the rows written."""
+    resource = RESOURCES[job.content]()
+    rows = export_rows(job)
+    xlsx = job.format == "xlsx"
+    if xlsx:
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(job.content)
+        append = sheet.append
+    else:
+        text_out = io.TextIOWrapper(out, encoding="utf-8-sig", newline="")
+        append = csv.writer(text_out).writerow
+    append(resource.get_export_headers())
+    written = 0
+    for row in rows.iterator(chunk_size=batch_size):
+        append(resource.export_resource(row, force_native_type=xlsx))
+        written += 1
+        if written % batch_size == 0:
+            progress(written)
+    if xlsx:
+        book.save(out)
+    else:
+        text_out.flush()
+        text_out.detach()
+    progress(written)
+    return written

@@ -17,6 +17,10 @@ reversal; a refund of an earn (and a repayment of debt from released points) is 
 issuance corrected rather than a redemption: no BU owes another for it; a debit adjustment is an
 adjustment.
 
+Refund of expired points: what a refund reclaims from the issuer's expiry account (the earn's
+lots had expired: points.ledger.refund_rows) is part of its reclaim line, and a
+*breakage_reversal* line (points < 0: breakage given back) at the same rate undoes that breakage.
+
 Same BU: a line whose issuer is the redeemer is recorded too (it moves the issuer's liability,
 which verify_settlement ties to the lots), but owes nothing: the inter-BU matrix leaves it out.
 """
@@ -24,7 +28,7 @@ which verify_settlement ties to the lots), but owes nothing: the inter-BU matrix
 from django.db import connection
 from django.db.models import Sum
 
-from points.models import Lot, LotMovement, PostingKind
+from points.models import Account, Entry, Lot, LotMovement, PostingKind
 from points.timeutils import local_date
 from settlement.models import ClearingKind, ClearingLine
 from settlement.selectors import clearing_rate, cny
@@ -54,13 +58,30 @@ FROM (
         SELECT l.business_unit_id AS bu, m.amount FROM points_lotmovement m JOIN points_lot l ON l.id = m.lot_id
         WHERE m.posting_id = %(posting)s
         UNION ALL
-        SELECT l.business_unit_id, l.amount FROM points_lot l WHERE l.posting_id = %(posting)s AND %(regrants)s
+        SELECT l.business_unit_id, l.amount FROM points_lot l WHERE l.posting_id = %(posting)s AND %(regrants)s{reclaimed}
     ) moved
     JOIN members_businessunit b ON b.id = moved.bu
     LEFT JOIN settlement_clearingline orig ON orig.posting_id = %(reverses)s AND orig.issuer_id = moved.bu
     GROUP BY moved.bu
     HAVING SUM(moved.amount) <> 0
 ) x
+"""
+
+
+# A refund also takes back what the expiry account gives up (breakage reclaimed): part of the
+# reclaim, and a breakage reversal of its own at the reclaim's rate.
+RECLAIMED_FROM_BREAKAGE = """
+        UNION ALL
+        SELECT e.business_unit_id, e.amount FROM points_entry e WHERE e.posting_id = %(posting)s AND e.account = 'expiry'"""
+INSERT_SQL, REFUND_INSERT_SQL = INSERT_SQL.format(reclaimed=""), INSERT_SQL.format(reclaimed=RECLAIMED_FROM_BREAKAGE)
+BREAKAGE_REVERSAL_SQL = """
+INSERT INTO settlement_clearingline
+    (posting_id, kind, issuer_id, redeemer_id, merchant_id, points, rate_cny, amount_cny, created_at)
+SELECT %(posting)s, %(reversal)s, e.business_unit_id, NULL, %(merchant)s, e.amount, c.rate_cny,
+       ROUND(e.amount * c.rate_cny, 2), %(created_at)s
+FROM points_entry e
+JOIN settlement_clearingline c ON c.posting_id = %(posting)s AND c.issuer_id = e.business_unit_id AND c.kind = %(kind)s
+WHERE e.posting_id = %(posting)s AND e.account = 'expiry'
 """
 
 
@@ -74,9 +95,12 @@ def record_clearing(*, posting, wallet) -> None:
         "merchant": posting.merchant_id, "created_at": posting.created_at, "day": local_date(posting.created_at),
         "reverses": posting.reverses_id, "regrants": posting.kind == PostingKind.CANCEL,
     }
+    refund = posting.kind == PostingKind.REFUND
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(INSERT_SQL, params)
+            cursor.execute(REFUND_INSERT_SQL if refund else INSERT_SQL, params)
+            if refund:
+                cursor.execute(BREAKAGE_REVERSAL_SQL, {**params, "reversal": ClearingKind.BREAKAGE_REVERSAL.value})
         return
     _record_portably(posting=posting, kind=kind, params=params)
 
@@ -90,6 +114,11 @@ def _record_portably(*, posting, kind, params) -> None:
     if params["regrants"]:
         for bu_id, amount in Lot.objects.filter(posting_id=posting.pk).values_list("business_unit_id", "amount"):
             moved[bu_id] = moved.get(bu_id, 0) + amount
+    reclaimed = dict(
+        Entry.objects.filter(posting_id=posting.pk, account=Account.EXPIRY).values_list("business_unit_id", "amount")
+    )
+    for bu_id, amount in reclaimed.items():
+        moved[bu_id] = moved.get(bu_id, 0) + amount
     frozen = {}
     if posting.reverses_id:
         frozen = dict(ClearingLine.objects.filter(posting_id=posting.reverses_id).values_list("issuer_id", "rate_cny"))
@@ -103,4 +132,9 @@ def _record_portably(*, posting, kind, params) -> None:
             merchant_id=posting.merchant_id, points=-total, rate_cny=rate, amount_cny=cny(-total, rate),
             created_at=posting.created_at,
         ))
+        if bu_id in reclaimed:
+            lines.append(ClearingLine(
+                posting_id=posting.pk, kind=ClearingKind.BREAKAGE_REVERSAL, issuer_id=bu_id, merchant_id=posting.merchant_id,
+                points=reclaimed[bu_id], rate_cny=rate, amount_cny=cny(reclaimed[bu_id], rate), created_at=posting.created_at,
+            ))
     ClearingLine.objects.bulk_create(lines)

@@ -17,7 +17,7 @@ import pgtrigger
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models import BusinessUnit, Merchant
@@ -57,6 +57,7 @@ class ClearingKind(models.TextChoices):
     REVERSAL = "reversal", _("Reversal (cancel of a spend)")
     RECLAIM = "reclaim", _("Reclaim (refund of an earn)")
     ADJUSTMENT = "adjustment", _("Manual adjustment")
+    BREAKAGE_REVERSAL = "breakage_reversal", _("Breakage reversal (refund of expired points)")
 
 
 class ClearingLine(models.Model):
@@ -64,7 +65,7 @@ class ClearingLine(models.Model):
     issuing BU, valued at the issuer's clearing rate frozen at posting time."""
 
     posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="+", verbose_name=_("posting"))
-    kind = models.CharField(_("kind"), max_length=12, choices=ClearingKind.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=ClearingKind.choices)
     issuer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("issuer"))
     redeemer = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("redeemer"),
@@ -83,7 +84,7 @@ class ClearingLine(models.Model):
         verbose_name_plural = _("clearing lines")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["posting", "issuer"], name="clearing_line_one_per_posting_issuer"),
+            models.UniqueConstraint(fields=["posting", "issuer", "kind"], name="clearing_line_one_per_posting_issuer_kind"),
             models.CheckConstraint(condition=~Q(points=0), name="clearing_line_points_non_zero"),
         ]
         triggers = [pgtrigger.Protect(name="clearing_line_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
@@ -164,6 +165,10 @@ class LineKind(models.TextChoices):
     ADJUSTMENT = "adjustment", _("Adjustment")
     COUPON = "coupon", _("Merchant coupon reimbursement")
     PAYMENT = "payment", _("Points-as-cash payment to a merchant")
+    BREAKAGE_REVERSAL = "breakage_reversal", _("Breakage reversed by refunds of expired points")
+    CO_FUNDING = "co_funding", _("Co-funding owed by a merchant")
+    CO_FUNDED_BREAKAGE = "co_funded_breakage", _("Breakage of co-funded points")
+    LATE = "late", _("Late posting into a closed period")
 
 
 class SourceKind(models.TextChoices):
@@ -178,7 +183,7 @@ class SettlementLine(models.Model):
     Traceable: how many source rows (postings, write-offs, payment events) and the first and last."""
 
     run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="lines", verbose_name=_("run"))
-    kind = models.CharField(_("kind"), max_length=12, choices=LineKind.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=LineKind.choices)
     payer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("payer"))
     payee = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("payee")
@@ -192,6 +197,14 @@ class SettlementLine(models.Model):
     source_count = models.PositiveIntegerField(_("sources"))
     first_source_id = models.BigIntegerField(_("first source"))
     last_source_id = models.BigIntegerField(_("last source"))
+    original_period = models.DateField(
+        _("original period"), null=True, blank=True,
+        help_text=_("For a late line: the closed period the posting is dated in (first day of the month)."),
+    )
+    original_posting_id = models.BigIntegerField(
+        _("original posting"), null=True, blank=True,
+        help_text=_("For a late line: the posting it corrects (the reversed posting, or the late posting itself)."),
+    )
 
     class Meta:
         verbose_name = _("settlement line")
@@ -217,3 +230,63 @@ class SettlementLine(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount_cny}"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ExportFormat(models.TextChoices):
+    XLSX = "xlsx", "XLSX"
+    CSV = "csv", "CSV"
+
+
+class ExportContent(models.TextChoices):
+    LINES = "lines", _("The run's lines")
+    CLEARING = "clearing", _("The period's clearing lines (one per posting and issuer)")
+
+
+class ExportJob(models.Model):
+    """A finance export written in the background (settlement.tasks.export_write): queued ->
+    running -> done or failed, forward only; `rows_done` of `rows_total` is its progress and
+    `file` (in the default storage) the download once done."""
+
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="exports", verbose_name=_("run"))
+    content = models.CharField(_("content"), max_length=8, choices=ExportContent.choices, default=ExportContent.CLEARING)
+    format = models.CharField(_("format"), max_length=4, choices=ExportFormat.choices)
+    status = models.CharField(_("status"), max_length=8, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    rows_total = models.PositiveIntegerField(_("rows"), default=0)
+    rows_done = models.PositiveIntegerField(_("rows written"), default=0)
+    file = models.FileField(_("file"), upload_to="settlement/exports/", blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("settlement export")
+        verbose_name_plural = _("settlement exports")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rows_done__lte=F("rows_total")), name="export_job_progress_within_total"),
+            models.CheckConstraint(
+                condition=Q(status__in=[ExportStatus.DONE, ExportStatus.FAILED], finished_at__isnull=False)
+                | (Q(status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]) & Q(finished_at__isnull=True)),
+                name="export_job_finished_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.run} {self.format} ({self.get_status_display()})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return self.rows_done * 100 // self.rows_total if self.rows_total else 0

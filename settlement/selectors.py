@@ -20,7 +20,10 @@ from django.utils import timezone
 from mall.models import PaymentEvent, PaymentStatus, WriteOff
 from members.models import BusinessUnit
 from points.models import Lot, LotMovement, PostingKind
-from points.timeutils import local_date, start_of_local_day
+from points.timeutils import local_date
+from settlement.co_funding import co_funding_lines
+from settlement.late import late_lines
+from settlement.periods import CENT, cny, period_bounds, period_of
 from settlement.models import (
     ClearingKind,
     ClearingLine,
@@ -32,12 +35,9 @@ from settlement.models import (
     SourceKind,
 )
 
-CENT = Decimal("0.01")
-
-
-def cny(points: int, rate: Decimal) -> Decimal:
-    """Points valued at a rate, to the cent, half away from zero."""
-    return (Decimal(points) * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+# How each kind of line moves its BU's liability (the other kinds move none).
+LIABILITY_SIGNS = {LineKind.ISSUANCE: 1, LineKind.ADJUSTMENT: 1, LineKind.REDEMPTION: -1, LineKind.RECLAIM: -1,
+                   LineKind.BREAKAGE: -1, LineKind.BREAKAGE_REVERSAL: 1}
 
 
 def clearing_rate(*, business_unit_id: int, day: date) -> Decimal:
@@ -50,17 +50,6 @@ def clearing_rate(*, business_unit_id: int, day: date) -> Decimal:
     if rate is not None:
         return rate
     return BusinessUnit.objects.values_list("point_value_cny", flat=True).get(pk=business_unit_id)
-
-
-def period_of(moment: datetime) -> date:
-    """The period (first day of the local month) `moment` was booked in."""
-    return local_date(moment).replace(day=1)
-
-
-def period_bounds(period: date) -> tuple[datetime, datetime]:
-    """[start, end) of a period, as aware instants of the group's time zone."""
-    first = period.replace(day=1)
-    return start_of_local_day(first), start_of_local_day(first + relativedelta(months=1))
 
 
 def previous_period(now: datetime | None = None) -> date:
@@ -117,13 +106,16 @@ def compute_lines(*, period: date) -> list[SettlementLine]:
         clearing.values("issuer_id", "kind").annotate(points=Sum("points"), amount=Sum("amount_cny"), **trace)
         .order_by("issuer_id", "kind")
     )
-    kind_lines = {ClearingKind.BREAKAGE: LineKind.BREAKAGE, ClearingKind.RECLAIM: LineKind.RECLAIM}
+    kind_lines = {ClearingKind.BREAKAGE: LineKind.BREAKAGE, ClearingKind.RECLAIM: LineKind.RECLAIM,
+                  ClearingKind.BREAKAGE_REVERSAL: LineKind.BREAKAGE_REVERSAL}
     redeemed: dict[int, dict] = {}
     for row in by_kind:
         bu_id, kind = row["issuer_id"], row["kind"]
         if kind in kind_lines:
+            # A breakage reversal gives breakage back (clearing points < 0): shown as positive.
+            sign = -1 if kind == ClearingKind.BREAKAGE_REVERSAL else 1
             lines.append(SettlementLine(
-                kind=kind_lines[kind], payer_id=bu_id, points=row["points"], amount_cny=row["amount"],
+                kind=kind_lines[kind], payer_id=bu_id, points=sign * row["points"], amount_cny=sign * row["amount"],
                 source=SourceKind.POSTING, **_trace(row),
             ))
         elif kind == ClearingKind.ADJUSTMENT:  # a debit adjustment: takes points, so negative here
@@ -160,8 +152,10 @@ def compute_lines(*, period: date) -> list[SettlementLine]:
             amount_cny=row["amount"], source=SourceKind.POSTING, **_trace(row),
         ))
 
+    lines += co_funding_lines(start=start, end=end, rate=rate)
     lines += _coupon_lines(start=start, end=end)
     lines += _payment_lines(start=start, end=end)
+    lines += late_lines(period=period, rate=rate)
     return lines
 
 
@@ -240,7 +234,7 @@ class Reconciliation:
 
 def reconcile(*, period: date, now: datetime | None = None) -> Reconciliation:
     """Tie a period to the ledger: per BU, opening + issued + adjusted - redeemed - reclaimed -
-    expired = closing = the lots' remaining points at the period's end (or now, for a period not
+    expired + breakage reversed = closing = the lots' remaining points at the period's end (or now, for a period not
     ended); the matrix's payables equal its receivables; a run's stored lines equal the lines
     computed afresh. A closed run is checked with its stored lines (and these against the ledger's
     lines now); a draft, which may be stale until recomputed, and an open month with fresh ones."""
@@ -258,8 +252,7 @@ def reconcile(*, period: date, now: datetime | None = None) -> Reconciliation:
                 f"{period:%Y-%m}: the run's lines differ from the ledger's ({len(stored ^ fresh)} lines differ)"
             )
     opening, closing = liability_at(start), liability_at(min(end, now))
-    signs = {LineKind.ISSUANCE: 1, LineKind.ADJUSTMENT: 1, LineKind.REDEMPTION: -1, LineKind.RECLAIM: -1,
-             LineKind.BREAKAGE: -1}
+    signs = LIABILITY_SIGNS
     moves: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for line in lines:
         if line.kind in signs:
@@ -301,7 +294,7 @@ def _receivables(*, start: datetime, end: datetime) -> Decimal:
 def _comparable(lines) -> set[tuple]:
     return {
         (line.kind, line.payer_id, line.payee_id, line.merchant_id, line.points, line.amount_cny, line.source,
-         line.source_count, line.first_source_id, line.last_source_id)
+         line.source_count, line.first_source_id, line.last_source_id, line.original_period, line.original_posting_id)
         for line in lines
     }
 

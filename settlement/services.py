@@ -4,17 +4,27 @@ State machine draft -> closed, forward only: closing is a conditional UPDATE
 (`WHERE status = 'draft'`) with an event row in the same transaction, so of two operators
 closing at once exactly one wins; the other is told the run is closed. A closed run and its lines
 are immutable in the database (triggers in settlement.models).
+
+Background exports (ExportJob) move queued -> running -> done or failed, each move a conditional
+UPDATE on the current status.
 """
 
+import logging
+import tempfile
 from datetime import date, datetime
 
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainError
-from settlement.models import RunEvent, RunStatus, SettlementLine, SettlementRun
+from settlement.exports import export_rows, write_export
+from settlement.models import ExportJob, ExportStatus, RunEvent, RunStatus, SettlementLine, SettlementRun
 from settlement.selectors import compute_lines, period_bounds
+
+logger = logging.getLogger(__name__)
 
 
 class RunClosed(DomainError):
@@ -67,3 +77,42 @@ def settlement_run_close(*, run_id: int, actor=None, now: datetime | None = None
         RunEvent.objects.create(run_id=run_id, action="close", from_status=RunStatus.DRAFT,
                                 to_status=RunStatus.CLOSED, actor=actor)
     return SettlementRun.objects.get(pk=run_id)
+
+
+def export_request(*, run: SettlementRun, content: str, format: str, actor=None) -> ExportJob:
+    """Queue a background export of a run (settlement.tasks.export_write, sent on commit)."""
+    from settlement.tasks import export_write
+
+    with transaction.atomic():
+        job = ExportJob.objects.create(run=run, content=content, format=format, requested_by=actor)
+        transaction.on_commit(lambda: export_write.delay(job.pk))
+    return job
+
+
+def export_job_write(*, job_id: int, batch_size: int = 2000, now: datetime | None = None) -> ExportJob:
+    """Write a queued export to the default storage: queued -> running (a conditional UPDATE, so
+    a redelivered task does nothing twice), progress after every batch, then done with its file
+    (or failed with the error). A job not queued is returned as it is."""
+    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING):
+        return ExportJob.objects.get(pk=job_id)
+    job = ExportJob.objects.select_related("run").get(pk=job_id)
+    total = export_rows(job).count()
+    ExportJob.objects.filter(pk=job_id).update(rows_total=total)
+
+    def progress(rows: int) -> None:
+        ExportJob.objects.filter(pk=job_id, status=ExportStatus.RUNNING).update(rows_done=min(rows, total))
+
+    try:
+        with tempfile.TemporaryFile() as out:
+            write_export(job, out, batch_size=batch_size, progress=progress)
+            out.seek(0)
+            name = default_storage.save(f"settlement/exports/{job.run.period:%Y-%m}-{job.content}-{job.pk}.{job.format}",
+                                        File(out))
+    except Exception as error:  # noqa: BLE001 - the job records any failure for the console
+        logger.exception("settlement export %s failed", job_id)
+        ExportJob.objects.filter(pk=job_id, status=ExportStatus.RUNNING).update(
+            status=ExportStatus.FAILED, error=str(error)[:500], finished_at=now or timezone.now())
+        return ExportJob.objects.get(pk=job_id)
+    ExportJob.objects.filter(pk=job_id, status=ExportStatus.RUNNING).update(
+        status=ExportStatus.DONE, file=name, rows_done=total, finished_at=now or timezone.now())
+    return ExportJob.objects.get(pk=job_id)

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from settlement.models import RunStatus
 from settlement.selectors import previous_period, run_for_period
-from settlement.services import settlement_run_compute
+from settlement.services import export_job_write, settlement_run_compute
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +25,9 @@ def create_monthly_draft(period: str | None = None) -> int | None:
     run = settlement_run_compute(period=month)
     logger.info("settlement draft %s: %d lines", month, run.lines.count())
     return run.pk
+
+
+@shared_task(acks_late=True)
+def export_write(job_id: int) -> str:
+    """Write a queued settlement export (settlement.services.export_job_write); its status."""
+    return export_job_write(job_id=job_id).status

@@ -79,10 +79,15 @@ WHERE w.member_id IN ({members})
         AND original.occurred_at >= %(start)s AND original.occurred_at <= %(at)s))
 GROUP BY w.member_id
 """
-QUALIFYING_POINTS = "p.points"
+# A refund's points are the member's side only; what it reverses is its issuance entry (the part
+# reclaimed from breakage, after the earn's points expired, included): a refunded purchase never
+# keeps its qualifying points.
+REFUNDED = "(SELECT -e.amount FROM points_entry e WHERE e.posting_id = p.id AND e.account = 'issuance')"
+QUALIFYING_POINTS = f"CASE WHEN p.kind = 'earn' THEN p.points ELSE {REFUNDED} END"
 # A refund takes back its share of the purchase amount, in proportion to the points it reverses.
 QUALIFYING_SPEND = (
-    "CASE WHEN p.kind = 'earn' THEN COALESCE(p.amount_cny, 0) ELSE original.amount_cny * p.points / original.points END"
+    "CASE WHEN p.kind = 'earn' THEN COALESCE(p.amount_cny, 0) "
+    f"ELSE original.amount_cny * {REFUNDED} / original.points END"
 )
 
 

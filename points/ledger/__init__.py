@@ -13,7 +13,9 @@ Every operation, in points or in the apps above it, goes through here:
    capture (`run_spend_gates`); the earn gates before an earn.
 4. **Build** the rows (`builder`): `posting_row`, `credit_rows` (the debt repaid first, once, in
    `debt_split`), `debit_rows` (free points only: a hold's reserved points are its own),
-   `refund_rows`, `give_back_rows` (to exactly the lots a debit consumed).
+   `refund_rows` (an expired part reclaimed from the issuer's breakage, not charged to the member),
+   `reversed_points` (how much of a posting its reversals took back), `give_back_rows` (to exactly
+   the lots a debit consumed).
 5. **Write** them (`writer`): `write_posting` (one posting: one statement on PostgreSQL),
    `write_postings` (the bulk earn), `write_expiry` (an expiry batch); each runs the after-post
    hooks of points.policies for every posting it wrote. `write_hold_rows`,
@@ -43,6 +45,7 @@ from points.ledger.builder import (
     open_lots,
     posting_row,
     refund_rows,
+    reversed_points,
 )
 from points.ledger.holds import (
     HoldResult,
@@ -82,7 +85,7 @@ __all__ = [
     "run_idempotent",
     # builder
     "LotPart", "PostingRows", "posting_row", "open_lots", "free_points", "debt_split", "credit_rows", "debit_rows",
-    "refund_rows", "give_back_rows",
+    "refund_rows", "reversed_points", "give_back_rows",
     # writer
     "write_posting", "write_postings", "write_expiry", "write_hold_rows", "write_lot_expiry_changes",
     "write_wallet_frozen",

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
-from points.models import Account, Entry, Lot, LotMovement, Posting, Wallet
+from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.rules.engine import LotTerms
 from points.timeutils import end_of_local_day, local_date
 
@@ -145,21 +145,54 @@ def debit_rows(
 
 
 def refund_rows(*, original: Posting, posting: Posting, wallet: Wallet, amount: int) -> PostingRows:
-    """A refund of `amount` of an earn: out of the lot the earn created first, then the member's
-    other free points (earliest expiry first, pending ones included); what the member no longer
-    has becomes debt."""
+    """A refund of `amount` of an earn: out of the lot the earn created first; then, for what of
+    that lot has expired, back from the issuer's expiry account (the breakage it released is
+    reclaimed: the member is not charged for points they no longer had); then the member's other
+    free points (earliest expiry first, pending ones included); what is still missing becomes
+    debt. The posting's points are what the member's side moved (wallet and debt), so a refund
+    reclaimed from breakage alone moves 0 points: the amount refunded is its issuance entry."""
     lots = open_lots(wallet, spendable_only=False)
-    own_lots_first = sorted(lots, key=lambda lot: lot.posting_id != original.pk)
-    movements, touched, taken = consume_rows(posting, own_lots_first, amount)
-    owed = amount - taken
-    entries = [Entry(posting=posting, account=Account.ISSUANCE, business_unit=original.business_unit, amount=amount)]
+    own_lots = [lot for lot in lots if lot.posting_id == original.pk]
+    other_lots = [lot for lot in lots if lot.posting_id != original.pk]
+    movements, touched, taken = consume_rows(posting, own_lots, amount)
+    reclaimed = min(amount - taken, breakage_reclaimable(original)) if taken < amount else 0
+    more_movements, more_touched, more_taken = consume_rows(posting, other_lots, amount - taken - reclaimed)
+    movements, touched, taken = movements + more_movements, touched + more_touched, taken + more_taken
+    owed = amount - taken - reclaimed
+    issuer = original.business_unit
+    entries = [Entry(posting=posting, account=Account.ISSUANCE, business_unit=issuer, amount=amount)]
+    if reclaimed:
+        entries.append(Entry(posting=posting, account=Account.EXPIRY, business_unit=issuer, amount=-reclaimed))
     if taken:
         entries.append(Entry(posting=posting, account=Account.WALLET, wallet=wallet, amount=-taken))
     if owed:
         entries.append(Entry(posting=posting, account=Account.DEBT, wallet=wallet, amount=-owed))
     wallet.balance -= taken
     wallet.debt += owed
+    posting.points = -(taken + owed)
     return PostingRows(posting=posting, wallet=wallet, lots=[], movements=movements, entries=entries, changed_lots=touched)
+
+
+def breakage_reclaimable(original: Posting) -> int:
+    """Points of the lots an earn created that expired (their breakage), less what refunds of the
+    earn have already reclaimed from the expiry account. Two aggregate queries, run only when a
+    refund reaches past the earn's remaining points."""
+    expired = LotMovement.objects.filter(lot__posting=original, posting__kind=PostingKind.EXPIRE).aggregate(
+        total=Sum("amount"))["total"] or 0
+    reclaimed = Entry.objects.filter(posting__reverses=original, posting__kind=PostingKind.REFUND,
+                                     account=Account.EXPIRY).aggregate(total=Sum("amount"))["total"] or 0
+    return -expired + reclaimed
+
+
+def reversed_points(original: Posting) -> int:
+    """How much of `original` its reversals have reversed so far: a refund's issuance entry (the
+    amount refunded, breakage reclaimed included), a cancel's points."""
+    if original.kind == PostingKind.EARN:
+        total = Entry.objects.filter(posting__reverses=original, account=Account.ISSUANCE).aggregate(
+            total=Sum("amount"))["total"]
+    else:
+        total = original.reversals.aggregate(total=Sum("points"))["total"]
+    return abs(total or 0)
 
 
 def give_back_rows(*, posting: Posting, wallet: Wallet, taken_by: list[Posting], amount: int, account: str,

@@ -25,7 +25,7 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
     list_filter = ("is_active", "event_type", "effect", "scope", "stacking")
     search_fields = ("code", "name")
     list_select_related = ("budget",)
-    autocomplete_fields = ("business_unit", "merchant")
+    autocomplete_fields = ("business_unit", "merchant", "co_funding_merchant")
     readonly_fields = ("points_given", "created_at", "updated_at")
     change_list_template = "admin/points/earningrule/change_list.html"
     fieldsets = (
@@ -40,8 +40,14 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
         (_("Caps and budget"), {"fields": ("cap_per_member_day", "cap_per_member_month", "budget_points", "points_given")}),
         (_("Combination"), {"fields": ("priority", "stacking")}),
         (_("Expiry and pending overrides"), {"fields": ("expiry_months", "expiry_date", "expiry_policy", "pending_days")}),
+        (_("Merchant co-funding"), {"fields": ("co_funding_merchant", "co_funding_share")}),
         (_("Audit"), {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        """Co-funding is fixed once the rule exists (the database refuses a change too)."""
+        fixed = ("co_funding_merchant", "co_funding_share") if obj is not None else ()
+        return (*super().get_readonly_fields(request, obj), *fixed)
 
     @admin.display(description=_("points given"))
     def points_given(self, rule):

@@ -23,6 +23,7 @@ from django.utils import timezone
 from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
 from points.selectors import INVARIANTS, ledger_problems
 from points.earning import points_earn
+from points.expiry import expiry_run_batch
 from points.ledger import hold_capture, hold_place, hold_void
 from points.services import points_spend, posting_reverse
 from tests.factories import BusinessUnitFactory, enrol_member
@@ -183,6 +184,17 @@ def reversal_exceeds_original(book):
     sql("UPDATE points_posting SET reverses_id = %s WHERE id = %s", [small.pk, refund.pk])
 
 
+def refund_reclaims_unexpired_breakage(book):
+    """A refund reclaimed 50 expired points of its earn from breakage, then forged onto an earn
+    none of whose points expired."""
+    big = book.earn(book.a, 100)
+    expiry_run_batch(now=timezone.now() + timedelta(days=800))
+    other = book.earn(book.a, 100)
+    refund = posting_reverse(posting_id=big.pk, points=50).posting
+    bypass_guards()
+    sql("UPDATE points_posting SET reverses_id = %s WHERE id = %s", [other.pk, refund.pk])
+
+
 def lot_held_above_remaining(book):
     """A forged debit of 10 points from a lot whose 100 points a hold reserves."""
     lot = book.lot(book.earn(book.a, 100))
@@ -251,6 +263,7 @@ CORRUPTIONS = {
     "lot movements differ from the posting's wallet entries": movements_differ_from_entries,
     "lot moved by a posting of another wallet": lot_moved_by_another_wallet,
     "reversals exceed their original": reversal_exceeds_original,
+    "refund reclaims more breakage than its earn's lots expired": refund_reclaims_unexpired_breakage,
     "lot held outside [0, remaining]": lot_held_above_remaining,
     "wallet held differs from its lots": wallet_held_differs_from_lots,
     "lot held differs from the allocations of its open holds": lot_held_differs_from_allocations,

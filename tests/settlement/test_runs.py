@@ -86,7 +86,7 @@ def test_breakage_reduces_the_issuers_liability():
     result = reconcile(period=this_period())
     assert result.problems == []
     assert result.rows[hotel.pk] == {"opening": 0, "issuance": 300, "adjustment": 0, "redemption": 100, "reclaim": 0,
-                                     "breakage": 200, "closing": 0, "lots": 0}
+                                     "breakage": 200, "breakage_reversal": 0, "closing": 0, "lots": 0}
     assert ledger_problems() == {}
 
 
