@@ -243,6 +243,7 @@ def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> li
             plan = gated_earn_plan(
                 wallet=wallet, business_unit=business_unit, merchant=entry.merchant, event_type=EventType.PURCHASE,
                 amount_cny=item.amount_cny, points=None, occurred_at=at[entry.index], tier=tier,
+                receipt_no=item.receipt_no,
             )
         except DomainError as exc:
             outcomes[entry.index] = _error(entry, exc)

@@ -229,13 +229,13 @@ def earn_fingerprint(
 
 def gated_earn_plan(
     *, wallet: Wallet, business_unit: BusinessUnit, merchant: Merchant | None, event_type: str,
-    amount_cny: Decimal | None, points: int | None, occurred_at: datetime, tier: TierInfo | None,
+    amount_cny: Decimal | None, points: int | None, occurred_at: datetime, tier: TierInfo | None, receipt_no: str,
 ) -> EarnPlan:
     """The earn gates' verdict (a refusal raises, a hold delays the lots) and the rules' plan,
     for a wallet the caller has locked."""
     context = EarnContext(
         member=wallet.member, business_unit=business_unit, merchant=merchant, event_type=event_type,
-        amount_cny=amount_cny, occurred_at=occurred_at,
+        amount_cny=amount_cny, occurred_at=occurred_at, receipt_no=receipt_no,
     )
     holds = [hold for gate in earn_gates() if (hold := gate(context)) is not None]
     return earn_plan(
@@ -258,7 +258,7 @@ def _earn_locked(
     tier = member_tier(member, occurred_at)
     plan = gated_earn_plan(
         wallet=wallet, business_unit=business_unit, merchant=merchant, event_type=event_type,
-        amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier,
+        amount_cny=amount_cny, points=points, occurred_at=occurred_at, tier=tier, receipt_no=receipt_no,
     )
     posting = posting_row(
         wallet=wallet, kind=PostingKind.EARN, points=plan.points, idempotency=idempotency,

@@ -7,8 +7,11 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
 - the tier provider (one, from tiers): the member's tier code, earn multiplier and expiry
   extension, used by the rules engine and the lot's expiry;
 - earn gates (any number, e.g. from riskcontrol): called with the EarnContext before anything is
-  posted; may refuse an earn by raising a DomainError, or ask that the new lots be held by
-  returning a datetime until which they stay pending (None: no hold);
+  posted, under the wallet lock, in the earn's transaction (what a gate writes rolls back with a
+  refused earn); may refuse an earn by raising a DomainError, or ask that the new lots be held by
+  returning a datetime until which they stay pending (None: no hold). A hold later than every
+  lot's expiry is capped at it: a lot available only at its expiry is held for review, and
+  counts for nothing that needs points to be available (tiers leave it out);
 - after-earn hooks (any number, e.g. tiers' immediate upgrade): called as hook(posting=, wallet=,
   tier=) after the posting is written, in the same transaction, with the wallet row locked;
   `tier` is what the tier provider returned for this earn.
@@ -54,12 +57,16 @@ class TierInfo:
 
 @dataclass(frozen=True)
 class EarnContext:
+    """What an earn gate sees: the event as the partner sent it (the receipt number empty when
+    none was given), before it is priced."""
+
     member: Member
     business_unit: BusinessUnit
     merchant: Merchant | None
     event_type: str
     amount_cny: Decimal | None
     occurred_at: datetime
+    receipt_no: str = ""
 
 
 @dataclass(frozen=True)

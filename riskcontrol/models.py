@@ -77,6 +77,9 @@ class RuleKind(models.TextChoices):
     EARN_THEN_REDEEM = "earn_then_redeem", _("Points redeemed within minutes of being earned")
     REFUND_RATIO = "refund_ratio", _("Refunds above a share of what was earned in a window")
     OPERATOR_ADJUSTMENTS = "operator_adjustments", _("Manual adjustments by one operator above a total in a window")
+    REFERRAL_COUNT = "referral_count", _("Referrals by one referrer in a window")
+    REFERRAL_DEVICE = "referral_device", _("Referees of one referrer enrolling from one device in a window")
+    REFERRAL_ADDRESS = "referral_address", _("Referees of one referrer enrolling from one client address in a window")
 
 
 # Which operation each kind judges.
@@ -86,14 +89,20 @@ EARN_KINDS = frozenset({
 })
 SPEND_KINDS = frozenset({RuleKind.REDEMPTION_COUNT, RuleKind.REDEMPTION_POINTS, RuleKind.EARN_THEN_REDEEM})
 ADJUST_KINDS = frozenset({RuleKind.OPERATOR_ADJUSTMENTS})
+ENROL_KINDS = frozenset({RuleKind.REFERRAL_COUNT, RuleKind.REFERRAL_DEVICE, RuleKind.REFERRAL_ADDRESS})
+# Kinds whose operation has no points to hold (a redemption, an enrolment).
+NOT_HELD_KINDS = SPEND_KINDS | ENROL_KINDS
 # Kinds that count over a window (the others judge one request, or a fingerprint for ever).
 WINDOWED_KINDS = frozenset({
     RuleKind.EARN_COUNT, RuleKind.EARN_POINTS, RuleKind.REDEMPTION_COUNT, RuleKind.DEVICE_MEMBERS,
     RuleKind.ADDRESS_MEMBERS, RuleKind.EARN_THEN_REDEEM, RuleKind.REFUND_RATIO, RuleKind.OPERATOR_ADJUSTMENTS,
+    *ENROL_KINDS,
 })
 # Kinds whose threshold is a count: a whole number.
-COUNT_KINDS = frozenset({RuleKind.EARN_COUNT, RuleKind.REDEMPTION_COUNT, RuleKind.DEVICE_MEMBERS, RuleKind.ADDRESS_MEMBERS})
-# Kinds judged after the earn is priced (they need its receipt or amount as posted).
+COUNT_KINDS = frozenset({
+    RuleKind.EARN_COUNT, RuleKind.REDEMPTION_COUNT, RuleKind.DEVICE_MEMBERS, RuleKind.ADDRESS_MEMBERS, *ENROL_KINDS,
+})
+# Kinds judged by a fingerprint of the earn's receipt or amount (a claimed row, not a count).
 FINGERPRINT_KINDS = frozenset({RuleKind.DUPLICATE_RECEIPT, RuleKind.DUPLICATE_AMOUNT})
 
 
@@ -190,6 +199,10 @@ class RiskRule(models.Model):
                 name="risk_rule_redemptions_not_held",
             ),
             models.CheckConstraint(
+                condition=~Q(kind__in=sorted(ENROL_KINDS)) | ~Q(action=RuleAction.HOLD),
+                name="risk_rule_enrolments_not_held",
+            ),
+            models.CheckConstraint(
                 condition=(Q(scope=RuleScope.GROUP) & Q(bu_kind="") & Q(business_unit__isnull=True) & Q(merchant__isnull=True))
                 | (Q(scope=RuleScope.BU_KIND) & ~Q(bu_kind="") & Q(business_unit__isnull=True) & Q(merchant__isnull=True))
                 | (Q(scope=RuleScope.BUSINESS_UNIT) & Q(bu_kind="") & Q(business_unit__isnull=False) & Q(merchant__isnull=True))
@@ -221,6 +234,8 @@ class RiskRule(models.Model):
             errors["window_minutes"] = _("This kind counts over a window: give it in minutes.")
         if self.kind in SPEND_KINDS and self.action == RuleAction.HOLD:
             errors["action"] = _("A redemption cannot be held: flag, block or freeze it.")
+        elif self.kind in ENROL_KINDS and self.action == RuleAction.HOLD:
+            errors["action"] = _("An enrolment has no points to hold: flag, block or freeze the referrer.")
         scope_fields = {
             RuleScope.GROUP: set(), RuleScope.BU_KIND: {"bu_kind"}, RuleScope.BUSINESS_UNIT: {"business_unit"},
             RuleScope.MERCHANT: {"merchant"},
@@ -370,12 +385,13 @@ class BlockedAttempt(models.Model):
 
 
 class RiskReceipt(models.Model):
-    """A receipt (or an amount in a minute) at one merchant, once earned: the unique fingerprint
-    makes the second earn of it, by anyone, find the first, even when both run at once."""
+    """A receipt (or an amount in a minute) at one merchant, claimed by the earn gate in the
+    first earn's transaction: the unique fingerprint makes the second earn of it, by anyone, find
+    the first, even when both run at once. The claim is made before the earn is written, so it
+    names the member, not the posting (riskcontrol.services finds the first earn for evidence)."""
 
     fingerprint = models.CharField(_("fingerprint"), max_length=200, unique=True)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", verbose_name=_("member"))
-    posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="+", verbose_name=_("earn"))
     created_at = models.DateTimeField(_("at"))
 
     class Meta:

@@ -16,6 +16,7 @@ from points.timeutils import local_date, start_of_local_day
 from riskcontrol.models import (
     ADJUST_KINDS,
     EARN_KINDS,
+    ENROL_KINDS,
     FINGERPRINT_KINDS,
     SPEND_KINDS,
     AdjustmentThreshold,
@@ -76,6 +77,7 @@ class RiskConfig:
     fingerprint_rules: tuple[RuleSpec, ...]
     spend_rules: tuple[RuleSpec, ...]
     adjust_rules: tuple[RuleSpec, ...]
+    enrol_rules: tuple[RuleSpec, ...]
     earning_freezes: bool
     blacklist: bool
     maker_checker: bool
@@ -83,7 +85,7 @@ class RiskConfig:
     @property
     def earn_idle(self) -> bool:
         """Nothing to judge before an earn: the gate reads nothing."""
-        return not (self.earn_rules or self.earning_freezes or self.blacklist)
+        return not (self.earn_rules or self.fingerprint_rules or self.earning_freezes or self.blacklist)
 
 
 def _spec(rule: RiskRule) -> RuleSpec:
@@ -102,6 +104,7 @@ def _risk_config_load() -> RiskConfig:
         fingerprint_rules=tuple(rule for rule in rules if rule.kind in FINGERPRINT_KINDS),
         spend_rules=tuple(rule for rule in rules if rule.kind in SPEND_KINDS),
         adjust_rules=tuple(rule for rule in rules if rule.kind in ADJUST_KINDS),
+        enrol_rules=tuple(rule for rule in rules if rule.kind in ENROL_KINDS),
         earning_freezes=RiskFreeze.objects.filter(lifted_at__isnull=True, mode__in=EARNING_MODES).exists(),
         blacklist=BlacklistEntry.objects.filter(removed_at__isnull=True).exists(),
         maker_checker=AdjustmentThreshold.objects.exists() or OperatorMember.objects.exists(),
@@ -184,6 +187,19 @@ def device_members(*, device_pk: int, since: datetime, limit: int = 20) -> list[
     return list(
         RiskDeviceUse.objects.filter(device_id=device_pk, last_seen_at__gte=since)
         .order_by("-last_seen_at").values_list("member_id", flat=True)[:limit]
+    )
+
+
+def referrals_since(*, referrer_id: int, since: datetime, besides: int) -> int:
+    """The referrer's referees enrolled since `since`, `besides` (the one enrolling now) left out."""
+    return Member.objects.filter(referred_by_id=referrer_id, enrolled_at__gte=since).exclude(pk=besides).count()
+
+
+def referees_on_device(*, device_pk: int, referrer_id: int, since: datetime, besides: int) -> list[int]:
+    """The referrer's referees first seen on a device (or address) since `since`, `besides` left out."""
+    return list(
+        RiskDeviceUse.objects.filter(device_id=device_pk, first_seen_at__gte=since, member__referred_by_id=referrer_id)
+        .exclude(member_id=besides).order_by("-first_seen_at").values_list("member_id", flat=True)
     )
 
 

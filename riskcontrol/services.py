@@ -4,20 +4,21 @@ services for what the ledger must do (hold or release an earn's lots, reverse it
 
 How a rule takes part in an earn (all inside the earn's transaction, under the wallet lock):
 
-1. `risk_earn_gate` (an earn gate) judges what is known before pricing: an earning freeze, the
+1. `risk_earn_gate` (an earn gate) judges the event before pricing: an earning freeze, the
    blacklist, the member's counts (earns, points, refunds in the window), the amount, the
-   device and client address (riskcontrol.context). A block raises `RiskBlocked` (nothing is
-   posted; the attempt is recorded once the transaction has rolled back); a hold or freeze
-   returns a far-future date, which lot_terms caps at each lot's expiry: the lots stay pending.
-   Findings wait in riskcontrol.context for the posting.
-2. `risk_after_earn` (an after-earn hook) judges what needs the posting (the receipt, the
-   amount in its minute: a unique fingerprint row, so two tills racing on one receipt find each
-   other), then opens one case on the posting with every finding, and a freeze if asked.
+   device and client address (riskcontrol.context), and last the receipt and the amount in its
+   minute (a unique fingerprint row claimed in the earn's transaction, so two tills racing on
+   one receipt find each other). A block raises `RiskBlocked` (nothing is posted; the attempt
+   is recorded once the transaction has rolled back); a hold or freeze returns a far-future
+   date, which lot_terms caps at each lot's expiry: the lots stay pending. Findings wait in
+   riskcontrol.context for the posting.
+2. `risk_after_earn` (an after-earn hook) opens one case on the posting with every finding,
+   and a freeze if asked.
 
 With no rule active, no freeze and no blacklist entry, the gates and hooks read nothing.
 Redemptions are judged by `risk_spend_gate` (flag, block, freeze: a redemption cannot be held),
 manual adjustments by `risk_adjust_gate` (maker-checker and operator totals), enrolments by
-`risk_enrolment_hook` (the blacklist).
+`risk_enrolment_hook` (the blacklist, referral farming).
 
 State machines (cases, freezes, adjustment requests) move forward only: each move is one
 conditional UPDATE, or a row locked and its status checked, in the same transaction as its event.
@@ -38,7 +39,7 @@ from django.utils.translation import gettext as _
 from config.errors import DomainError
 from members.models import Member
 from points.ledger import OPERATOR_SCOPE, SYSTEM_SCOPE, Idempotency, request_fingerprint, wallet_lock, wallets_lock
-from points.models import Lot, Posting
+from points.models import Lot, Posting, PostingKind
 from points.policies import AdjustContext, EarnContext, EarnDone, SpendContext
 from points.services import (
     lots_available_locked,
@@ -103,6 +104,8 @@ from riskcontrol.selectors import (
     member_spend_history,
     open_held_postings,
     operator_adjusted,
+    referees_on_device,
+    referrals_since,
     risk_config,
     risk_configs,
 )
@@ -114,6 +117,7 @@ HOLD_UNTIL = datetime(2999, 12, 31, tzinfo=dt_timezone.utc)
 REQUEST_KEY_PREFIX = "adjust-request:"
 EARN_HISTORY_KINDS = frozenset({RuleKind.EARN_COUNT, RuleKind.EARN_POINTS, RuleKind.REFUND_RATIO})
 DEVICE_KINDS = {RuleKind.DEVICE_MEMBERS: DeviceKind.DEVICE, RuleKind.ADDRESS_MEMBERS: DeviceKind.ADDRESS}
+REFERRAL_DEVICE_KINDS = {RuleKind.REFERRAL_DEVICE: DeviceKind.DEVICE, RuleKind.REFERRAL_ADDRESS: DeviceKind.ADDRESS}
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def risk_earn_gate(earn: EarnContext) -> datetime | None:
         raise _refuse(
             findings=findings, operation="earn", member_id=member.pk, business_unit=earn.business_unit,
             details={"amount_cny": str(earn.amount_cny) if earn.amount_cny is not None else None,
-                     "event_type": earn.event_type},
+                     "event_type": earn.event_type, "receipt_no": earn.receipt_no},
         )
     context.findings_put(member.pk, findings)
     return HOLD_UNTIL if any(finding.action in HELD_ACTIONS for finding in findings) else None
@@ -238,6 +242,9 @@ def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list
                 evidence = _judge_device(rule, DEVICE_KINDS[rule.kind], value, member.pk, now, devices)
         if evidence is not None:
             findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence=evidence))
+    if config.fingerprint_rules and not any(finding.action == RuleAction.BLOCK for finding in findings):
+        # Last: a claim made here is kept only if the earn commits.
+        findings += _fingerprint_findings(earn=earn, config=config, now=now)
     return findings
 
 
@@ -262,8 +269,20 @@ def _judge_history(rule: RuleSpec, counts: dict) -> dict | None:
 
 def _judge_device(rule: RuleSpec, kind: str, value: str, member_id: int, now: datetime, devices: dict) -> dict | None:
     """Record the member's use of the device (or address) and count the other members on it in
-    the rule's window. The device's row stays locked until the earn commits, so two members
-    earning from it at once are counted one after the other."""
+    the rule's window."""
+    device_pk = _device_seen(kind, value, member_id, now, devices)
+    others = RiskDeviceUse.objects.filter(device_id=device_pk, last_seen_at__gte=rule.since(now)).exclude(
+        member_id=member_id).count()
+    if others + 1 <= rule.threshold:
+        return None
+    seen = [other for other in device_members(device_pk=device_pk, since=rule.since(now)) if other != member_id]
+    return {kind: value, "members_in_window": others + 1, "other_members": seen, "threshold": str(rule.threshold)}
+
+
+def _device_seen(kind: str, value: str, member_id: int, now: datetime, devices: dict) -> int:
+    """The device's (or address's) row, upserted once per request into `devices`, and the
+    member's use of it. The row stays locked until the transaction ends, so two members on it at
+    once are counted one after the other."""
     if kind not in devices:
         device = RiskDevice(kind=kind, value=value)
         RiskDevice.objects.bulk_create([device], update_conflicts=True, unique_fields=["kind", "value"],
@@ -273,97 +292,88 @@ def _judge_device(rule: RuleSpec, kind: str, value: str, member_id: int, now: da
             update_conflicts=True, unique_fields=["device", "member"], update_fields=["last_seen_at"],
         )
         devices[kind] = device.pk
-    device_pk = devices[kind]
-    others = RiskDeviceUse.objects.filter(device_id=device_pk, last_seen_at__gte=rule.since(now)).exclude(
-        member_id=member_id).count()
-    if others + 1 <= rule.threshold:
-        return None
-    seen = [other for other in device_members(device_pk=device_pk, since=rule.since(now)) if other != member_id]
-    return {kind: value, "members_in_window": others + 1, "other_members": seen, "threshold": str(rule.threshold)}
+    return devices[kind]
 
 
 def risk_after_earn(*, posting, wallet, tier=None) -> None:
-    """The after-earn hook: the gate's findings and the fingerprint rules' make one case on the
-    posting (a duplicate that blocks rolls the earn back instead)."""
-    _after_earn(posting=posting, wallet=wallet, config=risk_config())
-
-
-def _after_earn(*, posting, wallet, config: RiskConfig) -> None:
-    found = context.findings_take(wallet.member_id)
-    findings = list(found)
-    if config.fingerprint_rules:
-        findings += _fingerprint_findings(posting=posting, wallet=wallet, config=config)
-    if not findings:
-        return
-    if any(finding.action == RuleAction.BLOCK for finding in findings):
-        raise _refuse(findings=findings, operation="earn", member_id=wallet.member_id,
-                      business_unit=posting.business_unit, details={"receipt_no": posting.receipt_no})
-    held_by_gate = any(finding.action in HELD_ACTIONS for finding in found)
-    if not held_by_gate and any(finding.action in HELD_ACTIONS for finding in findings):
-        lots_available_locked(wallet=wallet, posting_id=posting.pk, at=HOLD_UNTIL)
-    _open_case_locked(
-        member_id=wallet.member_id, findings=findings, operation="earn", posting=posting,
-        business_unit=posting.business_unit, points=posting.points, wallet=wallet,
-    )
-
-
-class EarnOneByOne(IntegrityError):
-    """A block found in the set-wise bulk earn: the batch rolls back and earns one item at a
-    time (as when a concurrent request took one of its keys), where the blocked item alone is
-    refused."""
+    """The after-earn hook: the gate's findings make one case on the posting."""
+    findings = context.findings_take(wallet.member_id)
+    if findings:
+        _open_case_locked(
+            member_id=wallet.member_id, findings=findings, operation="earn", posting=posting,
+            business_unit=posting.business_unit, points=posting.points, wallet=wallet,
+        )
 
 
 def risk_after_earn_many(earns: list[EarnDone]) -> None:
     """risk_after_earn for each earn of a set-wise bulk earn."""
-    config = risk_config()
     for earn in earns:
-        try:
-            _after_earn(posting=earn.posting, wallet=earn.wallet, config=config)
-        except RiskBlocked as refused:
-            context.undefer(refused.record)
-            raise EarnOneByOne(f"risk control refused an item of the batch ({refused.reference})") from refused
+        risk_after_earn(posting=earn.posting, wallet=earn.wallet)
 
 
 INSERT_RECEIPT_SQL = (
-    "INSERT INTO {table} (fingerprint, member_id, posting_id, created_at) VALUES (%s, %s, %s, %s) "
+    "INSERT INTO {table} (fingerprint, member_id, created_at) VALUES (%s, %s, %s) "
     "ON CONFLICT (fingerprint) DO NOTHING RETURNING id"
 )
 
 
-def _fingerprint(kind: str, posting) -> str | None:
-    where = f"{posting.business_unit_id}:{posting.merchant_id or '-'}"
+def _fingerprint(kind: str, earn: EarnContext) -> str | None:
+    where = f"{earn.business_unit.pk}:{earn.merchant.pk if earn.merchant else '-'}"
     if kind == RuleKind.DUPLICATE_RECEIPT:
-        return f"receipt:{where}:{posting.receipt_no}" if posting.receipt_no else None
-    if posting.amount_cny is None or posting.amount_cny <= 0:
+        return f"receipt:{where}:{earn.receipt_no}" if earn.receipt_no else None
+    if earn.amount_cny is None or earn.amount_cny <= 0:
         return None
-    minute = posting.occurred_at.astimezone(dt_timezone.utc).strftime("%Y%m%d%H%M")
-    return f"amount:{where}:{posting.amount_cny}:{minute}"
+    return f"amount:{where}:{earn.amount_cny}:{_utc_minute(earn.occurred_at):%Y%m%d%H%M}"
 
 
-def _fingerprint_findings(*, posting, wallet, config: RiskConfig) -> list[Finding]:
+def _utc_minute(at: datetime) -> datetime:
+    return at.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
+
+
+def _fingerprint_findings(*, earn: EarnContext, config: RiskConfig, now: datetime) -> list[Finding]:
     """Claim the earn's receipt (and amount-in-a-minute) fingerprints: one INSERT each, which
     waits for a concurrent claim of the same fingerprint to commit or roll back. A fingerprint
-    claimed already (since the rule was switched on) is a duplicate."""
-    rules = [rule for rule in config.fingerprint_rules if rule.applies(posting.business_unit, posting.merchant)]
+    claimed already (since the rule was switched on) is a duplicate. The claim is part of the
+    earn's transaction: an earn refused after it, or rolled back, leaves the receipt unclaimed;
+    an earn that commits (even one that earned nothing) keeps it."""
+    rules = [rule for rule in config.fingerprint_rules if rule.applies(earn.business_unit, earn.merchant)]
     findings = []
-    now = timezone.now()
     for kind in sorted({rule.kind for rule in rules}):
-        fingerprint = _fingerprint(kind, posting)
+        fingerprint = _fingerprint(kind, earn)
         if fingerprint is None:
             continue
         with connection.cursor() as cursor:
             cursor.execute(INSERT_RECEIPT_SQL.format(table=RiskReceipt._meta.db_table), [
-                fingerprint, wallet.member_id, posting.pk, connection.ops.adapt_datetimefield_value(now),
+                fingerprint, earn.member.pk, connection.ops.adapt_datetimefield_value(now),
             ])
             if cursor.fetchone() is not None:
                 continue
         first = RiskReceipt.objects.get(fingerprint=fingerprint)
-        for rule in rules:
-            if rule.kind == kind and first.created_at >= rule.active_since:
-                findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence={
-                    "fingerprint": fingerprint, "first_earn": first.posting_id, "first_member": first.member_id,
-                }))
+        fired = [rule for rule in rules if rule.kind == kind and first.created_at >= rule.active_since]
+        if not fired:
+            continue
+        first_earn = _first_earn(kind, earn, first)
+        for rule in fired:
+            findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence={
+                "fingerprint": fingerprint, "first_earn": first_earn, "first_member": first.member_id,
+                "receipt_no": earn.receipt_no,
+            }))
     return findings
+
+
+def _first_earn(kind: str, earn: EarnContext, first: RiskReceipt) -> int | None:
+    """The earn that claimed the receipt first (evidence; None when it earned nothing)."""
+    postings = Posting.objects.filter(
+        kind=PostingKind.EARN, wallet__member_id=first.member_id, business_unit=earn.business_unit,
+        merchant=earn.merchant, created_at__gte=first.created_at,
+    )
+    if kind == RuleKind.DUPLICATE_RECEIPT:
+        postings = postings.filter(receipt_no=earn.receipt_no)
+    else:
+        minute = _utc_minute(earn.occurred_at)
+        postings = postings.filter(amount_cny=earn.amount_cny, occurred_at__gte=minute,
+                                   occurred_at__lt=minute + timedelta(minutes=1))
+    return postings.order_by("id").values_list("pk", flat=True).first()
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -538,20 +548,58 @@ def risk_spend_gate(spend: SpendContext) -> None:
 def risk_enrolment_hook(member: Member) -> None:
     """Enrolment hook (members.services): a blacklisted phone, device or address refuses the
     enrolment (block) or enrols the member with a case open (hold: their earnings from it are
-    held by the earn gate)."""
+    held by the earn gate). The referral rules judge a referee's enrolment: under the referrer's
+    wallet lock (and the device's row), so referees enrolling at once are counted one after the
+    other; a case (or a refusal, or a freeze) is the referrer's."""
     config = risk_config()
-    if not config.blacklist:
+    rules = [rule for rule in config.enrol_rules if rule.applies(member.enrolled_business_unit, None)]
+    if not member.referred_by_id:
+        rules = []
+    if not (config.blacklist or rules):
         return
-    entries = blacklist_matches(phone=member.phone, device_id=context.device_id(),
-                                client_address=context.client_address(), now=timezone.now())
-    if not entries:
+    now = timezone.now()
+    findings = []
+    if config.blacklist:
+        entries = blacklist_matches(phone=member.phone, device_id=context.device_id(),
+                                    client_address=context.client_address(), now=now)
+        findings = [_blacklist_finding(entry) for entry in entries]
+    referrer_wallet = None
+    if rules and not any(finding.action == RuleAction.BLOCK for finding in findings):
+        referrer_wallet = wallet_lock(member_id=member.referred_by_id)
+        findings += _referral_findings(member=member, rules=rules, now=now)
+    if not findings:
         return
-    findings = [_blacklist_finding(entry) for entry in entries]
+    referral = any(finding.rule is not None for finding in findings)
     if any(finding.action == RuleAction.BLOCK for finding in findings):
-        raise _refuse(findings=findings, operation="enrol", member_id=None,
+        raise _refuse(findings=findings, operation="enrol", member_id=member.referred_by_id if referral else None,
                       business_unit=member.enrolled_business_unit, details={"phone": member.phone})
-    _open_case_locked(member_id=member.pk, findings=findings, operation="enrol",
-                      business_unit=member.enrolled_business_unit)
+    _open_case_locked(member_id=member.referred_by_id if referral else member.pk, findings=findings,
+                      operation="enrol", business_unit=member.enrolled_business_unit, wallet=referrer_wallet)
+
+
+def _referral_findings(*, member: Member, rules: list[RuleSpec], now: datetime) -> list[Finding]:
+    referrer_id = member.referred_by_id
+    findings = []
+    devices: dict[str, int] = {}
+    for rule in rules:
+        since = rule.since(now)
+        evidence = None
+        if rule.kind == RuleKind.REFERRAL_COUNT:
+            referrals = referrals_since(referrer_id=referrer_id, since=since, besides=member.pk) + 1
+            if referrals > rule.threshold:
+                evidence = {"referrals_in_window": referrals}
+        else:
+            kind = REFERRAL_DEVICE_KINDS[rule.kind]
+            value = context.device_id() if kind == DeviceKind.DEVICE else context.client_address()
+            if value:
+                device_pk = _device_seen(kind, value, member.pk, now, devices)
+                others = referees_on_device(device_pk=device_pk, referrer_id=referrer_id, since=since, besides=member.pk)
+                if len(others) + 1 > rule.threshold:
+                    evidence = {kind: value, "referees_in_window": len(others) + 1, "other_referees": others[:20]}
+        if evidence is not None:
+            evidence.update(referrer=referrer_id, referee=member.pk, threshold=str(rule.threshold))
+            findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence=evidence))
+    return findings
 
 
 # --- manual adjustments ----------------------------------------------------------------------

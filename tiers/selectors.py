@@ -57,7 +57,8 @@ def window_start(*, programme: TierProgramme, at: datetime) -> datetime:
 
 
 def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) -> Decimal:
-    """Points earned (or CNY spent on earning purchases) in the window, minus refunds of them.
+    """Points earned (or CNY spent on earning purchases) in the window, minus refunds of them;
+    earns held for review left out until released.
 
     One aggregate query over the member's earn postings in the window and the refunds of those
     earns made up to `at`. A refund takes back its share of the purchase amount in proportion to
@@ -68,6 +69,9 @@ def qualifying_value(*, member_id: int, programme: TierProgramme, at: datetime) 
 
 # qualifying_values in SQL: it runs in every earn and every tier read, and building it through
 # the ORM cost more than running it. Refunds count when the earn they reverse is in the window.
+# An earn held for review counts for nothing, nor do its refunds, until it is released: its lots
+# are available only at their expiry (points.policies: an earn gate's hold is capped there), so
+# an earn with such a lot is left out; approval moves its lots earlier and it counts from then.
 QUALIFYING_SQL = """
 SELECT w.member_id, SUM({value})
 FROM points_posting p
@@ -77,6 +81,10 @@ WHERE w.member_id IN ({members})
   AND ((p.kind = 'earn' AND p.occurred_at >= %(start)s AND p.occurred_at <= %(at)s)
     OR (p.kind = 'refund' AND p.occurred_at <= %(at)s
         AND original.occurred_at >= %(start)s AND original.occurred_at <= %(at)s))
+  AND NOT EXISTS (
+    SELECT 1 FROM points_lot held
+    WHERE held.posting_id = COALESCE(original.id, p.id) AND held.available_at >= held.expires_at
+  )
 GROUP BY w.member_id
 """
 # A refund's points are the member's side only; what it reverses is its issuance entry (the part

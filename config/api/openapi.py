@@ -68,6 +68,9 @@ class ConflictErrorSerializer(ErrorSerializer):
     reversible = serializers.IntegerField(
         required=False, help_text="`reversal_exceeds_original`: what is left of the original to reverse."
     )
+    reference = serializers.CharField(
+        required=False, help_text="`risk_blocked`: the refused attempt's reference, for customer service.",
+    )
 
 
 # Example bodies for the stable error codes, by code.
@@ -101,6 +104,9 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
                                   "detail": "The member does not have enough available points.",
                                   "available": 120, "requested": 500}),
     "account_frozen": (409, {"code": "account_frozen", "detail": "The member's points account is frozen."}),
+    "risk_blocked": (409, {"code": "risk_blocked",
+                           "detail": "This request was refused by risk control. Quote the reference to customer service.",
+                           "reference": "RB-7K2Q9XMA"}),
     "member_inactive": (409, {"code": "member_inactive", "detail": "The member is not active."}),
     "not_reversible": (409, {"code": "not_reversible", "detail": "Only earn and spend transactions can be reversed."}),
     "reversal_exceeds_original": (409, {"code": "reversal_exceeds_original",

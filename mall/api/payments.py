@@ -338,7 +338,7 @@ class PaymentListView(APIView):
             **error_responses(*WRITE_ERRORS, "pay_code_invalid", "invalid_points_unit", "payment_limit_exceeded",
                               "bill_amount_mismatch", "presence_required", "not_found", "points_not_accepted",
                               "bill_already_paid", "bill_payer_mismatch", "insufficient_points", "account_frozen",
-                              invalid_fields={"bill_amount": ["Ensure that there are no more than 12 digits in total."]}),
+                              "risk_blocked", invalid_fields={"bill_amount": ["Ensure that there are no more than 12 digits in total."]}),
         },
         examples=[OpenApiExample("till", value={"pay_code": "812345678901234567", "bill_no": "T12-20261201-0042",
                                                 "bill_amount": "268.00", "points": 5000}, request_only=True)],

@@ -40,7 +40,7 @@ ORDER_ID = OpenApiParameter("order_id", int, OpenApiParameter.PATH, description=
 ORDER_ERRORS = (
     "invalid", "parse_error", "unsupported_media_type", "idempotency_key_required", "idempotency_conflict",
     "not_on_sale", "tier_required", "limit_reached", "out_of_stock", "slot_full", "insufficient_points",
-    "account_frozen", "member_inactive", *AUTH_ERRORS,
+    "account_frozen", "member_inactive", "risk_blocked", *AUTH_ERRORS,
 )
 
 

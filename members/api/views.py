@@ -64,7 +64,7 @@ class MemberListCreateView(generics.ListAPIView):
         request=MemberEnrolSerializer,
         responses={
             201: MemberSerializer,
-            **error_responses("invalid", "invalid_referral_code", "phone_already_enrolled", *AUTH_ERRORS,
+            **error_responses("invalid", "invalid_referral_code", "phone_already_enrolled", "risk_blocked", *AUTH_ERRORS,
                              invalid_fields={"phone": ["This value does not match the required pattern."]}),
         },
         examples=[ENROL_EXAMPLE],

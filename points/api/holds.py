@@ -117,7 +117,7 @@ class HoldListView(APIView):
         responses={
             201: OpenApiResponse(HoldResultSerializer, description="Held."),
             200: OpenApiResponse(HoldResultSerializer, description="A replay: the original hold, nothing reserved."),
-            **error_responses(*WRITE_ERRORS, "not_found", "insufficient_points", "account_frozen",
+            **error_responses(*WRITE_ERRORS, "not_found", "insufficient_points", "account_frozen", "risk_blocked",
                               invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]}),
         },
         examples=[OpenApiExample("bill", value={"member": 42, "points": 3000, "purpose": "pos_bill",

@@ -251,7 +251,7 @@ class EarnView(APIView):
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EarnSerializer,
         responses=write_responses(
-            "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
+            "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive", "risk_blocked",
             invalid_fields={"amount": ["Ensure that there are no more than 2 decimal places."]},
         ),
         examples=[
@@ -304,7 +304,7 @@ class SpendView(APIView):
         parameters=[IDEMPOTENCY_PARAMETER],
         request=SpendSerializer,
         responses=write_responses(
-            "not_found", "insufficient_points", "account_frozen",
+            "not_found", "insufficient_points", "account_frozen", "risk_blocked",
             invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]},
         ),
         examples=[OpenApiExample("parking", value={"member": 42, "points": 500, "reason": "parking 2h"},

@@ -18,7 +18,8 @@ def lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting, 
     exists. `tier` is the member's (points.policies.member_tier), when the caller has it.
 
     The caller holds the wallet lock. An expiry only ever moves later; each move is recorded
-    (LotExpiryChange). Lots already past their expiry at `at` are left to the expiry job.
+    (LotExpiryChange). Lots already past their expiry at `at` are left to the expiry job. A lot
+    available only at its expiry (held for review) moves its availability with it.
     """
     if not rule_config().activity_extends:
         return 0
@@ -37,6 +38,8 @@ def lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting, 
                 lot=lot, posting=posting, previous_expires_at=lot.expires_at, expires_at=extended,
                 reason=f"activity at {at.isoformat()}",
             ))
+            if lot.available_at == lot.expires_at:  # held for review (points.policies): it stays held
+                lot.available_at = extended
             lot.expires_at = extended
     write_lot_expiry_changes(changes)
     return len(changes)

@@ -61,8 +61,9 @@ def write_postings(rows: list[PostingRows]) -> None:
 
 
 def write_lot_expiry_changes(changes: list[LotExpiryChange]) -> None:
-    """Write lots' later expiries (activity-extended) and the record of each move."""
-    Lot.objects.bulk_update([change.lot for change in changes], ["expires_at"])
+    """Write lots' later expiries (activity-extended), with the availability of lots held for
+    review, and the record of each move."""
+    Lot.objects.bulk_update([change.lot for change in changes], ["expires_at", "available_at"])
     LotExpiryChange.objects.bulk_create(changes)
 
 

@@ -32,9 +32,9 @@ def test_schema_validates_without_warnings_and_covers_the_api(tmp_path):
     assert (header["in"], header["required"]) == ("header", True)
     assert {"200", "201", "400", "401", "403", "404", "409"} <= set(earn["responses"])
     conflict_examples = earn["responses"]["409"]["content"]["application/json"]["examples"]
-    assert {example["value"]["code"] for example in conflict_examples.values()} >= {"idempotency_conflict"}
+    assert {example["value"]["code"] for example in conflict_examples.values()} >= {"idempotency_conflict", "risk_blocked"}
     assert earn["security"] == [{"PartnerApiKey": []}]
     assert schema["paths"]["/api/v1/me/"]["get"]["security"] == [{"MemberBearer": []}]
     spend_conflicts = schema["paths"]["/api/v1/transactions/spend/"]["post"]["responses"]["409"]
     codes = {e["value"]["code"] for e in spend_conflicts["content"]["application/json"]["examples"].values()}
-    assert codes == {"idempotency_conflict", "insufficient_points", "account_frozen"}
+    assert codes == {"idempotency_conflict", "insufficient_points", "account_frozen", "risk_blocked"}

@@ -212,3 +212,13 @@ def test_an_earn_that_earns_nothing_leaves_no_finding_for_the_next(bu, member, e
     assert earn(member, zero_rate, "60").posting is None  # flagged, but nothing posted: no case
     earn(member, bu, "10")  # under the amount: must not inherit the finding above
     assert not RiskCase.objects.exists()
+
+
+def test_a_receipt_claimed_by_a_refused_earn_stays_free(bu, merchant, earn, make_rule):
+    make_rule(RuleKind.EARN_AMOUNT, 500, action=RuleAction.BLOCK)
+    make_rule(RuleKind.DUPLICATE_RECEIPT, 1, action=RuleAction.BLOCK)
+    with pytest.raises(RiskBlocked):
+        earn(enrol_member(), bu, "900", merchant=merchant, receipt_no="R-9")
+    assert earn(enrol_member(), bu, "100", merchant=merchant, receipt_no="R-9").posting.points == 100
+    with pytest.raises(RiskBlocked):
+        earn(enrol_member(), bu, "100", merchant=merchant, receipt_no="R-9")

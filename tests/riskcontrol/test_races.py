@@ -15,6 +15,7 @@ from riskcontrol.models import (
     CaseStatus,
     RequestStatus,
     RiskCase,
+    RiskReceipt,
     RuleAction,
     RuleKind,
 )
@@ -46,6 +47,7 @@ def test_a_duplicate_receipt_raced_from_two_tills_earns_once_and_is_caught_once(
         lambda: earn(first, bu, "100", merchant=shop, receipt_no="R-77"),
         lambda: earn(second, bu, "100", merchant=shop, receipt_no="R-77"),
     ])
+    assert RiskReceipt.objects.count() == 1  # claimed once, in the gate, by the earn that committed first
     if action == RuleAction.BLOCK:
         assert len(results_of(outcomes)) == 1 and isinstance(errors_of(outcomes)[0], RiskBlocked)
         assert Posting.objects.filter(kind=PostingKind.EARN).count() == 1
@@ -53,7 +55,9 @@ def test_a_duplicate_receipt_raced_from_two_tills_earns_once_and_is_caught_once(
     else:
         assert len(results_of(outcomes)) == 2
         case = RiskCase.objects.get()  # exactly one of the two is the duplicate
-        assert case.posting_id in {result.posting.pk for result in results_of(outcomes)}
+        postings = {result.posting.pk for result in results_of(outcomes)}
+        assert case.posting_id in postings
+        assert case.evidence["findings"][0]["first_earn"] == (postings - {case.posting_id}).pop()
 
 
 def test_members_racing_on_one_device_are_counted_one_after_the_other(bu, earn, make_rule):

@@ -1,6 +1,7 @@
-"""What risk control costs on the earn path, in SQL statements: nothing with no rule active
-(also held by tests/points/test_hot_paths.py), and a fixed, known set with three active rules
-(velocity, duplicate receipt, device)."""
+"""What risk control costs on the earn and redemption paths, in SQL statements: nothing with no
+rule active (also held by tests/points/test_hot_paths.py), and a fixed, known set with three
+active rules on each (the earn: velocity, duplicate receipt, device; the redemption: velocity,
+one redemption's points, earn-then-redeem)."""
 
 from decimal import Decimal
 
@@ -55,11 +56,41 @@ def test_three_active_rules_add_five_statements_to_an_earn(bu, merchant, member,
     added = earn_statements(member, bu, merchant, "k2")
     # lock the wallet, look for the key, read the tier row; the gate: count the member's earns in
     # the window, upsert the device (its row locked), upsert the member's use of it, count the
-    # other members on it; write the posting; the tier hook; the after-earn hook claims the receipt
+    # other members on it, claim the receipt; write the posting; the tier hook
     assert added == [
         "SELECT", "SELECT", "SELECT",
-        "SELECT", "INSERT", "INSERT", "SELECT",
+        "SELECT", "INSERT", "INSERT", "SELECT", "INSERT",
         "WITH", "SELECT", "UPDATE",
-        "INSERT",
     ]
     assert len(added) - len(BASELINE) == 5
+
+
+SPEND_BASELINE = ["SELECT", "SELECT", "SELECT", "WITH", "INSERT"]
+
+
+def spend_statements(member, bu, key):
+    with CaptureQueriesContext(connection) as queries:
+        points_spend(member_id=member.pk, business_unit=bu, points=5, idempotency=Idempotency(scope="pos", key=key))
+    return verbs(queries)
+
+
+def test_the_earn_rules_cost_a_redemption_nothing(bu, merchant, member, tiers, make_rule):
+    points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("100"))
+    make_rule(RuleKind.EARN_COUNT, 50, window_minutes=24 * 60, action=RuleAction.BLOCK)
+    make_rule(RuleKind.DUPLICATE_RECEIPT, 1, action=RuleAction.FLAG)
+    make_rule(RuleKind.DEVICE_MEMBERS, 5, window_minutes=24 * 60, action=RuleAction.FLAG)
+    spend_statements(member, bu, "warm")  # the configuration cache filled
+    assert spend_statements(member, bu, "s1") == SPEND_BASELINE
+
+
+def test_three_active_redemption_rules_add_two_statements_to_a_redemption(bu, member, tiers, make_rule):
+    points_earn(member_id=member.pk, business_unit=bu, amount_cny=Decimal("100"))
+    make_rule(RuleKind.REDEMPTION_COUNT, 50, window_minutes=24 * 60, action=RuleAction.BLOCK)
+    make_rule(RuleKind.REDEMPTION_POINTS, 1000, action=RuleAction.FLAG)
+    make_rule(RuleKind.EARN_THEN_REDEEM, 1000, window_minutes=30, action=RuleAction.FLAG)
+    spend_statements(member, bu, "warm")
+    added = spend_statements(member, bu, "s2")
+    # lock the wallet, look for the key; the gate: the member's redemptions and earns in the
+    # windows (one aggregate), the holds placed in them; then the spend as without rules
+    assert added == ["SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "INSERT"]
+    assert len(added) - len(SPEND_BASELINE) == 2
