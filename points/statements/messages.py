@@ -61,6 +61,16 @@ def _named(amounts: dict, names: dict) -> list[dict]:
     return [{"label": names.get(key, key), "points": points} for key, points in amounts.items()]
 
 
+def _redeemed_rows(statement: Statement, names: dict) -> list[dict]:
+    """Each business unit's redemptions, split by channel (mall orders, payments, plain spends)."""
+    split = statement.redeemed_by_business_unit_and_channel or {}
+    return [
+        {"label": names.get(code, code), "points": points, "mall_orders": split.get(code, {}).get("mall_order", 0),
+         "payments": split.get(code, {}).get("payment", 0), "spends": split.get(code, {}).get("spend", 0)}
+        for code, points in statement.redeemed_by_business_unit.items()
+    ]
+
+
 def member_fields(member: Member) -> dict:
     return {"name": member.name or member.phone[-4:], "card_no_tail": member.card_no[-4:]}
 
@@ -81,7 +91,7 @@ def statement_context(statement: Statement, *, units: dict[str, str]) -> dict:
                 statement.earned_by_source, {"other": _("Other"), **{key: str(label) for key, label in SOURCE_LABELS.items()}}
             ),
             "earned_by_business_unit": _named(statement.earned_by_business_unit, units),
-            "redeemed_by_business_unit": _named(statement.redeemed_by_business_unit, units),
+            "redeemed_by_business_unit": _redeemed_rows(statement, units),
             "expiring_30_days": statement.expiring_30_days, "expiring_60_days": statement.expiring_60_days,
             "tier": statement.tier, "tier_line": tier_line(statement.tier),
             "link": statement_link(statement.period),
