@@ -22,6 +22,14 @@ SAMPLES = {
         "tier_line": "120 points to Gold", "remaining": 120, "next_tier": "Gold", "link": "https://example.com/tier",
     },
     NotificationKind.WINBACK: {"balance": 500, "days": 90, "link": "https://example.com/"},
+    NotificationKind.POINTS_CREDITED: {
+        "points": 120, "business_unit": "Central Mall", "occurred_on": "2026-04-02", "link": "https://example.com/points",
+    },
+    NotificationKind.TIER_DOWNGRADE: {
+        "tier": "Gold", "tier_code": "gold", "drop_to": "Silver", "drop_to_code": "silver", "basis": "points",
+        "needed": 500, "needed_text": "500 qualifying points", "window_months": 12, "downgrade_on": "2026-05-01",
+        "link": "https://example.com/tier",
+    },
 }
 
 

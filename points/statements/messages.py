@@ -7,22 +7,17 @@ sources, business unit names and the tier line are resolved here.
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from members.models import BusinessUnit, Member
+from members.models import BusinessUnit
+from members.notifications.services import app_link, member_fields
 from points.models import EventType
 from points.policies import TierProgressInfo
 from points.statements.models import Statement
 from points.statements.selectors import GROUP_WIDE
 
 SOURCE_LABELS = dict(EventType.choices)
-
-
-def app_link(path: str) -> str:
-    """A link into the member app (settings.NOTIFICATIONS_LINK_BASE_URL)."""
-    return f"{settings.NOTIFICATIONS_LINK_BASE_URL.rstrip('/')}/{path}"
 
 
 def statement_link(period: str) -> str:
@@ -69,10 +64,6 @@ def _redeemed_rows(statement: Statement, names: dict) -> list[dict]:
          "payments": split.get(code, {}).get("payment", 0), "spends": split.get(code, {}).get("spend", 0)}
         for code, points in statement.redeemed_by_business_unit.items()
     ]
-
-
-def member_fields(member: Member) -> dict:
-    return {"name": member.name or member.phone[-4:], "card_no_tail": member.card_no[-4:]}
 
 
 def statement_context(statement: Statement, *, units: dict[str, str]) -> dict:

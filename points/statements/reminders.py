@@ -25,10 +25,10 @@ from django.utils import translation
 
 from members.models import Member, MemberStatus
 from members.notifications.models import NotificationKind
-from members.notifications.services import Message, notifications_queue, notifications_send
+from members.notifications.services import Message, app_link, member_fields, notifications_queue, notifications_send
 from points.models import Lot, Posting, PostingKind, Wallet
 from points.policies import member_tier_progress
-from points.statements.messages import app_link, member_fields, tier_line, tier_snapshot
+from points.statements.messages import tier_line, tier_snapshot
 from points.timeutils import end_of_local_day, start_of_local_day
 
 
