@@ -126,6 +126,7 @@ class TierProgressInfo:
 
 
 TierProgressProvider = Callable[[int, datetime], TierProgressInfo | None]
+TierProgressProviderMany = Callable[[list[int], datetime], dict[int, TierProgressInfo | None]]
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class RedemptionChannel:
     hold_purposes: tuple[str, ...] = ()
 
 _tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
-_tier_progress_provider: list[TierProgressProvider] = []
+_tier_progress_provider: list[tuple[TierProgressProvider, TierProgressProviderMany | None]] = []
 _earn_gates: list[EarnGate] = []
 _after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
 _spend_gates: list[SpendGate] = []
@@ -174,13 +175,23 @@ def member_tiers(requests: list[tuple[Member, datetime]]) -> list[TierInfo | Non
     return many(requests) if many else [provider(member, at) for member, at in requests]
 
 
-def register_tier_progress_provider(provider: TierProgressProvider) -> None:
-    _tier_progress_provider[:] = [provider]
+def register_tier_progress_provider(
+    provider: TierProgressProvider, *, many: TierProgressProviderMany | None = None
+) -> None:
+    _tier_progress_provider[:] = [(provider, many)]
 
 
 def member_tier_progress(member_id: int, at: datetime) -> TierProgressInfo | None:
     """The registered provider's answer; None without a provider (tiers not installed) or a programme."""
-    return _tier_progress_provider[0](member_id, at) if _tier_progress_provider else None
+    return _tier_progress_provider[0][0](member_id, at) if _tier_progress_provider else None
+
+
+def members_tier_progress(member_ids: list[int], at: datetime) -> dict[int, TierProgressInfo | None]:
+    """member_tier_progress of each of `member_ids` at one moment (statements read a batch at once)."""
+    if not _tier_progress_provider:
+        return dict.fromkeys(member_ids)
+    provider, many = _tier_progress_provider[0]
+    return many(member_ids, at) if many else {member_id: provider(member_id, at) for member_id in member_ids}
 
 
 def earn_gates() -> list[EarnGate]:

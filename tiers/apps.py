@@ -9,10 +9,10 @@ class TiersConfig(AppConfig):
     def ready(self):
         from points.policies import register_after_earn_hook, register_tier_progress_provider, register_tier_provider
         from tiers.models import TierLevel, TierProgramme
-        from tiers.selectors import tier_configs, tier_info, tier_info_many, tier_progress_info
+        from tiers.selectors import tier_configs, tier_info, tier_info_many, tier_progress_info, tier_progress_info_many
         from tiers.services import tier_after_earn, tier_after_earn_many
 
         register_tier_provider(tier_info, many=tier_info_many)
         register_after_earn_hook(tier_after_earn, many=tier_after_earn_many)
-        register_tier_progress_provider(tier_progress_info)
+        register_tier_progress_provider(tier_progress_info, many=tier_progress_info_many)
         tier_configs.invalidate_on_change(TierProgramme, TierLevel)

@@ -57,7 +57,8 @@ def expiry_reminders_batch(
     batch_size = batch_size or settings.STATEMENTS_BATCH_SIZE
     expiry_day = run_day + timedelta(days=offset)
     due = list(
-        Lot.objects.filter(
+        Lot.objects.filter(remaining__gt=0)  # lets the partial index of open lots by expiry serve the day
+        .filter(
             wallet_id__gt=after_wallet_id, remaining__gt=F("held"),
             expires_at__gte=start_of_local_day(expiry_day), expires_at__lt=start_of_local_day(expiry_day + timedelta(days=1)),
         )
