@@ -7,9 +7,16 @@ class MallConfig(AppConfig):
     verbose_name = _("Redemption mall")
 
     def ready(self):
-        """The member 360 page's mall panels, through points' registry (points.member_panels)."""
+        """The member 360 page's mall panels (points.member_panels), and what an order's spend
+        posting and a payment's hold carry: statements read them through points' redemption
+        channels to split what members redeemed."""
         from mall.member_panels import ORDERS_PANEL, PAYMENTS_PANEL
+        from mall.services import MALL_ORDER_KEY_PREFIX
+        from mall.services_payments import HOLD_PURPOSE
         from points.member_panels import register_member_panel
+        from points.policies import RedemptionChannel, register_redemption_channel
 
         register_member_panel(ORDERS_PANEL)
         register_member_panel(PAYMENTS_PANEL)
+        register_redemption_channel(RedemptionChannel(name="mall_order", key_prefix=MALL_ORDER_KEY_PREFIX))
+        register_redemption_channel(RedemptionChannel(name="payment", hold_purposes=(HOLD_PURPOSE,)))

@@ -96,6 +96,8 @@ logger = logging.getLogger(__name__)
 ORDER_IDEMPOTENCY_CONSTRAINT = "mall_order_idempotency_unique"
 WRITE_OFF_IDEMPOTENCY_CONSTRAINT = "mall_write_off_idempotency_unique"
 MAX_FREE_TEXT = 300
+# The system idempotency key of an order's spend posting (statements tell mall orders by it).
+MALL_ORDER_KEY_PREFIX = "mall-order:"
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,7 @@ def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_meth
     number = codes.order_number()
     posting = spend_locked(
         wallet=wallet, points=unit * quantity, business_unit=item.business_unit, merchant=item.merchant,
-        reason=f"mall order {number}", idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"mall-order:{number}"),
+        reason=f"mall order {number}", idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"{MALL_ORDER_KEY_PREFIX}{number}"),
         fingerprint=fingerprint, actor=actor,
     )
     if item.stock is not None:

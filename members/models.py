@@ -38,6 +38,10 @@ class BusinessUnit(models.Model):
     )
     expiry_months = models.PositiveIntegerField(_("expiry (months)"), default=12)
     is_active = models.BooleanField(_("active"), default=True)
+    notify_points_credited = models.BooleanField(
+        _("tell members of points credited"), default=False, db_default=False,
+        help_text=_("After each earn here, a message to the member (by the channels they consented to)."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members.exceptions import InvalidCode, InvalidReferralCode, OtpRateLimited, PhoneAlreadyEnrolled
-from members.models import BusinessUnit, Member, MemberStatus, MemberToken, OneTimeCode, Organization
+from members.models import BusinessUnit, Member, MemberLanguage, MemberStatus, MemberToken, OneTimeCode, Organization
 from members.selectors import token_hash
 from members.sms import sms_backend
 
@@ -67,7 +67,9 @@ def member_enrol(
     referral_code: str = "",
     consent_marketing: bool = False,
     consent_sms: bool = False,
+    consent_email: bool = False,
     consent_data_sharing: bool = False,
+    language: str = MemberLanguage.ZH_HANS,
 ) -> Member:
     """Enrol a member and open their wallet; a phone number enrols once."""
     referrer = None
@@ -87,7 +89,9 @@ def member_enrol(
                 referred_by=referrer,
                 consent_marketing=consent_marketing,
                 consent_sms=consent_sms,
+                consent_email=consent_email,
                 consent_data_sharing=consent_data_sharing,
+                language=language,
                 card_no=card_number_generate(),
                 referral_code=referral_code_generate(),
             )

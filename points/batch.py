@@ -41,6 +41,7 @@ from points.ledger import Idempotency, PostingRows, credit_rows, posting_row, wa
 from points.models import Account, EventType, Posting, PostingKind, RuleAward
 from points.policies import EarnDone, member_tiers, run_after_earn_hooks_many
 from points.rules.selectors import rule_config
+from points.statements.credited import points_credited_on_commit
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ def _post_round(admitted, *, wallets, business_unit, scope, now, outcomes) -> li
         rows.append(PostingRows(posting=posting, wallet=wallet, lots=lots, movements=[], entries=entries, changed_lots=[]))
         awards += rule_award_rows(posting=posting, wallet=wallet, plan=plan, earned_at=posting.occurred_at)
     write_postings(rows)
+    for _entry, posting, _plan, _tier in priced:
+        points_credited_on_commit(posting=posting, business_unit=business_unit)
     RuleAward.objects.bulk_create(awards)
     run_after_earn_hooks_many([
         EarnDone(posting=posting, wallet=wallets[entry.item.member_id], tier=tier)

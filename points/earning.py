@@ -67,6 +67,7 @@ from points.rules.engine import (
     static_match,
 )
 from points.rules.selectors import member_facts, member_tags, rule_config
+from points.statements.credited import points_credited_on_commit
 from points.timeutils import start_of_local_day
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ def _earn_locked(
         source_account=Account.ISSUANCE, earned_at=occurred_at,
     )
     write_posting(PostingRows(posting=posting, wallet=wallet, lots=lots, movements=[], entries=entries, changed_lots=[]))
+    points_credited_on_commit(posting=posting, business_unit=business_unit)
     _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
     lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
     for hook in after_earn_hooks():

@@ -29,6 +29,9 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
 - the tier progress provider (one, from tiers): the member's tier, the next one and what is
   still needed at a moment, for statements and near-upgrade nudges (reads only, outside any
   posting).
+- redemption channels (any number, e.g. from mall): how a statement tells what a redemption
+  paid for from what its posting carries (a system idempotency key's prefix such as
+  `mall-order:`, a captured hold's purpose such as `payment`); read by statements only.
 
 The bulk earn prices and posts many members' purchases together. A provider or hook may
 register a `many` version for it, which does for a list what the single one does for each
@@ -130,14 +133,27 @@ class TierProgressInfo:
 
 
 TierProgressProvider = Callable[[int, datetime], TierProgressInfo | None]
+TierProgressProviderMany = Callable[[list[int], datetime], dict[int, TierProgressInfo | None]]
+
+
+@dataclass(frozen=True)
+class RedemptionChannel:
+    """A kind of redemption as statements show it (`name`, e.g. "mall_order"): the spends booked
+    under a system idempotency key starting with `key_prefix`, and the captures of holds whose
+    purpose is one of `hold_purposes`."""
+
+    name: str
+    key_prefix: str = ""
+    hold_purposes: tuple[str, ...] = ()
 
 _tier_provider: list[tuple[TierProvider, TierProviderMany | None]] = []
-_tier_progress_provider: list[TierProgressProvider] = []
+_tier_progress_provider: list[tuple[TierProgressProvider, TierProgressProviderMany | None]] = []
 _earn_gates: list[EarnGate] = []
 _after_earn_hooks: list[tuple[AfterEarnHook, AfterEarnHookMany | None]] = []
 _spend_gates: list[SpendGate] = []
 _after_post_hooks: list[AfterPostHook] = []
 _adjust_gates: list[AdjustGate] = []
+_redemption_channels: dict[str, RedemptionChannel] = {}
 
 
 def register_tier_provider(provider: TierProvider, *, many: TierProviderMany | None = None) -> None:
@@ -166,13 +182,23 @@ def member_tiers(requests: list[tuple[Member, datetime]]) -> list[TierInfo | Non
     return many(requests) if many else [provider(member, at) for member, at in requests]
 
 
-def register_tier_progress_provider(provider: TierProgressProvider) -> None:
-    _tier_progress_provider[:] = [provider]
+def register_tier_progress_provider(
+    provider: TierProgressProvider, *, many: TierProgressProviderMany | None = None
+) -> None:
+    _tier_progress_provider[:] = [(provider, many)]
 
 
 def member_tier_progress(member_id: int, at: datetime) -> TierProgressInfo | None:
     """The registered provider's answer; None without a provider (tiers not installed) or a programme."""
-    return _tier_progress_provider[0](member_id, at) if _tier_progress_provider else None
+    return _tier_progress_provider[0][0](member_id, at) if _tier_progress_provider else None
+
+
+def members_tier_progress(member_ids: list[int], at: datetime) -> dict[int, TierProgressInfo | None]:
+    """member_tier_progress of each of `member_ids` at one moment (statements read a batch at once)."""
+    if not _tier_progress_provider:
+        return dict.fromkeys(member_ids)
+    provider, many = _tier_progress_provider[0]
+    return many(member_ids, at) if many else {member_id: provider(member_id, at) for member_id in member_ids}
 
 
 def earn_gates() -> list[EarnGate]:
@@ -234,3 +260,11 @@ def register_adjust_gate(gate: AdjustGate) -> None:
 def run_adjust_gates(context: AdjustContext) -> None:
     for gate in list(_adjust_gates):
         gate(context)
+
+
+def register_redemption_channel(channel: RedemptionChannel) -> None:
+    _redemption_channels[channel.name] = channel
+
+
+def redemption_channels() -> list[RedemptionChannel]:
+    return list(_redemption_channels.values())

@@ -135,6 +135,7 @@ def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> in
 # the points app's tasks. Their names stay points.statements.tasks.<name>.
 from points.statements.tasks import (  # noqa: E402,F401
     generate_statements,
+    notify_points_credited,
     send_expiry_reminders,
     send_upgrade_nudges,
     send_winback,

@@ -163,8 +163,14 @@ def tier_progress(*, member_id: int, at: datetime | None = None) -> TierProgress
         raise NotFound(_("Member not found."))
     if programme is None:
         return None
-    levels = programme_levels(programme=programme)
     value = qualifying_value(member_id=member_id, programme=programme, at=at)
+    return _progress(programme=programme, levels=programme_levels(programme=programme), member_tier=member_tier,
+                     value=value, at=at)
+
+
+def _progress(*, programme: TierProgramme, levels: list[TierLevel], member_tier: MemberTier | None, value: Decimal,
+              at: datetime) -> TierProgress:
+    """The progress of a member with this tier row (None: none yet) and qualifying value."""
     if member_tier is None:
         earned = level_for_value(levels=levels, value=value)
         level, override_ends_at, downgrade_due_at = earned, None, None
@@ -186,15 +192,7 @@ def tier_progress(*, member_id: int, at: datetime | None = None) -> TierProgress
     )
 
 
-def tier_progress_info(member_id: int, at: datetime) -> TierProgressInfo | None:
-    """points' tier progress provider (statements, near-upgrade nudges): `tier_progress` as plain
-    values; None without an active programme or for an unknown member."""
-    try:
-        progress = tier_progress(member_id=member_id, at=at)
-    except NotFound:
-        return None
-    if progress is None:
-        return None
+def _progress_info(progress: TierProgress) -> TierProgressInfo:
     level, next_level = progress.level, progress.next_level
     return TierProgressInfo(
         code=level.code if level else "", name=level.name if level else "", basis=progress.programme.basis,
@@ -202,6 +200,35 @@ def tier_progress_info(member_id: int, at: datetime) -> TierProgressInfo | None:
         next_name=next_level.name if next_level else None, remaining=progress.remaining,
         downgrade_due_at=progress.downgrade_due_at,
     )
+
+
+def tier_progress_info(member_id: int, at: datetime) -> TierProgressInfo | None:
+    """points' tier progress provider (statements, near-upgrade nudges): `tier_progress` as plain
+    values; None without an active programme or for an unknown member."""
+    try:
+        progress = tier_progress(member_id=member_id, at=at)
+    except NotFound:
+        return None
+    return _progress_info(progress) if progress is not None else None
+
+
+def tier_progress_info_many(member_ids: list[int], at: datetime) -> dict[int, TierProgressInfo | None]:
+    """tier_progress_info of existing members at one moment: one query for their tier rows and
+    one aggregate for their qualifying values, whatever their number (statement batches)."""
+    programme = active_programme()
+    if programme is None or not member_ids:
+        return dict.fromkeys(member_ids)
+    levels = programme_levels(programme=programme)
+    rows = {
+        row.member_id: _attach_programme(row, programme)
+        for row in MemberTier.objects.filter(member_id__in=member_ids, programme_id=programme.pk)
+    }
+    values = qualifying_values(member_ids=member_ids, programme=programme, at=at)
+    return {
+        member_id: _progress_info(_progress(programme=programme, levels=levels, member_tier=rows.get(member_id),
+                                            value=values[member_id], at=at))
+        for member_id in member_ids
+    }
 
 
 def member_tier_history(*, member: Member):

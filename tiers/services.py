@@ -32,6 +32,7 @@ from points.policies import EarnDone, TierInfo
 from points.ledger import wallet_lock
 from tiers.exceptions import ManualTierEndInPast, NoTierProgramme, TierLevelNotInProgramme
 from tiers.models import MemberTier, TierChange, TierChangeKind, TierLevel
+from tiers.notifications import tier_downgrade_warnings_queue
 from tiers.selectors import (
     active_programme,
     level_for_value,
@@ -234,7 +235,8 @@ def tier_requalify_batch(
     """Requalify the next `batch_size` members after `after_member_id`, each in its own transaction.
 
     Returns (members requalified, cursor for the next batch or None when none is left). A member
-    whose requalification fails is logged and skipped; the others go on.
+    whose requalification fails is logged and skipped; the others go on. Then the members of the
+    batch in a downgrade's grace are warned (tiers.notifications: once per grace period).
     """
     member_ids = list(
         Member.objects.filter(pk__gt=after_member_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
@@ -246,6 +248,11 @@ def tier_requalify_batch(
             done += 1
         except Exception:
             logger.exception("tier requalification failed for member %s", member_id)
+    try:
+        tier_downgrade_warnings_queue(member_ids=member_ids, now=now)
+    except Exception:
+        # The tiers are requalified and committed; the next run queues the warnings still missing.
+        logger.exception("tier downgrade warnings failed for the members after %s", after_member_id)
     cursor = member_ids[-1] if len(member_ids) == batch_size else None
     return done, cursor
 

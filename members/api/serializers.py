@@ -4,8 +4,9 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.fields import CardNoField, PhoneField
-from members.models import Member
+from members.models import Member, MemberLanguage
 from members.selectors import organization_by_code
+
 
 class MemberSerializer(serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
@@ -15,7 +16,7 @@ class MemberSerializer(serializers.ModelSerializer):
         model = Member
         fields = [
             "id", "phone", "card_no", "name", "birthday", "email", "organization", "status", "referral_code",
-            "consent_marketing", "consent_sms", "consent_data_sharing", "enrolled_at",
+            "consent_marketing", "consent_sms", "consent_email", "consent_data_sharing", "language", "enrolled_at",
         ]
         read_only_fields = fields
 
@@ -32,7 +33,12 @@ class MemberEnrolSerializer(serializers.Serializer):
     referral_code = serializers.CharField(max_length=12, required=False, default="", allow_blank=True)
     consent_marketing = serializers.BooleanField(required=False, default=False)
     consent_sms = serializers.BooleanField(required=False, default=False)
+    consent_email = serializers.BooleanField(required=False, default=False)
     consent_data_sharing = serializers.BooleanField(required=False, default=False)
+    language = serializers.ChoiceField(
+        choices=MemberLanguage.choices, required=False, default=MemberLanguage.ZH_HANS,
+        help_text=_("The language of the member's statements and messages."),
+    )
 
     def validate_organization(self, code):
         if not code:
@@ -41,6 +47,25 @@ class MemberEnrolSerializer(serializers.Serializer):
         if organization is None:
             raise serializers.ValidationError(_("No organization has this code."))
         return organization
+
+
+class MeUpdateSerializer(serializers.Serializer):
+    """What a member changes on their own profile: the language of their messages and their
+    consents (statements and reminders go only by the channels consented to). Fields left out
+    stay as they are."""
+
+    language = serializers.ChoiceField(choices=MemberLanguage.choices, required=False)
+    consent_email = serializers.BooleanField(required=False, help_text=_("Statements and reminders by e-mail."))
+    consent_sms = serializers.BooleanField(required=False, help_text=_("Statements and reminders by SMS."))
+    consent_marketing = serializers.BooleanField(
+        required=False, help_text=_("Offers: near-upgrade nudges, win-back messages.")
+    )
+    consent_data_sharing = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(_("Give at least one field to change."))
+        return attrs
 
 
 class MemberLookupSerializer(serializers.Serializer):

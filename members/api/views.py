@@ -15,18 +15,20 @@ from members.api.serializers import (
     MemberEnrolSerializer,
     MemberLookupSerializer,
     MemberSerializer,
+    MeUpdateSerializer,
     OtpRequestSerializer,
     OtpSentSerializer,
     TokenRequestSerializer,
     TokenSerializer,
 )
 from members.selectors import member_search
-from members.services import member_enrol, member_sign_in, member_token_revoke, otp_send
+from members.services import member_enrol, member_sign_in, member_token_revoke, member_update, otp_send
 
 ENROL_EXAMPLE = OpenApiExample(
     "enrol",
     value={"phone": "13800138000", "name": "Li Lei", "birthday": "1990-05-17", "email": "li.lei@example.com",
-           "organization": "acme", "consent_marketing": True, "consent_sms": True},
+           "organization": "acme", "consent_marketing": True, "consent_sms": True, "consent_email": True,
+           "language": "en"},
     request_only=True,
 )
 
@@ -88,6 +90,27 @@ class MeView(APIView):
     )
     def get(self, request):
         return Response(MemberSerializer(request.user.member).data)
+
+    @extend_schema(
+        operation_id="me_profile_update",
+        summary="Change my language and consents",
+        description=(
+            "The language of statements and messages, and the consents: statements and reminders go only by "
+            "e-mail or SMS when consented to (e-mail also needs an address); offers need the marketing consent. "
+            "Fields left out are unchanged."
+        ),
+        request=MeUpdateSerializer,
+        responses={200: MemberSerializer, **error_responses(
+            "invalid", *AUTH_ERRORS, invalid_fields={"language": ['"fr" is not a valid choice.']})},
+        examples=[OpenApiExample("opt in", value={"language": "en", "consent_email": True, "consent_sms": False},
+                                 request_only=True)],
+        tags=["me"],
+    )
+    def patch(self, request):
+        data = MeUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = member_update(member=request.user.member, **data.validated_data)
+        return Response(MemberSerializer(member).data)
 
 
 class OtpView(APIView):

@@ -25,6 +25,8 @@ class NotificationKind(models.TextChoices):
     EXPIRY_REMINDER = "expiry_reminder", _("Expiry reminder")
     UPGRADE_NUDGE = "upgrade_nudge", _("Near-upgrade nudge")
     WINBACK = "winback", _("Win-back")
+    POINTS_CREDITED = "points_credited", _("Points credited")
+    TIER_DOWNGRADE = "tier_downgrade", _("Tier downgrade warning")
 
 
 # Kinds that promote rather than inform: they also need the member's marketing consent.

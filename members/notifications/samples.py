@@ -9,7 +9,8 @@ SAMPLES = {
         "cancelled": 0, "refunded": 40, "expired": 120, "adjusted": 0, "debt_repaid": 0, "closing_balance": 1400,
         "debt": 0, "earned_by_source": [{"label": "Purchase", "points": 800}, {"label": "Parking payment", "points": 60}],
         "earned_by_business_unit": [{"label": "Central Mall", "points": 860}],
-        "redeemed_by_business_unit": [{"label": "Harbour Hotel", "points": 500}],
+        "redeemed_by_business_unit": [{"label": "Harbour Hotel", "points": 500, "mall_orders": 300, "payments": 200,
+                                       "spends": 0}],
         "expiring_30_days": 120, "expiring_60_days": 300,
         "tier": {"code": "silver", "name": "Silver", "basis": "points", "next_name": "Gold", "remaining": 120},
         "tier_line": "120 points to Gold", "link": "https://example.com/statements/2026-03",
@@ -21,6 +22,14 @@ SAMPLES = {
         "tier_line": "120 points to Gold", "remaining": 120, "next_tier": "Gold", "link": "https://example.com/tier",
     },
     NotificationKind.WINBACK: {"balance": 500, "days": 90, "link": "https://example.com/"},
+    NotificationKind.POINTS_CREDITED: {
+        "points": 120, "business_unit": "Central Mall", "occurred_on": "2026-04-02", "link": "https://example.com/points",
+    },
+    NotificationKind.TIER_DOWNGRADE: {
+        "tier": "Gold", "tier_code": "gold", "drop_to": "Silver", "drop_to_code": "silver", "basis": "points",
+        "needed": 500, "needed_text": "500 qualifying points", "window_months": 12, "downgrade_on": "2026-05-01",
+        "link": "https://example.com/tier",
+    },
 }
 
 

@@ -57,6 +57,16 @@ class Message:
     context: dict
 
 
+def member_fields(member: Member) -> dict:
+    """What every message's context says of the member: how to address them, their card."""
+    return {"name": member.name or member.phone[-4:], "card_no_tail": member.card_no[-4:]}
+
+
+def app_link(path: str) -> str:
+    """A link into the member app (settings.NOTIFICATIONS_LINK_BASE_URL)."""
+    return f"{settings.NOTIFICATIONS_LINK_BASE_URL.rstrip('/')}/{path}"
+
+
 class NotificationFailed(Exception):
     """A send failed; the row is `retrying` with the error. `attempts` counts this one."""
 

@@ -22,6 +22,14 @@ class PointsByKeyField(serializers.JSONField):
     """Points per key (event type, business unit code or purpose)."""
 
 
+@extend_schema_field({
+    "type": "object", "nullable": True,
+    "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer", "format": "int64"}},
+})
+class PointsByUnitAndChannelField(serializers.JSONField):
+    """Per business unit code, points by channel (mall_order, payment, spend)."""
+
+
 class TierSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="The tier at the period end ('' below every tier).")
     name = serializers.CharField()
@@ -58,6 +66,10 @@ class StatementSerializer(StatementSummarySerializer):
     earned_by_business_unit = PointsByKeyField(help_text="Earned points by business unit code.")
     redeemed_by_business_unit = PointsByKeyField(help_text="Redeemed points by business unit code.")
     redeemed_by_purpose = PointsByKeyField(help_text="Redeemed points by purpose (mall_order, pos_bill, spend).")
+    redeemed_by_business_unit_and_channel = PointsByUnitAndChannelField(
+        help_text="Per business unit code, redeemed points split into mall orders (mall_order), payments at a till or "
+                  "for a bill (payment) and plain spends (spend); null on statements generated before the split."
+    )
     expiring_30_days = serializers.IntegerField(help_text="Of the closing balance, points expiring within 30 days.")
     expiring_60_days = serializers.IntegerField(help_text="Of the closing balance, points expiring within 60 days.")
     tier = TierSerializer(allow_null=True, help_text="Tier and progress at the period end; null without a programme.")

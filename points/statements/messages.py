@@ -7,22 +7,17 @@ sources, business unit names and the tier line are resolved here.
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from members.models import BusinessUnit, Member
+from members.models import BusinessUnit
+from members.notifications.services import app_link, member_fields
 from points.models import EventType
 from points.policies import TierProgressInfo
 from points.statements.models import Statement
 from points.statements.selectors import GROUP_WIDE
 
 SOURCE_LABELS = dict(EventType.choices)
-
-
-def app_link(path: str) -> str:
-    """A link into the member app (settings.NOTIFICATIONS_LINK_BASE_URL)."""
-    return f"{settings.NOTIFICATIONS_LINK_BASE_URL.rstrip('/')}/{path}"
 
 
 def statement_link(period: str) -> str:
@@ -61,8 +56,14 @@ def _named(amounts: dict, names: dict) -> list[dict]:
     return [{"label": names.get(key, key), "points": points} for key, points in amounts.items()]
 
 
-def member_fields(member: Member) -> dict:
-    return {"name": member.name or member.phone[-4:], "card_no_tail": member.card_no[-4:]}
+def _redeemed_rows(statement: Statement, names: dict) -> list[dict]:
+    """Each business unit's redemptions, split by channel (mall orders, payments, plain spends)."""
+    split = statement.redeemed_by_business_unit_and_channel or {}
+    return [
+        {"label": names.get(code, code), "points": points, "mall_orders": split.get(code, {}).get("mall_order", 0),
+         "payments": split.get(code, {}).get("payment", 0), "spends": split.get(code, {}).get("spend", 0)}
+        for code, points in statement.redeemed_by_business_unit.items()
+    ]
 
 
 def statement_context(statement: Statement, *, units: dict[str, str]) -> dict:
@@ -81,7 +82,7 @@ def statement_context(statement: Statement, *, units: dict[str, str]) -> dict:
                 statement.earned_by_source, {"other": _("Other"), **{key: str(label) for key, label in SOURCE_LABELS.items()}}
             ),
             "earned_by_business_unit": _named(statement.earned_by_business_unit, units),
-            "redeemed_by_business_unit": _named(statement.redeemed_by_business_unit, units),
+            "redeemed_by_business_unit": _redeemed_rows(statement, units),
             "expiring_30_days": statement.expiring_30_days, "expiring_60_days": statement.expiring_60_days,
             "tier": statement.tier, "tier_line": tier_line(statement.tier),
             "link": statement_link(statement.period),

@@ -49,6 +49,10 @@ class Statement(models.Model):
     redeemed_by_purpose = models.JSONField(
         _("redeemed by purpose"), default=dict, help_text=_("Points by what they paid: a hold's purpose, or spend.")
     )
+    redeemed_by_business_unit_and_channel = models.JSONField(
+        _("redeemed by business unit and channel"), null=True, blank=True,
+        help_text=_("Per business unit, points by what they paid: mall_order, payment or spend."),
+    )
     expiring_30_days = models.BigIntegerField(_("expiring within 30 days"))
     expiring_60_days = models.BigIntegerField(_("expiring within 60 days"))
     tier = models.JSONField(_("tier"), null=True, blank=True, help_text=_("Tier and progress to the next one at the period end."))

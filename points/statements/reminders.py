@@ -25,10 +25,10 @@ from django.utils import translation
 
 from members.models import Member, MemberStatus
 from members.notifications.models import NotificationKind
-from members.notifications.services import Message, notifications_queue, notifications_send
+from members.notifications.services import Message, app_link, member_fields, notifications_queue, notifications_send
 from points.models import Lot, Posting, PostingKind, Wallet
 from points.policies import member_tier_progress
-from points.statements.messages import app_link, member_fields, tier_line, tier_snapshot
+from points.statements.messages import tier_line, tier_snapshot
 from points.timeutils import end_of_local_day, start_of_local_day
 
 
@@ -57,7 +57,8 @@ def expiry_reminders_batch(
     batch_size = batch_size or settings.STATEMENTS_BATCH_SIZE
     expiry_day = run_day + timedelta(days=offset)
     due = list(
-        Lot.objects.filter(
+        Lot.objects.filter(remaining__gt=0)  # lets the partial index of open lots by expiry serve the day
+        .filter(
             wallet_id__gt=after_wallet_id, remaining__gt=F("held"),
             expires_at__gte=start_of_local_day(expiry_day), expires_at__lt=start_of_local_day(expiry_day + timedelta(days=1)),
         )

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from members.notifications.models import NotificationKind
 from members.notifications.services import Message, notifications_queue, notifications_send
-from points.policies import member_tier_progress
+from points.policies import members_tier_progress
 from points.statements.messages import statement_context, tier_snapshot, unit_names
 from points.statements.models import Statement
 from points.statements.periods import Period
@@ -69,10 +69,11 @@ def statements_generate_batch(
     existing = set(Statement.objects.filter(period=period.name, member_id__in=member_ids).values_list("member_id", flat=True))
     figures = statement_figures(member_ids=[member_id for member_id in member_ids if member_id not in existing], period=period)
     due = [one for one in figures.values() if one.is_due]
+    tiers = members_tier_progress([one.member_id for one in due], period.end)
     rows = [
         Statement(
             member_id=one.member_id, period=period.name, period_start=period.start, period_end=period.end,
-            tier=tier_snapshot(member_tier_progress(one.member_id, period.end)), **one.model_fields(),
+            tier=tier_snapshot(tiers[one.member_id]), **one.model_fields(),
         )
         for one in due
     ]

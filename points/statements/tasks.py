@@ -13,6 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from points.statements.credited import points_credited_queue
 from points.statements.periods import period_last_closed, period_parse
 from points.statements.reminders import expiry_reminders_batch, upgrade_nudges_batch, winback_batch
 from points.statements.services import PeriodNotOver, statements_generate_batch
@@ -100,3 +101,13 @@ def send_winback(self, day: str | None = None, cursor: int = 0, requeues: int = 
     if batch.cursor is not None and requeues < settings.POINTS_EXPIRY_MAX_REQUEUES:
         send_winback.apply_async(kwargs={**kwargs, "cursor": batch.cursor, "requeues": requeues + 1})
     return batch.messages
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=60, acks_late=True)
+def notify_points_credited(self, posting_id: int) -> int:
+    """Queue the "points credited" message of one earn (handed over when the earn commits)."""
+    try:
+        return points_credited_queue(posting_id=posting_id)
+    except Exception as exc:
+        logger.exception("points credited message of posting %s failed", posting_id)
+        raise self.retry(exc=exc)

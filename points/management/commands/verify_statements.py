@@ -21,8 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--period", help="only this period (YYYY-MM); default: every period with statements")
         parser.add_argument("--batch-size", type=int, default=1000, help="members per batch")
         parser.add_argument("--limit", type=int, default=50, help="differences to show")
+        parser.add_argument("--through-member", type=int, default=None,
+                            help="only members up to this id (a run stopped part way, e.g. in the benchmark)")
 
-    def handle(self, *args, period, batch_size, limit, **options):
+    def handle(self, *args, period, batch_size, limit, through_member, **options):
         started = time.monotonic()
         periods = [period_parse(period)] if period else statement_periods()
         problems = []
@@ -30,6 +32,8 @@ class Command(BaseCommand):
             cursor = 0
             while True:
                 member_ids = member_ids_after(after_member_id=cursor, limit=batch_size)
+                if through_member is not None:
+                    member_ids = [member_id for member_id in member_ids if member_id <= through_member]
                 if not member_ids:
                     break
                 problems += period_differences(period=one, member_ids=member_ids)
