@@ -325,6 +325,8 @@ READYZ_BROKER_TIMEOUT = float(os.environ.get("READYZ_BROKER_TIMEOUT", "1.0"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOW_LOOPBACK = env_bool("METRICS_ALLOW_LOOPBACK", True)
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Queues whose waiting messages /metrics reports (points_queue_length), beside the default queue.
+METRICS_QUEUES = [q.strip() for q in os.environ.get("METRICS_QUEUES", "").split(",") if q.strip()]
 
 # Logs go to the console; LOG_FORMAT=json writes one JSON object a line (config.logs), with one
 # line per request (logger points.requests) and per job batch.
