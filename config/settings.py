@@ -263,6 +263,16 @@ MALL_WRITE_OFF_UNDO_SECONDS = int(os.environ.get("MALL_WRITE_OFF_UNDO_SECONDS", 
 MALL_CHECK_IN_EARLY_MINUTES = int(os.environ.get("MALL_CHECK_IN_EARLY_MINUTES", "30"))
 MALL_EXPIRY_BATCH_SIZE = int(os.environ.get("MALL_EXPIRY_BATCH_SIZE", "200"))
 MALL_EXPIRY_MAX_REQUEUES = int(os.environ.get("MALL_EXPIRY_MAX_REQUEUES", "1000"))
+# Partner keys: requests per minute a key may send (its own limit, else this; 0: no limit),
+# counted in Redis at RATE_LIMIT_REDIS_URL (default CACHE_URL when that is Redis) so every process
+# shares the count; how often a key's last use is written (seconds).
+PARTNER_RATE_LIMIT_PER_MINUTE = int(os.environ.get("PARTNER_RATE_LIMIT_PER_MINUTE", "0"))
+RATE_LIMIT_REDIS_URL = os.environ.get(
+    "RATE_LIMIT_REDIS_URL",
+    os.environ.get("CACHE_URL", "") if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")) else "",
+)
+RATE_LIMIT_REDIS_TIMEOUT = float(os.environ.get("RATE_LIMIT_REDIS_TIMEOUT", "0.2"))
+PARTNER_KEY_LAST_USED_SECONDS = int(os.environ.get("PARTNER_KEY_LAST_USED_SECONDS", "60"))
 # Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.
