@@ -103,20 +103,27 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+def database_from_url(url: str) -> dict:
+    database = dj_database_url.parse(
+        url,
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
         # A persistent connection is checked before a request reuses it: after a database
         # restart the dead one is replaced instead of failing the request.
         conn_health_checks=True,
     )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
-    # Server-side binding lets psycopg prepare a statement a connection runs again and again
-    # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
-    # more than executing. Turn off behind a pooler that cannot keep prepared statements.
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
+    if database["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        # Server-side binding lets psycopg prepare a statement a connection runs again and again
+        # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
+        # more than executing. Turn off behind a pooler that cannot keep prepared statements.
+        database["OPTIONS"] = {"server_side_binding": True}
+    return database
+
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+# A read replica (e.g. a streaming standby) for statements, dashboards and exports (config.routers).
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {**database_from_url(os.environ["DATABASE_REPLICA_URL"]), "TEST": {"MIRROR": "default"}}
+    DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs the web server, a worker and beat on one SQLite file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions queue writers instead of failing on a lock upgrade.

@@ -10,6 +10,7 @@ from django.utils.translation import ngettext
 from import_export.admin import ExportMixin
 
 from config.errors import DomainError
+from config.routers import ReplicaExportsMixin
 from members.admin_mixins import ReadOnlyAdminMixin
 from settlement.exports import ClearingLineResource, SettlementLineResource
 from settlement.models import ClearingLine, ClearingRate, RunEvent, SettlementLine, SettlementRun
@@ -17,7 +18,7 @@ from settlement.selectors import matrix
 from settlement.services import settlement_run_close, settlement_run_compute
 
 
-class SettlementExportMixin(ExportMixin):
+class SettlementExportMixin(ReplicaExportsMixin, ExportMixin):
     def has_export_permission(self, request):
         return request.user.has_perm("settlement.export_settlement")
 

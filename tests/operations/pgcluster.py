@@ -111,7 +111,7 @@ class Cluster:
         standby = Cluster(self.bindir, root, free_port())
         standby._own(root)
         standby.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D",
-                    str(standby.data), "-R", "-X", "stream", "--no-sync", timeout=120)
+                    str(standby.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync", timeout=120)
         standby.start()
         return standby
 
