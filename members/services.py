@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -256,15 +255,21 @@ def partner_key_rotate(*, key: PartnerKey, old_expires_in: timedelta | None = No
 
 def partner_key_mark_used(*, key: PartnerKey, now: datetime | None = None) -> bool:
     """Record that `key` authenticated a request, at most once per PARTNER_KEY_LAST_USED_SECONDS:
-    a cache entry lets one request of the interval through to a conditional UPDATE, which writes
-    only when the stored time is older than the interval (so processes not sharing a cache still
-    write once). No save signal fires: the cached keys stay cached. Returns whether it wrote."""
+    this process remembers when it last wrote each key (no round trip at all in between), and
+    its conditional UPDATE writes only when the stored time is older than the interval, so the
+    processes together write about once per interval. No save signal fires: the cached keys stay
+    cached. Returns whether it wrote."""
     interval = settings.PARTNER_KEY_LAST_USED_SECONDS
-    if not cache.add(f"partner-key-used:{key.prefix}", 1, interval):
-        return False
     now = now or timezone.now()
+    last = _keys_marked.get(key.prefix)
+    if last is not None and now - last < timedelta(seconds=interval):
+        return False
+    _keys_marked[key.prefix] = now
     return bool(
         PartnerKey.objects.filter(pk=key.pk)
         .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=interval)))
         .update(last_used_at=now)
     )
+
+
+_keys_marked: dict[str, datetime] = {}  # key prefix: when this process last wrote its last use
