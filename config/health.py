@@ -4,7 +4,7 @@
 - `GET /readyz`: the database answers, every migration is applied and the broker is reachable
   (within READYZ_BROKER_TIMEOUT seconds): send it traffic only while this is 200, else 503
   with the failing checks named.
-- `GET /metrics`: django-prometheus's metrics, to a request with `Authorization: Bearer
+- `GET /metrics`: django-prometheus's metrics and the platform's own (config.metrics), to a request with `Authorization: Bearer
   <METRICS_TOKEN>` or (METRICS_ALLOW_LOOPBACK) from the loopback address; 403 otherwise.
 
 Plain Django views, outside the API and its schema; unauthenticated and cheap (the migration
@@ -129,6 +129,7 @@ def metrics_allowed(request) -> bool:
 def metrics(request):
     if not metrics_allowed(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain; charset=utf-8")
-    from django_prometheus.exports import ExportToDjangoView
+    from config.metrics import metrics_page
 
-    return ExportToDjangoView(request)
+    page, content_type = metrics_page()
+    return HttpResponse(page, content_type=content_type)

@@ -103,20 +103,27 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+def database_from_url(url: str) -> dict:
+    database = dj_database_url.parse(
+        url,
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
         # A persistent connection is checked before a request reuses it: after a database
         # restart the dead one is replaced instead of failing the request.
         conn_health_checks=True,
     )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
-    # Server-side binding lets psycopg prepare a statement a connection runs again and again
-    # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
-    # more than executing. Turn off behind a pooler that cannot keep prepared statements.
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
+    if database["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        # Server-side binding lets psycopg prepare a statement a connection runs again and again
+        # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
+        # more than executing. Turn off behind a pooler that cannot keep prepared statements.
+        database["OPTIONS"] = {"server_side_binding": True}
+    return database
+
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+# A read replica (e.g. a streaming standby) for statements, dashboards and exports (config.routers).
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {**database_from_url(os.environ["DATABASE_REPLICA_URL"]), "TEST": {"MIRROR": "default"}}
+    DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs the web server, a worker and beat on one SQLite file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions queue writers instead of failing on a lock upgrade.
@@ -263,6 +270,16 @@ MALL_WRITE_OFF_UNDO_SECONDS = int(os.environ.get("MALL_WRITE_OFF_UNDO_SECONDS", 
 MALL_CHECK_IN_EARLY_MINUTES = int(os.environ.get("MALL_CHECK_IN_EARLY_MINUTES", "30"))
 MALL_EXPIRY_BATCH_SIZE = int(os.environ.get("MALL_EXPIRY_BATCH_SIZE", "200"))
 MALL_EXPIRY_MAX_REQUEUES = int(os.environ.get("MALL_EXPIRY_MAX_REQUEUES", "1000"))
+# Partner keys: requests per minute a key may send (its own limit, else this; 0: no limit),
+# counted in Redis at RATE_LIMIT_REDIS_URL (default CACHE_URL when that is Redis) so every process
+# shares the count; how often a key's last use is written (seconds).
+PARTNER_RATE_LIMIT_PER_MINUTE = int(os.environ.get("PARTNER_RATE_LIMIT_PER_MINUTE", "0"))
+RATE_LIMIT_REDIS_URL = os.environ.get(
+    "RATE_LIMIT_REDIS_URL",
+    os.environ.get("CACHE_URL", "") if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")) else "",
+)
+RATE_LIMIT_REDIS_TIMEOUT = float(os.environ.get("RATE_LIMIT_REDIS_TIMEOUT", "0.2"))
+PARTNER_KEY_LAST_USED_SECONDS = int(os.environ.get("PARTNER_KEY_LAST_USED_SECONDS", "60"))
 # Partner keys, merchants, earning rules and tiers are cached (config.cache); a change replaces the
 # cache version at once. With a cache not shared between processes (the default local-memory
 # one) other processes see it after this long.
@@ -328,6 +345,8 @@ READYZ_BROKER_TIMEOUT = float(os.environ.get("READYZ_BROKER_TIMEOUT", "1.0"))
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOW_LOOPBACK = env_bool("METRICS_ALLOW_LOOPBACK", True)
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Queues whose waiting messages /metrics reports (points_queue_length), beside the default queue.
+METRICS_QUEUES = [q.strip() for q in os.environ.get("METRICS_QUEUES", "").split(",") if q.strip()]
 
 # Logs go to the console; LOG_FORMAT=json writes one JSON object a line (config.logs), with one
 # line per request (logger points.requests) and per job batch.

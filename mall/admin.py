@@ -28,6 +28,7 @@ from import_export.admin import ExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from config.errors import DomainError
+from config.routers import ReplicaExportsMixin
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Member, Merchant
 from mall.forms import FulfilForm, IssueForm, PoolUploadForm, ReasonForm, WriteOffForm, new_form_token
@@ -130,7 +131,7 @@ class MerchantScopedMixin:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class MallExportMixin(ExportMixin):
+class MallExportMixin(ReplicaExportsMixin, ExportMixin):
     """Exports are built from the admin's queryset (so scoped to a staff member's merchant)."""
 
     def has_export_permission(self, request):

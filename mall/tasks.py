@@ -7,6 +7,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.jobs import job_batch
+
 from mall.services import coupons_expire_batch
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,9 @@ def expire_coupons(self, now: str | None = None, cursor: int = 0, requeues: int 
     coupons expired by this batch."""
     run_at = datetime.fromisoformat(now) if now else timezone.now()
     try:
-        expired, next_cursor = coupons_expire_batch(now=run_at, after_id=cursor)
+        with job_batch("mall.coupon_expiry", batch=requeues + 1, cursor=cursor) as batch:
+            expired, next_cursor = coupons_expire_batch(now=run_at, after_id=cursor)
+            batch.rows = expired
     except Exception as exc:
         logger.exception("coupon expiry %s failed in the batch after coupon %s", run_at.isoformat(), cursor)
         raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues})

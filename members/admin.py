@@ -5,14 +5,16 @@ members never imports the apps above it.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
 from members.notifications import admin as notifications_admin  # noqa: F401 - registers the notifications admin
+from members.services import partner_key_rotate
 
 # Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
 admin.site.unregister(APIKey)
@@ -62,15 +64,34 @@ class PartnerKeyForm(forms.ModelForm):
 
 @admin.register(PartnerKey)
 class PartnerKeyAdmin(APIKeyModelAdmin):
-    """The library's admin: only the hash is stored, the full key is shown once on creation."""
+    """The library's admin: only the hash is stored, the full key is shown once on creation (and
+    on rotation). Rotating issues a successor; the old key works until it expires or is revoked."""
 
     form = PartnerKeyForm
 
-    list_display = ("prefix", "name", "business_unit", "merchant", "created", "expiry_date", "_has_expired", "revoked")
+    list_display = ("prefix", "name", "business_unit", "merchant", "created", "last_used_at", "expiry_date",
+                    "_has_expired", "revoked", "rate_limit_per_minute", "predecessor")
     list_filter = ("business_unit", "revoked", "created")
     search_fields = ("name", "prefix", "business_unit__code", "merchant__code")
-    list_select_related = ("business_unit", "merchant__business_unit")
+    list_select_related = ("business_unit", "merchant__business_unit", "predecessor")
     autocomplete_fields = ("business_unit", "merchant")
+    actions = ["rotate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "last_used_at", "predecessor")
+
+    @admin.action(permissions=["change"], description=_("Rotate: issue a successor key (the old one keeps working "
+                                                        "until it expires or is revoked)"))
+    def rotate(self, request, queryset):
+        for key in queryset.order_by("created"):
+            try:
+                successor, secret = partner_key_rotate(key=key)
+            except DomainError as error:
+                self.message_user(request, f"{key.prefix}: {error.detail}", messages.ERROR)
+                continue
+            self.message_user(request, _("The successor of %(old)s is %(key)s. Store it somewhere safe: it is not "
+                                         "shown again. %(old)s works until it expires or is revoked.")
+                              % {"old": key.prefix, "key": secret}, messages.WARNING)
 
 
 @admin.register(MemberToken)

@@ -1,12 +1,18 @@
-"""Authentication of API callers: partners by `Api-Key <key>`, members by `Bearer <token>`."""
+"""Authentication of API callers: partners by `Api-Key <key>`, members by `Bearer <token>`.
+
+A partner key is checked (its secret, expiry, revocation), its last use recorded (at most once a
+minute) and its request counted against its rate limit (members.ratelimit: 429 `rate_limited`)."""
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from members.exceptions import RateLimited
 from members.permissions import IsMember, IsPartner
 from members.principals import MemberPrincipal, PartnerPrincipal
+from members.ratelimit import partner_rate_limit_wait
 from members.selectors import member_for_token, partner_key_for_prefix
+from members.services import partner_key_mark_used
 
 
 def _credentials(request, scheme: str) -> str | None:
@@ -32,6 +38,10 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
         if api_key.has_expired or not api_key.business_unit.is_active:
             raise exceptions.AuthenticationFailed(_("API key revoked or expired."))
+        partner_key_mark_used(key=api_key)
+        wait = partner_rate_limit_wait(key=api_key)
+        if wait is not None:
+            raise RateLimited(wait=wait)
         principal = PartnerPrincipal(key=api_key, business_unit=api_key.business_unit, merchant=api_key.merchant)
         return principal, api_key
 

@@ -1,4 +1,5 @@
 from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
 
 from config.errors import DomainError
 
@@ -45,3 +46,22 @@ class OtpRateLimited(DomainError):
 class InvalidCode(DomainError):
     code = "invalid_code"
     default_detail = _("The code is wrong, expired or already used.")
+
+
+class PartnerKeyNotRotatable(DomainError):
+    status_code = 409
+    code = "partner_key_not_rotatable"
+    default_detail = _("A revoked or expired key cannot be rotated: issue a new key.")
+
+
+class RateLimited(exceptions.Throttled):
+    """A partner key over its requests per minute (members.ratelimit): 429 `rate_limited` with
+    Retry-After, the seconds until the key's window opens again."""
+
+    default_code = "rate_limited"
+
+    def __init__(self, wait: int):
+        # Throttled's own message appends an untranslatable "Expected available in N seconds".
+        exceptions.APIException.__init__(
+            self, _("This API key sent too many requests; retry after the Retry-After seconds."), self.default_code)
+        self.wait = wait

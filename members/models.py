@@ -159,7 +159,12 @@ class Member(models.Model):
 class PartnerKey(AbstractAPIKey):
     """An API key for a partner system, scoped to one business unit and optionally one merchant.
 
-    Only a hash of the key is stored; the full key is shown once, when it is created.
+    Only a hash of the key is stored; the full key is shown once, when it is created. A key
+    expires (`expiry_date`) or is revoked; a rotation issues a successor (members.services.
+    partner_key_rotate) while the key keeps working until it expires or is revoked, so two keys
+    are live during a change. Every key of one rotation chain shares its first key's prefix
+    (`lineage`) as the scope of idempotency keys: a retry sent with the successor of a request
+    first sent with the old key replays it instead of posting again.
     """
 
     business_unit = models.ForeignKey(
@@ -169,10 +174,31 @@ class PartnerKey(AbstractAPIKey):
         Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="partner_keys",
         verbose_name=_("merchant"),
     )
+    predecessor = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="successors",
+        verbose_name=_("predecessor"), help_text=_("The key this one replaces in a rotation."),
+    )
+    lineage = models.CharField(
+        _("lineage"), max_length=8, blank=True, editable=False,
+        help_text=_("The prefix of the first key of this rotation chain (blank: this key's own)."),
+    )
+    last_used_at = models.DateTimeField(
+        _("last used"), null=True, blank=True, editable=False,
+        help_text=_("When a request last authenticated with this key (recorded at most once a minute)."),
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        _("rate limit (requests per minute)"), null=True, blank=True,
+        help_text=_("Empty: the platform's default (PARTNER_RATE_LIMIT_PER_MINUTE); 0: no limit."),
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("partner API key")
         verbose_name_plural = _("partner API keys")
+
+    @property
+    def idempotency_prefix(self) -> str:
+        """The prefix naming this key's idempotency scope: its rotation chain's first key's."""
+        return self.lineage or self.prefix
 
 
 class MemberToken(models.Model):

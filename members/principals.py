@@ -14,9 +14,10 @@ class PartnerPrincipal:
 
     @property
     def idempotency_scope(self) -> str:
-        """Idempotency keys are unique per partner key. The key's unique 8-character prefix names
-        it (its primary key embeds the hash and would not fit the 64-character scope column)."""
-        return f"partner:{self.key.prefix}"
+        """Idempotency keys are unique per partner key and its rotation chain: the chain's first
+        key's unique 8-character prefix names it (a primary key embeds the hash and would not fit
+        the 64-character scope column), so a successor replays what its predecessor posted."""
+        return f"partner:{self.key.idempotency_prefix}"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,14 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.exceptions import InvalidCode, InvalidReferralCode, OtpRateLimited, PhoneAlreadyEnrolled
-from members.models import BusinessUnit, Member, MemberLanguage, MemberStatus, MemberToken, OneTimeCode, Organization
+from members.exceptions import InvalidCode, InvalidReferralCode, OtpRateLimited, PartnerKeyNotRotatable, PhoneAlreadyEnrolled
+from members.models import (
+    BusinessUnit, Member, MemberLanguage, MemberStatus, MemberToken, OneTimeCode, Organization, PartnerKey,
+)
 from members.selectors import token_hash
 from members.sms import sms_backend
 
@@ -227,3 +230,52 @@ def member_update(*, member: Member, **changes) -> Member:
             raise PhoneAlreadyEnrolled() from exc
         raise
     return member
+
+
+# --- partner keys ------------------------------------------------------------------------
+
+
+def partner_key_rotate(*, key: PartnerKey, old_expires_in: timedelta | None = None,
+                       expiry_date: datetime | None = None) -> tuple[PartnerKey, str]:
+    """Issue the successor of a live key: same business unit, merchant, name and rate limit, and
+    the same idempotency scope (the chain's `lineage`), so a retry sent with either key replays.
+    The old key keeps working until it expires or is revoked; `old_expires_in` brings its expiry
+    forward to now + that (never later than it was). Returns the new key and its secret, shown once."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        old = PartnerKey.objects.select_for_update().get(pk=key.pk)
+        if old.revoked or old.has_expired:
+            raise PartnerKeyNotRotatable()
+        successor, secret = PartnerKey.objects.create_key(
+            name=old.name, business_unit_id=old.business_unit_id, merchant_id=old.merchant_id,
+            rate_limit_per_minute=old.rate_limit_per_minute, predecessor=old, lineage=old.idempotency_prefix,
+            expiry_date=expiry_date,
+        )
+        if old_expires_in is not None:
+            ends = now + old_expires_in
+            if old.expiry_date is None or ends < old.expiry_date:
+                old.expiry_date = ends
+                old.save(update_fields=["expiry_date"])
+    return successor, secret
+
+
+def partner_key_mark_used(*, key: PartnerKey, now: datetime | None = None) -> bool:
+    """Record that `key` authenticated a request, at most once per PARTNER_KEY_LAST_USED_SECONDS:
+    this process remembers when it last wrote each key (no round trip at all in between), and
+    its conditional UPDATE writes only when the stored time is older than the interval, so the
+    processes together write about once per interval. No save signal fires: the cached keys stay
+    cached. Returns whether it wrote."""
+    interval = settings.PARTNER_KEY_LAST_USED_SECONDS
+    now = now or timezone.now()
+    last = _keys_marked.get(key.prefix)
+    if last is not None and now - last < timedelta(seconds=interval):
+        return False
+    _keys_marked[key.prefix] = now
+    return bool(
+        PartnerKey.objects.filter(pk=key.pk)
+        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=interval)))
+        .update(last_used_at=now)
+    )
+
+
+_keys_marked: dict[str, datetime] = {}  # key prefix: when this process last wrote its last use

@@ -19,6 +19,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 
 from config.errors import DomainError
+from config.routers import ReplicaExportsMixin
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
@@ -340,7 +341,7 @@ class EntryResource(resources.ModelResource):
         return super().get_queryset().select_related("posting", "wallet__member", "business_unit")
 
 
-class LedgerExportMixin(ExportMixin):
+class LedgerExportMixin(ReplicaExportsMixin, ExportMixin):
     """Finance exports postings and entries (CSV, XLSX...) with the export_ledger permission."""
 
     def has_export_permission(self, request):

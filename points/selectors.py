@@ -6,11 +6,11 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
-from points.models import Entry, Hold, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.models import Entry, Hold, HoldStatus, Lot, LotMovement, Posting, PostingKind, Wallet
 
 
 @dataclass(frozen=True)
@@ -389,3 +389,13 @@ def member_points_by_business_unit(*, wallet: Wallet) -> list[BusinessUnitFlow]:
         for row in rows if row["earned"] or row["spent"]
     ]
     return sorted(flows, key=lambda flow: -(flow.earned + flow.spent))
+
+
+def holds_outstanding(*, now: datetime) -> dict[str, tuple[int, int]]:
+    """The holds still `held`, as (count, points): `live` ones and `expired` ones the sweep has
+    not released yet. One query over the held holds (for /metrics, at scrape time)."""
+    totals = Hold.objects.filter(status=HoldStatus.HELD).aggregate(
+        live=Count("id", filter=Q(expires_at__gt=now)), live_points=Sum("points", filter=Q(expires_at__gt=now)),
+        expired=Count("id", filter=Q(expires_at__lte=now)), expired_points=Sum("points", filter=Q(expires_at__lte=now)),
+    )
+    return {state: (totals[state], totals[f"{state}_points"] or 0) for state in ("live", "expired")}

@@ -8,6 +8,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.jobs import job_batch
+
 from points.earning import points_birthday_awards
 from points.expiry import expiry_partitions, expiry_run_batch
 from points.imports.models import ImportStatus
@@ -43,7 +45,10 @@ def expire_points(
     this_call = 0
     while True:
         try:
-            batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor, through_wallet_id=through)
+            with job_batch("points.expiry", batch=requeues + 1, cursor=cursor, through=through) as batch:
+                batch_written, next_cursor = expiry_run_batch(now=run_at, after_wallet_id=cursor,
+                                                              through_wallet_id=through)
+                batch.rows = batch_written
         except Exception as exc:
             logger.exception("points expiry run %s failed in the batch after wallet %s", run_at.isoformat(), cursor)
             raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "cursor": cursor, "requeues": requeues,
@@ -86,7 +91,9 @@ def award_birthdays(self, day: str | None = None, cursor: int = 0, requeues: int
     total = 0
     while True:
         try:
-            posted, next_cursor = points_birthday_awards(day=run_day, after_member_id=cursor)
+            with job_batch("points.birthdays", batch=requeues + 1, cursor=cursor) as batch:
+                posted, next_cursor = points_birthday_awards(day=run_day, after_member_id=cursor)
+                batch.rows = posted
         except Exception as exc:
             logger.exception("birthday awards of %s failed in the batch after member %s", run_day, cursor)
             raise self.retry(exc=exc, kwargs={"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues})
@@ -114,7 +121,9 @@ def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> in
     total = 0
     while True:
         try:
-            released, more = holds_release_expired(now=run_at)
+            with job_batch("points.holds_sweep", batch=requeues + 1) as batch:
+                released, more = holds_release_expired(now=run_at)
+                batch.rows = released
         except Exception as exc:
             logger.exception("holds sweep %s failed", run_at.isoformat())
             raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "requeues": requeues})

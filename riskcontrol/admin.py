@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from config.errors import DomainError
+from config.routers import replica_reads
 from members.admin_mixins import ReadOnlyAdminMixin
 from riskcontrol.forms import BlacklistEntryForm, ReasonForm, RiskFreezeForm, RiskRuleForm
 from riskcontrol.models import (
@@ -223,9 +224,11 @@ class RiskCaseAdmin(ReasonActionMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def dashboard_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
+        with replica_reads():  # a dashboard may lag the primary by a moment (config.routers)
+            dashboard = risk_dashboard()
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Risk dashboard"),
-            "dashboard": risk_dashboard(),
+            "dashboard": dashboard,
         }
         return TemplateResponse(request, "admin/riskcontrol/dashboard.html", context)
 

@@ -19,6 +19,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from config.errors import DomainError
+from config.routers import ReplicaExportsMixin
 from members.admin_mixins import ReadOnlyAdminMixin
 from points.timeutils import local_date
 from settlement.exports import ClearingLineResource, LiabilityResource, SettlementLineResource, bucket_labels
@@ -42,7 +43,7 @@ def may_export(request) -> bool:
     return request.user.has_perm("settlement.export_settlement")
 
 
-class SettlementExportMixin(ExportMixin):
+class SettlementExportMixin(ReplicaExportsMixin, ExportMixin):
     def has_export_permission(self, request):
         return may_export(request)
 

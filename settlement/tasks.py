@@ -4,6 +4,8 @@ import logging
 
 from celery import shared_task
 
+from config.jobs import job_batch
+
 from settlement.models import RunStatus
 from settlement.selectors import previous_period, run_for_period
 from settlement.services import export_job_write, settlement_run_compute
@@ -22,8 +24,9 @@ def create_monthly_draft(period: str | None = None) -> int | None:
     if existing and existing.status == RunStatus.CLOSED:
         logger.info("settlement run %s is closed: left as it is", month)
         return None
-    run = settlement_run_compute(period=month)
-    logger.info("settlement draft %s: %d lines", month, run.lines.count())
+    with job_batch("settlement.monthly_draft", period=month.isoformat()) as batch:
+        run = settlement_run_compute(period=month)
+        batch.rows = run.lines.count()
     return run.pk
 
 

@@ -182,12 +182,15 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
     "otp_rate_limited": (429, {"code": "otp_rate_limited",
                                "detail": "Too many codes were requested for this phone number. Try again later."}),
     "throttled": (429, {"code": "throttled", "detail": "Request was throttled. Expected available in 30 seconds."}),
+    "rate_limited": (429, {"code": "rate_limited",
+                           "detail": "This API key sent too many requests; retry after the Retry-After seconds."}),
 }
 
 
 RETRY_GUIDANCE = {
-    429: "Too many requests: wait the `Retry-After` seconds when given (`throttled`), else back off "
-         "(`otp_rate_limited`: the phone's hourly allowance is used up), then retry.",
+    429: "Too many requests: wait the `Retry-After` seconds when given (`throttled`, `rate_limited`: the partner "
+         "key's requests per minute), else back off (`otp_rate_limited`: the phone's hourly allowance is used up), "
+         "then retry.",
 }
 ERROR_BODIES = {400: ValidationErrorSerializer, 409: ConflictErrorSerializer}
 
@@ -285,9 +288,32 @@ UNSUPPORTED_MEDIA_RESPONSE = {
 }
 
 
+PARTNER_SCHEME = "PartnerApiKey"
+RATE_LIMITED_RESPONSE = {
+    "description": "`rate_limited`: this partner key sent more requests this minute than its limit; wait the "
+                   "`Retry-After` seconds, then retry (a write with the same Idempotency-Key).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}, "examples": {}}},
+}
+
+
+def _with_rate_limited(response: dict | None) -> dict:
+    """An operation's 429 with the `rate_limited` example added (beside `throttled` or
+    `otp_rate_limited` when it has them)."""
+    response = response or RATE_LIMITED_RESPONSE
+    content = response.get("content", {}).get("application/json", {})
+    examples = {**content.get("examples", {}), "rate_limited": {"value": ERROR_EXAMPLES["rate_limited"][1]}}
+    description = response["description"]
+    if "`rate_limited`" not in description:
+        description = f"{description} {RATE_LIMITED_RESPONSE['description']}"
+    return {**response, "description": description,
+            "content": {"application/json": {**RATE_LIMITED_RESPONSE["content"]["application/json"], **content,
+                                             "examples": examples}}}
+
+
 def postprocess_contract(result, generator, request, public):
     """drf-spectacular postprocessing hook: to every operation its 503 (with Retry-After) and
-    5XX (and 415 when it takes a body), to every response the Request-Id header, to a 429 its
+    5XX (and 415 when it takes a body), to every operation a partner may call its 429
+    `rate_limited`, to every response the Request-Id header, to a 429 its
     Retry-After, and to the answers
     of a write under an Idempotency-Key the Idempotent-Replayed header."""
     for operations in result.get("paths", {}).values():
@@ -296,6 +322,8 @@ def postprocess_contract(result, generator, request, public):
             if "requestBody" in operation:
                 responses.setdefault("415", UNSUPPORTED_MEDIA_RESPONSE)
             responses.setdefault("503", SERVICE_UNAVAILABLE_RESPONSE)
+            if any(PARTNER_SCHEME in requirement for requirement in operation.get("security", [])):
+                responses["429"] = _with_rate_limited(responses.get("429"))
             responses.setdefault("5XX", SERVER_ERROR_RESPONSE)
             idempotent = any(parameter.get("name") == IDEMPOTENCY_HEADER and parameter.get("in") == "header"
                              for parameter in operation.get("parameters", []))

@@ -7,6 +7,8 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.jobs import job_batch
+
 from members.notifications.models import NotificationStatus
 from members.notifications.selectors import logs_due
 from members.notifications.services import (
@@ -49,15 +51,18 @@ def notifications_dispatch_due() -> int:
     NOTIFICATIONS_REDISPATCH_SECONDS. Returns the rows handed over."""
     now = timezone.now()
     dispatched_before = now - timedelta(seconds=settings.NOTIFICATIONS_REDISPATCH_SECONDS)
-    handed, cursor = 0, 0
+    handed, cursor, number = 0, 0, 1
     while True:
-        due = logs_due(now=now, dispatched_before=dispatched_before, after_id=cursor,
-                       retrying_before=now - timedelta(seconds=settings.NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS
-                                                       + settings.NOTIFICATIONS_REDISPATCH_SECONDS),
-                       limit=settings.NOTIFICATIONS_DISPATCH_BATCH_SIZE)
+        with job_batch("notifications.dispatch", batch=number, cursor=cursor) as batch:
+            due = logs_due(now=now, dispatched_before=dispatched_before, after_id=cursor,
+                           retrying_before=now - timedelta(seconds=settings.NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS
+                                                           + settings.NOTIFICATIONS_REDISPATCH_SECONDS),
+                           limit=settings.NOTIFICATIONS_DISPATCH_BATCH_SIZE)
+            if due:
+                notifications_mark_dispatched(log_ids=due, now=now)
+                for log_id in due:
+                    notification_send.delay(log_id)
+            batch.rows = len(due)
         if not due:
             return handed
-        notifications_mark_dispatched(log_ids=due, now=now)
-        for log_id in due:
-            notification_send.delay(log_id)
-        handed, cursor = handed + len(due), due[-1]
+        handed, cursor, number = handed + len(due), due[-1], number + 1

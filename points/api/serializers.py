@@ -170,7 +170,11 @@ class PostingResultSerializer(serializers.Serializer):
         allow_null=True, help_text=_("The posting written; null when the event earned nothing and nothing was written."),
     )
     points = serializers.IntegerField(help_text=_("Points moved for the member: + credited, - debited."))
-    balance = BalanceSerializer()
+    balance = BalanceSerializer(
+        allow_null=True,
+        help_text=_("The balance after the write; null only when the database failed right after the write "
+                    "committed: the write stands, read the balance again."),
+    )
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 

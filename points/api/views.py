@@ -2,7 +2,10 @@
 and bulk earn (partners). Each write view checks shape, makes one service call and answers
 with the posting, the points moved and the new balance: 201 when new, 200 on a replay."""
 
+import logging
+
 import django_filters
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -33,6 +36,8 @@ from points.services import points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
 TRANSACTION_ID = OpenApiParameter("transaction_id", int, OpenApiParameter.PATH, description="The transaction's id.")
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+logger = logging.getLogger(__name__)
 WRITE_ERRORS = ("invalid", "parse_error", "idempotency_key_required", "idempotency_conflict", *AUTH_ERRORS)
 
 
@@ -55,13 +60,25 @@ def member_balance_response(member_id: int) -> Response:
     return Response(BALANCE_OUTPUT.to_representation({"member": member_id, **vars(balance)}))
 
 
+def balance_after_commit(wallet: Wallet) -> dict | None:
+    """The balance read after the write committed, or None when the database no longer answers:
+    a posting that committed is acknowledged (201 or 200) whatever happens to this read, never
+    answered with an error a client would retry as if nothing had been written."""
+    try:
+        return balance_data(wallet)
+    except DATABASE_ERRORS:
+        logger.warning("Balance of wallet %s unreadable after its write committed: answered without it", wallet.pk)
+        return None
+
+
 def posting_response(result: PostingResult) -> Response:
     """The posting, the points moved and the new balance: 201 when new, 200 on a replay, and 200
-    with no transaction when an earn gave nothing (nothing was written)."""
+    with no transaction when an earn gave nothing (nothing was written). `balance` is null when
+    the database failed between the commit and the balance's read."""
     body = {
         "transaction": result.posting,
         "points": result.posting.points if result.posting else 0,
-        "balance": balance_data(result.wallet),
+        "balance": balance_after_commit(result.wallet),
         "replayed": result.replayed,
     }
     written = result.posting is not None and not result.replayed

@@ -5,7 +5,8 @@ statement of data-modifying CTEs, elsewhere through the ORM), `write_postings` m
 bulk earn), `write_expiry` the expiry postings of a batch of wallets (one set-based statement on
 PostgreSQL); `write_lot_expiry_changes`, `write_lots_available`, `write_wallet_frozen` and `write_hold_rows`
 the other changes of lots and wallets. Each then calls the after-post hooks registered in points.policies, in the same
-transaction, with every posting written and its wallet. The caller holds the wallets' locks.
+transaction, with every posting written and its wallet, and counts the postings by kind for
+/metrics once the transaction commits (config.metrics, no query). The caller holds the wallets' locks.
 """
 
 from datetime import datetime
@@ -14,6 +15,7 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from config.metrics import postings_committed
 from points.ledger.builder import PostingRows
 from points.ledger.idempotency import SYSTEM_SCOPE, request_fingerprint
 from points.ledger.sql import bulk_update_rows, insert_with_children
@@ -43,6 +45,7 @@ def write_posting(rows: PostingRows) -> Posting:
             wallet.save(update_fields=WALLET_FIELDS)
     for hook in after_post_hooks():
         hook(posting=posting, wallet=wallet)
+    postings_committed([posting.kind])
     return posting
 
 
@@ -58,6 +61,7 @@ def write_postings(rows: list[PostingRows]) -> None:
         wallet.updated_at = now
     bulk_update_rows(Wallet, list(touched.values()), WALLET_FIELDS)
     run_after_post_hooks([(row.posting, row.wallet) for row in rows])
+    postings_committed(row.posting.kind for row in rows)
 
 
 def write_lot_expiry_changes(changes: list[LotExpiryChange]) -> None:
@@ -176,6 +180,7 @@ def write_expiry(*, wallet_ids: list[int], now: datetime) -> int:
     if written and after_post_hooks():
         postings = Posting.objects.filter(pk__in=written).select_related("wallet").order_by("id")
         run_after_post_hooks([(posting, posting.wallet) for posting in postings])
+    postings_committed([PostingKind.EXPIRE.value] * len(written))
     return len(written)
 
 

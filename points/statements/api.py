@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from config.api.openapi import AUTH_ERRORS, error_responses
 from members.permissions import IsMember
 from config.errors import NotFound
+from config.routers import reads_from_replica
 from points.statements.models import Statement
 from points.statements.periods import period_parse
 from points.statements.selectors import member_statement, member_statements
@@ -100,6 +101,7 @@ class MyStatementsApi(generics.ListAPIView):
                                      invalid_fields={"page": ["A page is a whole number from 1."]})},
         tags=["me"],
     )
+    @reads_from_replica
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -114,6 +116,7 @@ class MyStatementApi(APIView):
         responses={200: StatementSerializer, **error_responses("invalid_period", "not_found", *AUTH_ERRORS)},
         tags=["me"],
     )
+    @reads_from_replica
     def get(self, request, period: str):
         statement = member_statement(member_id=request.user.member.pk, period=period_parse(period))
         if statement is None:

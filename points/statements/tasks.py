@@ -13,6 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.jobs import job_batch
 from points.statements.credited import points_credited_queue
 from points.statements.periods import period_last_closed, period_parse
 from points.statements.reminders import expiry_reminders_batch, upgrade_nudges_batch, winback_batch
@@ -31,7 +32,9 @@ def generate_statements(self, period: str | None = None, cursor: int = 0, requeu
     if cursor == 0 and requeues == 0:
         logger.info("statements run %s started", run_period)
     try:
-        batch = statements_generate_batch(period=run_period, after_member_id=cursor)
+        with job_batch("statements.generate", batch=requeues + 1, cursor=cursor, period=run_period.name) as job:
+            batch = statements_generate_batch(period=run_period, after_member_id=cursor)
+            job.rows = batch.created
     except PeriodNotOver:
         logger.error("statements run %s refused: the month has not ended", run_period)
         return 0
@@ -64,7 +67,9 @@ def send_expiry_reminders(
         return 0
     kwargs = {"day": run_day.isoformat(), "offset": offset, "cursor": cursor, "requeues": requeues}
     try:
-        batch = expiry_reminders_batch(run_day=run_day, offset=offset, after_wallet_id=cursor)
+        with job_batch("statements.expiry_reminders", batch=requeues + 1, cursor=cursor, offset=offset) as job:
+            batch = expiry_reminders_batch(run_day=run_day, offset=offset, after_wallet_id=cursor)
+            job.rows = batch.messages
     except Exception as exc:
         logger.exception("expiry reminders %s (+%s days) failed after wallet %s", run_day, offset, cursor)
         raise self.retry(exc=exc, kwargs=kwargs)
@@ -79,7 +84,9 @@ def send_upgrade_nudges(self, day: str | None = None, cursor: int = 0, requeues:
     run_day = _run_day(day)
     kwargs = {"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues}
     try:
-        batch = upgrade_nudges_batch(run_day=run_day, after_member_id=cursor)
+        with job_batch("statements.upgrade_nudges", batch=requeues + 1, cursor=cursor) as job:
+            batch = upgrade_nudges_batch(run_day=run_day, after_member_id=cursor)
+            job.rows = batch.messages
     except Exception as exc:
         logger.exception("upgrade nudges %s failed after member %s", run_day, cursor)
         raise self.retry(exc=exc, kwargs=kwargs)
@@ -94,7 +101,9 @@ def send_winback(self, day: str | None = None, cursor: int = 0, requeues: int = 
     run_day = _run_day(day)
     kwargs = {"day": run_day.isoformat(), "cursor": cursor, "requeues": requeues}
     try:
-        batch = winback_batch(run_day=run_day, after_wallet_id=cursor)
+        with job_batch("statements.winback", batch=requeues + 1, cursor=cursor) as job:
+            batch = winback_batch(run_day=run_day, after_wallet_id=cursor)
+            job.rows = batch.messages
     except Exception as exc:
         logger.exception("win-back %s failed after wallet %s", run_day, cursor)
         raise self.retry(exc=exc, kwargs=kwargs)
