@@ -45,7 +45,9 @@ from points.models import (
 from points.timeutils import group_timezone, local_date, start_of_local_day
 
 WATERMARK = "dashboard"
-CHUNK_DAYS = 31
+# Days compared per pass by the reconcile (it holds one pass's member activity in memory).
+CHUNK_DAYS = 92
+BOOKED_BEFORE_DATED = timedelta(days=1)
 LEDGER_MEASURES = ("postings", "members", "points_in", "points_out", "wallet_net", "debt_net", "manual_postings",
                    "manual_points_in", "amount_cny")
 
@@ -54,17 +56,24 @@ def _day(field: str) -> TruncDate:
     return TruncDate(field, tzinfo=group_timezone())
 
 
-def _window(first: date, last: date, prefix: str = "") -> Q:
-    return Q(**{f"{prefix}occurred_at__gte": start_of_local_day(first),
-                f"{prefix}occurred_at__lt": start_of_local_day(last + timedelta(days=1))})
+def _window(first: date, last: date, prefix: str = "", bounded: bool = False) -> Q:
+    """Postings dated in the days first..last. `bounded` adds that they were booked at most
+    BOOKED_BEFORE_DATED before the first day starts: true of every posting (none is dated later
+    than it is booked, beyond the earn's clock skew), and it lets the job's few recent days be
+    found through the booking-time index instead of a scan of the whole ledger."""
+    start = start_of_local_day(first)
+    q = Q(**{f"{prefix}occurred_at__gte": start, f"{prefix}occurred_at__lt": start_of_local_day(last + timedelta(days=1))})
+    if bounded:
+        q &= Q(**{f"{prefix}created_at__gte": start - BOOKED_BEFORE_DATED})
+    return q
 
 
-def ledger_day_rows(*, first: date, last: date) -> dict[tuple, dict]:
+def ledger_day_rows(*, first: date, last: date, bounded: bool = False) -> dict[tuple, dict]:
     """LedgerDay's figures for the days first..last computed from the ledger, by
     (day, business unit id, merchant id, kind)."""
     rows: dict[tuple, dict] = {}
     postings = (
-        Posting.objects.filter(_window(first, last)).annotate(d=_day("occurred_at"))
+        Posting.objects.filter(_window(first, last, bounded=bounded)).annotate(d=_day("occurred_at"))
         .values("d", "business_unit_id", "merchant_id", "kind")
         .annotate(
             postings=Count("id"), members=Count("wallet_id", distinct=True),
@@ -79,7 +88,7 @@ def ledger_day_rows(*, first: date, last: date) -> dict[tuple, dict]:
         key = (row.pop("d"), row.pop("business_unit_id"), row.pop("merchant_id"), row.pop("kind"))
         rows[key] = {**row, "wallet_net": 0, "debt_net": 0, "amount_cny": Decimal(row["amount_cny"]).quantize(Decimal("0.01"))}
     entries = (
-        Entry.objects.filter(_window(first, last, "posting__"), account__in=[Account.WALLET, Account.DEBT])
+        Entry.objects.filter(_window(first, last, "posting__", bounded), account__in=[Account.WALLET, Account.DEBT])
         .annotate(d=_day("posting__occurred_at"))
         .values("d", "posting__business_unit_id", "posting__merchant_id", "posting__kind")
         .annotate(wallet_net=Sum("amount", filter=Q(account=Account.WALLET), default=0),
@@ -93,17 +102,17 @@ def ledger_day_rows(*, first: date, last: date) -> dict[tuple, dict]:
     return rows
 
 
-def lot_flow_rows(*, first: date, last: date) -> dict[tuple, int]:
+def lot_flow_rows(*, first: date, last: date, bounded: bool = False) -> dict[tuple, int]:
     """LotFlowDay's points for the days first..last, by (day, business unit id, issuer id, kind,
     rule code): new lots at + their amount, movements at their signed amount (rule left empty)."""
     flows: dict[tuple, int] = defaultdict(int)
     credited = (
-        Lot.objects.filter(_window(first, last, "posting__")).annotate(d=_day("posting__occurred_at"))
+        Lot.objects.filter(_window(first, last, "posting__", bounded)).annotate(d=_day("posting__occurred_at"))
         .values_list("d", "posting__business_unit_id", "business_unit_id", "posting__kind", "rule_code")
         .annotate(points=Sum("amount")).order_by()
     )
     moved = (
-        LotMovement.objects.filter(_window(first, last, "posting__")).annotate(d=_day("posting__occurred_at"))
+        LotMovement.objects.filter(_window(first, last, "posting__", bounded)).annotate(d=_day("posting__occurred_at"))
         .values_list("d", "posting__business_unit_id", "lot__business_unit_id", "posting__kind")
         .annotate(points=Sum("amount")).order_by()
     )
@@ -114,24 +123,24 @@ def lot_flow_rows(*, first: date, last: date) -> dict[tuple, int]:
     return {key: points for key, points in flows.items() if points}
 
 
-def _member_days(first: date, last: date):
+def _member_days(first: date, last: date, bounded: bool = False):
     return (
-        Posting.objects.filter(_window(first, last)).annotate(d=_day("occurred_at"))
+        Posting.objects.filter(_window(first, last, bounded=bounded)).annotate(d=_day("occurred_at"))
         .values_list("d", "business_unit_id", "merchant_id", "kind", "wallet_id")
         .annotate(n=Count("id")).order_by()
     )
 
 
-def member_day_rows(*, first: date, last: date) -> dict[tuple, int]:
+def member_day_rows(*, first: date, last: date, bounded: bool = False) -> dict[tuple, int]:
     """MemberDay's postings counts for the days first..last, by (day, BU id, merchant id, kind, wallet id)."""
-    return {tuple(key): n for *key, n in _member_days(first, last)}
+    return {tuple(key): n for *key, n in _member_days(first, last, bounded)}
 
 
-def _insert_member_days(first: date, last: date) -> None:
+def _insert_member_days(first: date, last: date, bounded: bool) -> None:
     """MemberDay's rows, on PostgreSQL in one INSERT ... SELECT (they are about as many as the
     postings), elsewhere through the ORM."""
     if connection.vendor == "postgresql":
-        select, params = _member_days(first, last).query.sql_with_params()
+        select, params = _member_days(first, last, bounded).query.sql_with_params()
         table = MemberDay._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
@@ -141,25 +150,25 @@ def _insert_member_days(first: date, last: date) -> None:
         return
     MemberDay.objects.bulk_create(
         (MemberDay(day=d, business_unit_id=bu, merchant_id=m, kind=kind, wallet_id=w, postings=n)
-         for d, bu, m, kind, w, n in _member_days(first, last).iterator()),
+         for d, bu, m, kind, w, n in _member_days(first, last, bounded).iterator()),
         batch_size=2000,
     )
 
 
-def _rebuild_chunk(first: date, last: date) -> int:
+def _rebuild_days(first: date, last: date, bounded: bool = False) -> int:
     for model in (LedgerDay, LotFlowDay, MemberDay):
         model.objects.filter(day__gte=first, day__lte=last).delete()
     ledger = [
         LedgerDay(day=d, business_unit_id=bu, merchant_id=m, kind=kind, **figures)
-        for (d, bu, m, kind), figures in ledger_day_rows(first=first, last=last).items()
+        for (d, bu, m, kind), figures in ledger_day_rows(first=first, last=last, bounded=bounded).items()
     ]
     LedgerDay.objects.bulk_create(ledger, batch_size=2000)
     LotFlowDay.objects.bulk_create(
         [LotFlowDay(day=d, business_unit_id=bu, issuer_id=issuer, kind=kind, rule_code=rule, points=points)
-         for (d, bu, issuer, kind, rule), points in lot_flow_rows(first=first, last=last).items()],
+         for (d, bu, issuer, kind, rule), points in lot_flow_rows(first=first, last=last, bounded=bounded).items()],
         batch_size=2000,
     )
-    _insert_member_days(first, last)
+    _insert_member_days(first, last, bounded)
     return len(ledger)
 
 
@@ -184,14 +193,11 @@ def ledger_days() -> tuple[date, date] | None:
 
 
 def aggregates_rebuild(*, first: date, last: date) -> int:
-    """Recompute every aggregate of the days first..last (inclusive) from the ledger, a month of
-    days per transaction. Returns the LedgerDay rows written."""
-    written = 0
-    for start, end in _chunks(first, last):
-        with transaction.atomic():
-            _watermark_locked()
-            written += _rebuild_chunk(start, end)
-    return written
+    """Recompute every aggregate of the days first..last (inclusive) from the ledger, in one
+    transaction and one pass over the ledger's tables. Returns the LedgerDay rows written."""
+    with transaction.atomic():
+        _watermark_locked()
+        return _rebuild_days(first, last)
 
 
 def aggregates_rebuild_all() -> int:
@@ -241,7 +247,7 @@ def aggregates_refresh(*, now: datetime | None = None) -> Refresh:
                 Posting.objects.filter(created_at__gte=mark.booked_before - lag).annotate(d=_day("occurred_at"))
                 .values_list("d", flat=True).distinct().order_by()
             ))
-        rows = sum(_rebuild_chunk(first, last) for run in _runs(days) for first, last in _chunks(*run))
+        rows = sum(_rebuild_days(first, last, bounded=True) for first, last in _runs(days))
         mark.booked_before = now
         mark.save(update_fields=["booked_before", "updated_at"])
     return Refresh(days=days, rows=rows)

@@ -183,3 +183,15 @@ def test_aggregates_equal_the_ledger_after_any_sequence(operations):
                 posting_reverse(posting_id=original.pk, points=min(points, left), idempotency=key())
         aggregates_refresh()
         assert aggregates_mismatches() == []
+
+
+def test_the_refresh_is_a_beat_job_every_ten_minutes_and_its_task_refreshes(bu, member):
+    from django_celery_beat.models import PeriodicTask
+
+    from points.tasks import refresh_dashboard_aggregates
+
+    job = PeriodicTask.objects.select_related("interval").get(task="points.tasks.refresh_dashboard_aggregates")
+    assert (job.interval.every, job.interval.period, job.enabled) == (10, "minutes", True)
+    earn(member, bu, 55)
+    assert refresh_dashboard_aggregates.apply().get() == 1
+    assert LedgerDay.objects.get().points_in == 55
