@@ -20,6 +20,7 @@ from mall.models import ORDERS_RETURNED, Order
 from members.models import BusinessUnit, Member
 from points.models import LedgerDay, LotFlowDay, MemberDay, PostingKind, Wallet
 from points.timeutils import start_of_local_day
+from riskcontrol.selectors import risk_dashboard
 from settlement.models import ClearingKind, ClearingLine
 from settlement.selectors import clearing_rate, cny
 from tiers.models import MemberTier
@@ -159,6 +160,7 @@ def kpis(flt: DashboardFilter) -> list[Kpi]:
     redeemed = totals["spent"] - totals["cancelled"]
     outstanding, outstanding_cny = liability(flt)
     debt = Wallet.objects.filter(debt__gt=0).aggregate(members=Count("id"), points=Sum("debt", default=0))
+    risk = risk_dashboard(days=1)
     window = _("the window's days (posting dates, group time zone)")
     at_end = _("every day up to the window's last day")
     now = _("now")
@@ -189,6 +191,10 @@ def kpis(flt: DashboardFilter) -> list[Kpi]:
             _("members whose refunds took more points than they had (debt)"), "", now),
         Kpi("debt_points", _("Negative balances (debt)"), debt["points"], "points",
             _("points those members owe, repaid first by their next earnings"), "", now),
+        Kpi("risk_open_cases", _("Open risk cases"), risk.open_cases, "cases",
+            _("risk review cases not decided yet"), "", now),
+        Kpi("risk_held_points", _("Points held for risk review"), risk.held_points, "points",
+            _("points of earns under open review cases, not yet available to their members"), "", now),
     ]
 
 

@@ -6,10 +6,6 @@ import shutil
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make
-# between browser steps are ordinary synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def chromium_path() -> str:
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -19,9 +15,12 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in the test's thread; the ORM calls the test makes
+    # between browser steps are ordinary synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,

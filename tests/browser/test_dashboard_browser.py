@@ -94,7 +94,7 @@ def deployed(tmp_path):
         **os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_production", "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0",
         "STATIC_ROOT": str(tmp_path / "static"), "DATABASE_URL": database_url(), "LOG_FORMAT": "text",
-        "CONSOLE_OTP_REQUIRED_GROUPS": "",
+        "CONSOLE_OTP_REQUIRED_GROUPS": "", "CONN_MAX_AGE": "0",
     }
     collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT,
                                env=env, capture_output=True, text=True, timeout=300)

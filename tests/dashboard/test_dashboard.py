@@ -74,6 +74,7 @@ def test_kpis_equal_the_ledger(ledger):
         n=Count("wallet", distinct=True))["n"] == 2
     assert figures["new_members"] == 2
     assert (figures["rule_issuance"], figures["manual_issuance"]) == (1400, 25)
+    assert (figures["risk_open_cases"], figures["risk_held_points"]) == (0, 0)
 
 
 def test_kpis_follow_the_business_unit_filter(ledger):
