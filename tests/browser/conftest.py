@@ -15,12 +15,12 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
+def browser_page():
+    """A page of a fresh headless Chromium. Playwright's sync API runs an event loop in the
+    test's thread, where Django refuses the ORM: a test reads and writes its data in fixtures
+    set up before this one."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in the test's thread; the ORM calls the test makes
-    # between browser steps are ordinary synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,

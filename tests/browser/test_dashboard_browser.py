@@ -37,13 +37,38 @@ def kpi(page, code: str) -> str:
     return page.get_attribute(f"#kpi-{code} td[data-value]", "data-value")
 
 
-def test_the_dashboard_on_the_demo_data_draws_its_charts_and_shows_the_ledgers_figures(live_server, browser_page,
-                                                                                      tmp_path):
+@pytest.fixture
+def demo(tmp_path) -> tuple[dict, dict]:
+    """The demo's data and its printed credentials, and the figures the ledger itself gives for
+    the dashboard's default window (the last 30 days). Read before the browser starts: the ORM
+    is not used while Playwright's event loop runs."""
     credentials = tmp_path / "credentials.json"
     call_command("seed_demo", members=15, credentials_out=credentials)
     call_command("seed_settlement")
     call_command("rebuild_aggregates")
-    login = json.loads(credentials.read_text())
+    today = timezone.localdate()
+    start = start_of_local_day(today - timezone.timedelta(days=29))
+    end = start_of_local_day(today + timezone.timedelta(days=1))
+    figures = Posting.objects.filter(occurred_at__gte=start, occurred_at__lt=end).aggregate(
+        credited=Sum("points", filter=Q(kind__in=[PostingKind.EARN, PostingKind.ADJUST], points__gt=0), default=0),
+        refunded=Sum("points", filter=Q(kind=PostingKind.REFUND), default=0),
+        spent=Sum("points", filter=Q(kind=PostingKind.SPEND), default=0),
+        cancelled=Sum("points", filter=Q(kind=PostingKind.CANCEL), default=0),
+        members=Count("wallet", distinct=True, filter=Q(kind__in=settings.DASHBOARD_ACTIVE_MEMBER_KINDS)),
+    )
+    expected = {
+        "issued": figures["credited"] + figures["refunded"],
+        "redeemed": -figures["spent"] - figures["cancelled"],
+        "active_members": figures["members"],
+        "liability_points": Lot.objects.filter(posting__occurred_at__lt=end).aggregate(s=Sum("remaining"))["s"],
+    }
+    return json.loads(credentials.read_text()), expected
+
+
+def test_the_dashboard_on_the_demo_data_draws_its_charts_and_shows_the_ledgers_figures(live_server, demo,
+                                                                                      browser_page):
+    login, expected = demo
+    assert expected["issued"] > 0
     page = browser_page
     sign_in(page, live_server.url, login["admin_username"], login["admin_password"])
     page.click("#dashboard-link a")
@@ -54,25 +79,7 @@ def test_the_dashboard_on_the_demo_data_draws_its_charts_and_shows_the_ledgers_f
     assert page.locator("#flow-chart canvas, #flow-chart svg").count() > 0
     drawn = page.evaluate("echarts.getInstanceByDom(document.getElementById('series-chart')).getOption()")
     assert sum(len(series["data"]) for series in drawn["series"]) > 0
-
-    today = timezone.localdate()
-    start = start_of_local_day(today - timezone.timedelta(days=29))
-    end = start_of_local_day(today + timezone.timedelta(days=1))
-    window = Posting.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
-    figures = window.aggregate(
-        credited=Sum("points", filter=Q(kind__in=[PostingKind.EARN, PostingKind.ADJUST], points__gt=0), default=0),
-        refunded=Sum("points", filter=Q(kind=PostingKind.REFUND), default=0),
-        spent=Sum("points", filter=Q(kind=PostingKind.SPEND), default=0),
-        cancelled=Sum("points", filter=Q(kind=PostingKind.CANCEL), default=0),
-        members=Count("wallet", distinct=True, filter=Q(kind__in=settings.DASHBOARD_ACTIVE_MEMBER_KINDS)),
-    )
-    issued = figures["credited"] + figures["refunded"]
-    assert issued > 0
-    assert kpi(page, "issued") == str(issued)
-    assert kpi(page, "redeemed") == str(-figures["spent"] - figures["cancelled"])
-    assert kpi(page, "active_members") == str(figures["members"])
-    outstanding = Lot.objects.filter(posting__occurred_at__lt=end).aggregate(s=Sum("remaining"))["s"]
-    assert kpi(page, "liability_points") == str(outstanding)
+    assert {code: kpi(page, code) for code in expected} == {code: str(value) for code, value in expected.items()}
 
 
 def free_port() -> int:
@@ -120,15 +127,21 @@ def deployed(tmp_path):
         log.close()
 
 
-def test_the_console_served_as_deployed_is_styled_and_loads_echarts_from_whitenoise(deployed, browser_page):
+@pytest.fixture
+def superuser() -> tuple[str, str]:
     password = secrets.token_urlsafe(12)
     get_user_model().objects.create_superuser(username="deployed-admin", password=password, email="a@example.com")
+    return "deployed-admin", password
+
+
+def test_the_console_served_as_deployed_is_styled_and_loads_echarts_from_whitenoise(deployed, superuser,
+                                                                                    browser_page):
     page = browser_page
     statics = {}
     page.on("response", lambda response: statics.__setitem__(response.url, response.status)
             if "/static/" in response.url else None)
 
-    sign_in(page, deployed, "deployed-admin", password)
+    sign_in(page, deployed, *superuser)
     page.goto(f"{deployed}/admin/dashboard/")
     page.wait_for_function(CHARTS_DRAWN)
 
