@@ -260,6 +260,13 @@ POINTS_MAX_AMOUNT_CNY = Decimal(os.environ.get("POINTS_MAX_AMOUNT_CNY", "1000000
 # Points given back (a cancel, a payment's refund) after their lot expired come back as a new
 # lot valid this many days.
 POINTS_REGRANT_DAYS = int(os.environ.get("POINTS_REGRANT_DAYS", "30"))
+# The dashboard's daily aggregates (docs/dashboard.md): how far before its watermark the job looks
+# again for postings booked in transactions still open at its last run; which posting kinds make
+# a member active.
+DASHBOARD_AGGREGATES_LAG_SECONDS = int(os.environ.get("DASHBOARD_AGGREGATES_LAG_SECONDS", str(15 * 60)))
+DASHBOARD_ACTIVE_MEMBER_KINDS = [
+    kind.strip() for kind in os.environ.get("DASHBOARD_ACTIVE_MEMBER_KINDS", "earn,spend").split(",") if kind.strip()
+]
 # Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
 POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
 POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))

@@ -30,6 +30,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -760,4 +761,118 @@ class LotExpiryChange(models.Model):
         triggers = [pgtrigger.Protect(name="lot_expiry_change_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
 from points.statements.models import *  # noqa: E402,F401,F403 - the statement snapshot (points.statements)
+
+
+# --- daily aggregates for the dashboard ------------------------------------------------------
+#
+# Derived from the ledger by points.aggregates (rebuilt per day, never edited by hand); the
+# dashboard (settlement.dashboard) reads them. A day is a calendar day in the group's time zone
+# of the postings' `occurred_at`, so a backdated posting counts on the day it is dated.
+
+
+class LedgerDay(models.Model):
+    """One day's postings of one (business unit, merchant, kind)."""
+
+    day = models.DateField(_("day"))
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("business unit"),
+        db_index=False,
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant"),
+        db_index=False,
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=PostingKind.choices)
+    postings = models.BigIntegerField(_("postings"))
+    members = models.BigIntegerField(_("members"), help_text=_("Distinct members with a posting in this cell."))
+    points_in = models.BigIntegerField(_("points credited"), help_text=_("Sum of the postings' positive points."))
+    points_out = models.BigIntegerField(_("points debited"), help_text=_("Minus the sum of the postings' negative points."))
+    wallet_net = models.BigIntegerField(_("wallet change"), help_text=_("Sum of the wallet entries: the liability's change."))
+    debt_net = models.BigIntegerField(_("debt change"), help_text=_("Sum of the debt entries (+ repaid, - incurred)."))
+    manual_postings = models.BigIntegerField(_("operator postings"), help_text=_("Postings an operator made."))
+    manual_points_in = models.BigIntegerField(
+        _("points credited by operators"), help_text=_("Sum of the positive points of postings an operator made.")
+    )
+    amount_cny = models.DecimalField(_("amount (CNY)"), max_digits=18, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("daily ledger figures")
+        verbose_name_plural = _("daily ledger figures")
+        permissions = [("view_dashboard", _("Can view the operations and finance dashboard"))]
+        constraints = [
+            models.UniqueConstraint(
+                "day", Coalesce("business_unit", 0), Coalesce("merchant", 0), "kind", name="ledger_day_unique_cell"
+            ),
+        ]
+
+
+class LotFlowDay(models.Model):
+    """One day's points credited to (new lots) or taken from and given back to (movements) the
+    lots of one issuing business unit, by the posting's business unit, kind and the lots' rule."""
+
+    day = models.DateField(_("day"))
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("business unit"),
+        db_index=False,
+    )
+    issuer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("issuer"),
+                               db_index=False)
+    kind = models.CharField(_("kind"), max_length=10, choices=PostingKind.choices)
+    rule_code = models.CharField(_("rule"), max_length=64, blank=True)
+    points = models.BigIntegerField(_("points"), help_text=_("+ credited to the issuer's lots, - taken from them."))
+
+    class Meta:
+        verbose_name = _("daily lot flow")
+        verbose_name_plural = _("daily lot flows")
+        constraints = [
+            models.UniqueConstraint(
+                "day", Coalesce("business_unit", 0), "issuer", "kind", "rule_code", name="lot_flow_day_unique_cell"
+            ),
+        ]
+
+
+class MemberDay(models.Model):
+    """That a member had postings of a kind at a (business unit, merchant) on a day: the active
+    members of any window and filter are counted from these rows."""
+
+    day = models.DateField(_("day"))
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="+", verbose_name=_("wallet"),
+                               db_index=False)
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("business unit"),
+        db_index=False,
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant"),
+        db_index=False,
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=PostingKind.choices)
+    postings = models.BigIntegerField(_("postings"))
+
+    class Meta:
+        verbose_name = _("daily member activity")
+        verbose_name_plural = _("daily member activity")
+        constraints = [
+            models.UniqueConstraint(
+                "day", Coalesce("business_unit", 0), Coalesce("merchant", 0), "kind", "wallet",
+                name="member_day_unique_cell",
+            ),
+        ]
+
+
+class AggregateWatermark(models.Model):
+    """Up to when (booking time) the aggregates have taken postings in: the job's next run
+    recomputes the days of postings booked since (less a safety lag). One row, locked by each run."""
+
+    name = models.CharField(_("name"), max_length=32, primary_key=True)
+    booked_before = models.DateTimeField(_("booked before"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("aggregate watermark")
+        verbose_name_plural = _("aggregate watermarks")
+
+    def __str__(self):
+        return f"{self.name}: {self.booked_before}"
+
 from points.imports.models import *  # noqa: E402,F401,F403 - bulk imports of members (points.imports)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.jobs import job_batch
-
+from points.aggregates import aggregates_refresh
 from points.earning import points_birthday_awards
 from points.expiry import expiry_partitions, expiry_run_batch
 from points.imports.models import ImportStatus
@@ -138,6 +138,17 @@ def release_expired_holds(self, now: str | None = None, requeues: int = 0) -> in
             break
         requeues += 1
     return total
+
+
+@shared_task(acks_late=True)
+def refresh_dashboard_aggregates() -> int:
+    """Recompute the dashboard's daily aggregates of the days touched since the last run
+    (points.aggregates); idempotent, and overlapping runs take turns on the watermark's lock."""
+    with job_batch("points.dashboard_aggregates") as batch:
+        done = aggregates_refresh()
+        batch.rows = done.rows
+    logger.info("dashboard aggregates: %d days recomputed, %d rows", len(done.days), done.rows)
+    return len(done.days)
 
 
 # The statement and reminder jobs live in points.statements; imported here, where celery finds

@@ -20,6 +20,8 @@ $PY manage.py seed_risk_demo
 $PY manage.py requalify_tiers
 $PY manage.py seed_mall --credentials-out var/demo-credentials.json
 $PY manage.py seed_settlement
+# The dashboard's daily aggregates of everything seeded (the beat job keeps them current).
+$PY manage.py rebuild_aggregates
 
 pids=()
 stop() {
@@ -42,7 +44,7 @@ pids+=($!)
 cat <<INFO
 
 ================================================================================
- Operator console : http://127.0.0.1:$PORT/admin/
+ Operator console : http://127.0.0.1:$PORT/admin/   (dashboard: /admin/dashboard/)
  API docs         : http://127.0.0.1:$PORT/api/docs/   (schema: /api/schema/)
  Demo credentials (also in var/demo-credentials.json):
 $(sed 's/^/   /' var/demo-credentials.json)

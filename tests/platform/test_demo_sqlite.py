@@ -31,7 +31,7 @@ def test_demo_seeds_and_verifies_on_sqlite(tmp_path):
     # What scripts/run-demo.sh runs, in its order.
     for args in (["migrate", "--noinput"], ["seed_demo", "--members", "15", *credentials_out],
                  ["seed_payments", *credentials_out], ["seed_tiers"], ["seed_risk_demo"], ["verify_ledger"],
-                 ["seed_settlement"], ["verify_settlement"]):
+                 ["seed_settlement"], ["verify_settlement"], ["rebuild_aggregates"], ["verify_aggregates"]):
         done = manage(*args, env=env)
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-4000:]}"
     credentials = json.loads((tmp_path / "c.json").read_text())
@@ -41,6 +41,11 @@ def test_demo_seeds_and_verifies_on_sqlite(tmp_path):
     assert served.returncode == 0, served.stderr[-4000:]
     assert served.stdout.split() == ["200", "200", "200", "201", "200", "201", "history-times-agree"], served.stdout[-2000:]
     assert manage("verify_ledger", env=env).returncode == 0
+
+    board = manage("shell", "--no-imports", "-c", DASHBOARD_PAGE, env=env)
+    assert board.returncode == 0, board.stderr[-4000:]
+    status, issued = board.stdout.split()
+    assert status == "200" and int(issued) > 0, board.stdout[-2000:]
 
 
 # The API's reads and writes on SQLite, where the hand-written SQL of the hot paths must work too.
@@ -78,6 +83,17 @@ def shown(params):
 plain, filtered = shown({}), shown({"kind": "earn"})
 mine = [(earned["occurred_at"], earned["created_at"], "purchase")]
 print("history-times-agree" if plain == filtered == mine else f"history-times-differ {plain} {filtered} {mine}")
+"""
+
+# The dashboard on SQLite, as the demo's printed admin opens it: the page and the issued points.
+DASHBOARD_PAGE = """
+import re
+from django.contrib.auth import get_user_model
+from django.test import Client
+client = Client(HTTP_HOST="127.0.0.1")
+client.force_login(get_user_model().objects.get(username="admin"))
+page = client.get("/admin/dashboard/", {"bucket": "week"})
+print(page.status_code, re.search(r'id="kpi-issued".*?data-value="(-?[0-9]+)"', page.content.decode(), re.S).group(1))
 """
 
 
