@@ -69,7 +69,7 @@ MIDDLEWARE = [
     # A database outage answers 503 with Retry-After, not a 500 page (config.middleware).
     "config.middleware.DatabaseUnavailableMiddleware",
     "config.middleware.BrowserSessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.ApiLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.BrowserAuthenticationMiddleware",
@@ -117,6 +117,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
     # more than executing. Turn off behind a pooler that cannot keep prepared statements.
     DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, its health check run only when the quiet connection's socket has input
+    # (a restart, a terminated backend): no SELECT 1 round trip per request (config/postgresql).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The demo runs the web server, a worker and beat on one SQLite file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions queue writers instead of failing on a lock upgrade.

@@ -162,7 +162,7 @@ def test_codes_are_dealt_to_threads_once_each():
 
     parts = split_codes([f"C{n}" for n in range(7)], 2)
     assert parts == [["C0", "C2", "C4", "C6"], ["C1", "C3", "C5"]]
-    assert sorted(sum(split_codes(["A", "B", "C"], 4), [])) == ["A", "B", "C"]
+    assert sorted(code for part in split_codes(["A", "B", "C"], 4) for code in part) == ["A", "B", "C"]
 
 
 def test_mall_and_payments_setup_seed_what_their_steps_load(db, tmp_path):
