@@ -1,6 +1,9 @@
 """Django-side helpers of the benchmark, each run by bench/run.py in a subprocess of its own.
 
     python bench/helpers.py setup                      # partner key + tier programme, as JSON
+    python bench/helpers.py mall --members-first N --members-last N --tokens FILE
+                                                       # the mall step's catalogue, keys and tokens
+    python bench/helpers.py payments                   # the payments step's BU terms and key
     python bench/helpers.py expire --now ISO --budget SECONDS
     python bench/helpers.py idle                       # Django loaded, nothing done (baseline RSS)
 
@@ -10,6 +13,7 @@ The expiry job runs in its own process so that the harness can read that process
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 from datetime import datetime
@@ -38,6 +42,18 @@ ON CONFLICT (member_id) DO NOTHING
 """
 
 
+def partner_key_create(*, name: str, business_unit, merchant=None) -> tuple:
+    """The one place the benchmark creates a partner key: one that may spend a member's points
+    named by id, without the member present (the loads name members by id, as a parking system
+    acting on a stored authorisation does). Returns (key object, key)."""
+    from mall.services_payments import partner_key_presence_set
+    from members.models import PartnerKey
+
+    key_obj, key = PartnerKey.objects.create_key(name=name, business_unit=business_unit, merchant=merchant)
+    partner_key_presence_set(key=key_obj, may_spend_without_presence=True)
+    return key_obj, key
+
+
 def setup() -> dict:
     """A partner key of the benchmark's mall (no merchant: codes are named per request) and an
     active tier programme with every member placed on it, so that the earn path and the tier
@@ -45,12 +61,12 @@ def setup() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from members.models import BusinessUnit, PartnerKey
+    from members.models import BusinessUnit
     from tiers.models import QualificationBasis, TierLevel, TierProgramme
     from tiers.selectors import window_start
 
     unit = BusinessUnit.objects.get(code="bench-mall")
-    key_obj, key = PartnerKey.objects.create_key(name=f"bench {datetime.now():%Y%m%d%H%M%S}", business_unit=unit)
+    key_obj, key = partner_key_create(name=f"bench {datetime.now():%Y%m%d%H%M%S}", business_unit=unit)
     if not TierProgramme.objects.filter(is_active=True).exists():
         programme = TierProgramme.objects.create(code="bench", name="Bench tiers", basis=QualificationBasis.POINTS)
         for rank, (code, threshold, multiplier) in enumerate(
@@ -64,6 +80,66 @@ def setup() -> dict:
                                                "start": window_start(programme=programme, at=now)})
     return {"api_key": key, "scope": f"partner:{key_obj.prefix}", "business_unit": unit.code,
             "merchants": list(unit.merchants.order_by("code").values_list("code", flat=True))}
+
+
+def mall(*, items: int, stock: int, flash_stock: int, price: int, members: tuple[int, int], token_count: int,
+         tokens_file: str) -> dict:
+    """The mall step's catalogue at the benchmark's mall: `items` vouchers of its first merchant
+    (each writes off at that merchant's till) with `stock` each, one flash-sale item with
+    `flash_stock` and one for the raw ceiling's flash sale (`stock`, so that the raw writes never
+    run out), all on sale now and priced `price` points; a bearer token for `token_count`
+    members spread over `members` (written to `tokens_file`, one a line: the orders are the
+    members' own); a key of the merchant (its till writes the coupons off)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from mall.models import Category, ItemKind
+    from mall.services import item_create
+    from members.models import BusinessUnit, MemberToken
+    from members.selectors import token_hash
+
+    unit = BusinessUnit.objects.get(code="bench-mall")
+    merchant = unit.merchants.order_by("code").first()
+    category, _created = Category.objects.get_or_create(code="bench", defaults={"name_zh": "压测", "name_en": "Bench"})
+    now = timezone.now()
+
+    def item(name: str, stock_of: int):
+        return item_create(business_unit=unit, by="bench", fields={
+            "kind": ItemKind.SERVICE_VOUCHER, "category": category, "name_zh": name, "name_en": name,
+            "price_points": price, "merchant": merchant, "stock": stock_of, "valid_days": 30,
+            "sale_from": now - timedelta(minutes=1)})
+
+    catalogue = [item(f"bench voucher {n}", stock) for n in range(items)]
+    flash = item("bench flash sale", flash_stock)
+    raw_flash = item("bench flash sale (raw ceiling)", stock)
+    first, last = members
+    step = max(1, (last - first + 1) // token_count)
+    expires = now + timedelta(seconds=settings.MEMBER_TOKEN_TTL_SECONDS)
+    tokens = [secrets.token_urlsafe(32) for _ in range(min(token_count, last - first + 1))]
+    MemberToken.objects.bulk_create(
+        MemberToken(member_id=first + n * step, key_hash=token_hash(token), expires_at=expires)
+        for n, token in enumerate(tokens))
+    Path(tokens_file).write_text("\n".join(tokens) + "\n")
+    _till, till_key = partner_key_create(name=f"bench till {now:%Y%m%d%H%M%S}", business_unit=unit, merchant=merchant)
+    initial = {str(i.pk): stock for i in (*catalogue, raw_flash)} | {str(flash.pk): flash_stock}
+    return {"initial_stock": initial, "flash_item": flash.pk, "raw_flash_item": raw_flash.pk,
+            "first_item": catalogue[0].pk, "last_item": catalogue[-1].pk, "price": price, "tokens": len(tokens),
+            "merchant": merchant.pk, "business_unit": unit.pk, "till_key": till_key}
+
+
+def payments() -> dict:
+    """The payments step's terms at the benchmark's mall (points pay there, any number of
+    points up to the whole bill, a hold of 15 minutes) and a key that names members by id."""
+    from mall.models_payments import BusinessUnitPaymentSettings
+    from members.models import BusinessUnit
+
+    unit = BusinessUnit.objects.get(code="bench-mall")
+    BusinessUnitPaymentSettings.objects.update_or_create(business_unit=unit, defaults={
+        "accepts_points": True, "min_unit": 1, "max_share_percent": 100, "cap_points": None, "hold_seconds": 900})
+    _key_obj, key = partner_key_create(name=f"bench payments {datetime.now():%Y%m%d%H%M%S}", business_unit=unit)
+    return {"api_key": key, "business_unit": unit.pk}
 
 
 def expire(*, now: str, budget: float, batch_size: int | None) -> dict:
@@ -107,6 +183,16 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup")
     sub.add_parser("idle")
+    sub.add_parser("payments")
+    catalogue = sub.add_parser("mall")
+    catalogue.add_argument("--items", type=int, default=50)
+    catalogue.add_argument("--stock", type=int, default=100_000)
+    catalogue.add_argument("--flash-stock", type=int, default=10_000)
+    catalogue.add_argument("--price", type=int, default=10)
+    catalogue.add_argument("--members-first", type=int, required=True)
+    catalogue.add_argument("--members-last", type=int, required=True)
+    catalogue.add_argument("--token-count", type=int, default=2000)
+    catalogue.add_argument("--tokens", required=True)
     job = sub.add_parser("expire")
     job.add_argument("--now", required=True)
     job.add_argument("--budget", type=float, required=True)
@@ -118,6 +204,12 @@ def main() -> None:
     django.setup()
     if args.command == "setup":
         result = setup()
+    elif args.command == "mall":
+        result = mall(items=args.items, stock=args.stock, flash_stock=args.flash_stock, price=args.price,
+                      members=(args.members_first, args.members_last), token_count=args.token_count,
+                      tokens_file=args.tokens)
+    elif args.command == "payments":
+        result = payments()
     elif args.command == "expire":
         result = expire(now=args.now, budget=args.budget, batch_size=args.batch_size)
     else:

@@ -1,6 +1,6 @@
 """The benchmark suite: the platform against the raw PostgreSQL ceiling, in one run.
 
-    .venv/bin/python bench/run.py [--quick] [--port 55433]
+    .venv/bin/python bench/run.py [--quick] [--port 55433] [--steps raw,http,expiry,mall,...]
 
 Starts a private PostgreSQL cluster (scripts/ensure-postgres.sh, default durability: fsync and
 synchronous_commit on), installs wrk and pgbench when absent, generates a ledger at scale, then
@@ -8,7 +8,8 @@ runs each load step bounded in time: the raw ceiling (pgbench scripts doing the 
 by hand in SQL), the platform served by gunicorn on 127.0.0.1 and loaded by wrk, the expiry job
 in a subprocess. `verify_ledger` runs after every load step; a step that leaves the ledger wrong
 stops the run with a non-zero exit. Every server the run started is stopped at the end. Writes
-bench/results/latest.json and the results section of BENCHMARKS.md.
+bench/results/latest.json and the results section of BENCHMARKS.md; a run of chosen steps only
+(--steps) writes bench/results/partial.json and prints its section, leaving both alone.
 """
 
 import argparse
@@ -122,6 +123,27 @@ def parse_wrk(output: str) -> dict:
                 "items": data.get("items", {}),
             }
     raise BenchFailure(f"wrk printed no BENCH_JSON line:\n{output[-2000:]}")
+
+
+def per_second(count: int, seconds: float) -> float | None:
+    return round(count / seconds, 1) if count and seconds else None
+
+
+CORE_STEPS = ("raw", "http", "expiry")
+
+
+def chosen_steps(spec: str | None, capability: tuple[str, ...] = STEPS) -> tuple[str, ...]:
+    """The steps a run does after generation, in the suite's order: every one by default, else
+    those named in `spec` (comma-separated: the core steps raw, http, expiry and the
+    capability steps of bench/steps). An unknown name is an error, not a silent skip."""
+    known = (*CORE_STEPS, *capability)
+    if spec is None:
+        return known
+    named = {name.strip() for name in spec.split(",") if name.strip()}
+    unknown = sorted(named - set(known))
+    if unknown or not named:
+        raise ValueError(f"unknown steps {unknown or spec!r}; known: {', '.join(known)}")
+    return tuple(name for name in known if name in named)
 
 
 def ratio(numerator, denominator):
@@ -287,8 +309,7 @@ class Bench:
     # raw ceiling ----------------------------------------------------------------------------------
 
     def pgbench(self, script: str, clients: int, **variables) -> dict:
-        logdir = self.workdir / f"pgbench-{script}-{clients}"
-        logdir.mkdir()
+        logdir = Path(tempfile.mkdtemp(prefix=f"pgbench-{script}-{clients}-", dir=self.workdir))
         defines = [arg for name, value in variables.items() for arg in ("-D", f"{name}={value}")]
         output = run([
             pg_bin("pgbench") or "pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
@@ -373,15 +394,20 @@ class Bench:
             return error.code
 
     def wrk(self, base: str, script: str, connections: int, *, key_prefix: str, members: tuple[int, int],
-            extra: str = "", timeout: int = 10, seconds: int | None = None) -> dict:
-        threads = min(connections, os.cpu_count() or 1)
+            extra: str = "", timeout: int = 10, seconds: int | None = None, api_key: str | None = None) -> dict:
+        """wrk with a script of bench/wrk; `api_key` is the partner key it sends (the run's own by default)."""
+        threads = self.wrk_threads(connections)
         seconds = seconds or self.scale.step_seconds
         output = run([
             "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
             "--timeout", f"{timeout}s", "-s", str(BENCH / "wrk" / f"{script}.lua"), base, "--",
-            self.partner["api_key"], key_prefix, str(members[0]), str(members[1]), extra,
+            api_key or self.partner.get("api_key", "-"), key_prefix, str(members[0]), str(members[1]), extra,
         ], timeout=seconds * 3 + timeout + 60)
         return {"connections": connections, **parse_wrk(output.stdout)}
+
+    @staticmethod
+    def wrk_threads(connections: int) -> int:
+        return min(connections, os.cpu_count() or 1)
 
     def written(self, since: str, key_prefix: str) -> dict:
         """What a load step wrote: postings created since `since` under the step's key prefix."""
@@ -393,13 +419,29 @@ class Bench:
     def settle(self, since: str, key_prefix: str) -> dict:
         """Wait (bounded) until requests still in flight when wrk stopped are done: the step's
         postings unchanged for two seconds; return what the step wrote."""
+        return self.settled(lambda: self.written(since, key_prefix))
+
+    @staticmethod
+    def settled(read):
+        """Call `read` (what a load step wrote) each second until it answers the same three times
+        in a row (bounded): the requests in flight when wrk stopped are done."""
         history = []
         for _ in range(300):
-            history.append(self.written(since, key_prefix))
+            history.append(read())
             if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
                 break
             time.sleep(1)
         return history[-1]
+
+    def written_rows(self, sql: str) -> dict:
+        """What a load step wrote, from `sql` answering `count | seconds from the first to the last`,
+        once the requests in flight when wrk stopped are done; with its rate per second."""
+        def read():
+            count, span = psql(self.env, sql).split("|")
+            return int(count), float(span)
+
+        count, span = self.settled(read)
+        return {"count": count, "span_seconds": span, "per_s": per_second(count, span)}
 
     def http_steps(self) -> None:
         data, http, notes = self.data, self.results.setdefault("http", {}), self.results.setdefault("http_notes", [])
@@ -553,8 +595,8 @@ class Bench:
 
     # the capabilities above the ledger (bench/steps) -----------------------------------------
 
-    def capability_steps(self) -> None:
-        for name in STEPS:
+    def capability_steps(self, names: tuple[str, ...] = STEPS) -> None:
+        for name in names:
             step = importlib.import_module(f"bench.steps.{name}")
             log(f"step {step.NAME}")
             self.results.setdefault("steps", {})[step.NAME] = step.run(self)
@@ -562,17 +604,24 @@ class Bench:
 
     # report --------------------------------------------------------------------------------------
 
-    def write(self) -> None:
-        out = BENCH / "results" / "latest.json"
+    def write(self, *, partial: bool = False) -> None:
+        """The whole suite's results go to latest.json and BENCHMARKS.md; a run of chosen steps
+        only to partial.json, its section printed, so that it never replaces a whole run's."""
+        out = BENCH / "results" / ("partial.json" if partial else "latest.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        if partial:
+            print(render_markdown(self.results))
+            log(f"wrote {out.relative_to(ROOT)} (BENCHMARKS.md left as it is)")
+            return
         write_markdown(self.results, ROOT / "BENCHMARKS.md")
         log(f"wrote {out.relative_to(ROOT)} and BENCHMARKS.md")
 
 
 def compute_ratios(results: dict) -> dict:
     """Platform / raw at the same concurrency, for earn, redeem, bulk earn and hold then capture
-    (one raw transaction pair = one hold captured)."""
+    (one raw transaction pair = one hold captured), then those each capability step computed
+    (its figures' "ratios")."""
     ratios = {}
     raw, http = results.get("raw", {}), results.get("http", {})
     for kind, raw_key, http_key, raw_metric, http_metric in (
@@ -586,6 +635,8 @@ def compute_ratios(results: dict) -> dict:
             value = ratio(row.get(http_metric), raw_by_clients.get(row["connections"]))
             if value is not None:
                 ratios[f"{kind}@{row['connections']}"] = value
+    for figures in results.get("steps", {}).values():
+        ratios.update(figures.get("ratios", {}))
     return ratios
 
 
@@ -599,6 +650,10 @@ def _cell(value) -> str:
     return str(value)
 
 
+def ratio_cell(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _loads(values) -> str:
     return " / ".join(f"{value:.1f}" for value in values) if values else "?"
 
@@ -608,7 +663,8 @@ def render_markdown(results: dict) -> str:
     meta, machine_info, data = results.get("meta", {}), results.get("machine", {}), results.get("data", {})
     lines += [
         f"Run: {meta.get('date', '?')}, scale **{meta.get('scale', '?')}**, {meta.get('step_seconds', '?')} s per load step, "
-        f"status **{meta.get('status', '?')}**; "
+        f"status **{meta.get('status', '?')}**"
+        f"{'; steps ' + ', '.join(meta['steps']) if meta.get('steps') else ''}; "
         f"total {meta.get('total_seconds', '?')} s. Load average (1, 5, 15 min) at the start "
         f"{_loads(meta.get('load_average_at_start'))}, at the end {_loads(meta.get('load_average_at_end'))}: "
         "anything above the core count means other work shared the machine during the run.",
@@ -712,18 +768,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") not in (None, "", "0"))
     parser.add_argument("--port", type=int, default=55433, help="port of the benchmark's own PostgreSQL")
+    parser.add_argument("--steps", default=None,
+                        help="only these steps after generation, comma-separated (default: all): "
+                             + ", ".join((*CORE_STEPS, *STEPS)))
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the results section of BENCHMARKS.md from bench/results/latest.json")
     args = parser.parse_args(argv)
     if args.report:
         write_markdown(json.loads((BENCH / "results" / "latest.json").read_text()), ROOT / "BENCHMARKS.md")
         return 0
+    try:
+        steps = chosen_steps(args.steps)
+    except ValueError as error:
+        parser.error(str(error))
+    partial = steps != chosen_steps(None)
     scale = QUICK if args.quick else FULL
     bench = Bench(scale=scale, port=args.port)
     started = time.monotonic()
     bench.results["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "scale": scale.name,
                              "step_seconds": scale.step_seconds, "load_average_at_start": os.getloadavg(),
-                             "status": "complete"}
+                             "status": "complete", "steps": list(steps)}
     bench.results["machine"] = machine()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -735,10 +799,13 @@ def main(argv=None) -> int:
             bench.results["versions"] = versions(bench.env)
             bench.generate()
             bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
-            bench.raw_steps()
-            bench.http_steps()
-            bench.expiry_step()
-            bench.capability_steps()
+            if "raw" in steps:
+                bench.raw_steps()
+            if "http" in steps:
+                bench.http_steps()
+            if "expiry" in steps:
+                bench.expiry_step()
+            bench.capability_steps(tuple(name for name in STEPS if name in steps))
             bench.results["verify_ledger_final_seconds"] = bench.verify("all steps")
     except (BenchFailure, Interrupted) as stop:
         # Whatever was measured is written, marked as such, and the run still fails.
@@ -748,11 +815,14 @@ def main(argv=None) -> int:
         bench.results["ratios"] = compute_ratios(bench.results)
         bench.results["meta"]["total_seconds"] = round(time.monotonic() - started, 1)
         bench.results["meta"]["load_average_at_end"] = os.getloadavg()
-        bench.write()
+        bench.write(partial=partial)
     return 0
 
 
 if __name__ == "__main__":
+    # The steps import bench.run: let them find this module, not a second copy of it (whose
+    # BenchFailure would be another class).
+    sys.modules["bench.run"] = sys.modules[__name__]
     try:
         sys.exit(main())
     except BenchFailure as failure:

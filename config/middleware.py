@@ -1,5 +1,5 @@
-"""Sessions, the Django user and flash messages, for every path but the API's; static files,
-the request log and the answer to a database outage.
+"""Sessions, the Django user and flash messages, for every path but the API's; the language;
+static files, the request log and the answer to a database outage.
 
 The API authenticates each request with its own classes (members.authentication): it reads
 no session, needs no Django user and shows no message, so these three middleware skip its paths,
@@ -10,10 +10,14 @@ import logging
 import os
 import time
 
+from django.conf import settings
+from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import InterfaceError, OperationalError
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -46,6 +50,25 @@ class BrowserMessageMiddleware(MessageMiddleware):
     def process_request(self, request):
         if not is_api(request):
             super().process_request(request)
+
+
+class ApiLocaleMiddleware(LocaleMiddleware):
+    """Django's, without looking for a language prefix in an API path: `/api/v1/...` has none,
+    and the failed look-up of "api" as a language is redone on every request (its LookupError is
+    not cached). The language an API request gets is the one Django's would give it."""
+
+    def process_request(self, request):
+        if not is_api(request):
+            return super().process_request(request)
+        urlconf = getattr(request, "urlconf", settings.ROOT_URLCONF)
+        i18n_patterns_used, prefixed_default_language = is_language_prefix_patterns_used(urlconf)
+        if i18n_patterns_used and not prefixed_default_language:
+            language = settings.LANGUAGE_CODE
+        else:
+            language = translation.get_language_from_request(request, check_path=i18n_patterns_used)
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()
+        return None
 
 
 # --- static files, request log, database outage ----------------------------------------------

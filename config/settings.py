@@ -69,7 +69,7 @@ MIDDLEWARE = [
     # A database outage answers 503 with Retry-After, not a 500 page (config.middleware).
     "config.middleware.DatabaseUnavailableMiddleware",
     "config.middleware.BrowserSessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.ApiLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.BrowserAuthenticationMiddleware",
@@ -103,6 +103,7 @@ TEMPLATES = [
     },
 ]
 
+
 def database_from_url(url: str) -> dict:
     database = dj_database_url.parse(
         url,
@@ -111,11 +112,15 @@ def database_from_url(url: str) -> dict:
         # restart the dead one is replaced instead of failing the request.
         conn_health_checks=True,
     )
-    if database["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
-        # Server-side binding lets psycopg prepare a statement a connection runs again and again
-        # (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot paths costs
-        # more than executing. Turn off behind a pooler that cannot keep prepared statements.
-        database["OPTIONS"] = {"server_side_binding": True}
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+            # Server-side binding lets psycopg prepare a statement a connection runs again and
+            # again (after 5 runs): PostgreSQL then skips parsing and planning, which on the hot
+            # paths costs more than executing. Turn off behind a pooler that cannot keep them.
+            database["OPTIONS"] = {"server_side_binding": True}
+        # Django's backend, its health check run only when the quiet connection's socket has
+        # input (a restart, a terminated backend): no SELECT 1 round trip per request.
+        database["ENGINE"] = "config.postgresql"
     return database
 
 

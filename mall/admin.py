@@ -46,6 +46,7 @@ from mall.models import (
     WriteOff,
 )
 from mall.selectors import standing_write_off
+from mall.thumbnails import thumbnail_url
 from mall.services import (
     coupon_redeem,
     coupon_redeem_undo,
@@ -246,7 +247,8 @@ class ItemAdmin(MerchantScopedMixin, SimpleHistoryAdmin):
     def thumbnail(self, item):
         if not item.image:
             return "-"
-        return format_html('<img src="{}" alt="" style="height:40px;width:40px;object-fit:cover">', item.image.url)
+        return format_html('<img src="{}" alt="" style="height:40px;width:40px;object-fit:cover">',
+                           thumbnail_url(item.image) or item.image.url)
 
     def has_delete_permission(self, request, obj=None):
         return False  # items carry orders: deactivate them instead

@@ -86,6 +86,7 @@ from mall.selectors import (
     member_usage,
     unit_points,
 )
+from mall.thumbnails import thumbnail_make
 from points.ledger import SYSTEM_SCOPE, Idempotency, request_fingerprint, wallet_lock
 from points.services import reverse_locked, spend_locked
 from points.timeutils import end_of_local_day, local_date
@@ -679,7 +680,9 @@ def item_create(*, business_unit: BusinessUnit, fields: dict, actor=None, by: st
     Not durable, unlike the operations that move points: the console saves an item and its
     slots in the one transaction of its change form."""
     with transaction.atomic():
-        return _saved(Item(business_unit=business_unit, **fields), actor=actor, by=by)
+        item = _saved(Item(business_unit=business_unit, **fields), actor=actor, by=by)
+        thumbnail_make(item.image)
+        return item
 
 
 def item_update(
@@ -708,7 +711,10 @@ def item_update(
             if item.stock + stock_delta < 0:
                 raise StockNegative(stock=item.stock)
             item.stock += stock_delta
-        return _saved(item, actor=actor, by=by)
+        item = _saved(item, actor=actor, by=by)
+        if "image" in changes:
+            thumbnail_make(item.image)
+        return item
 
 
 def pool_codes_add(*, item_id: int, raw_codes: list[str], batch: str = "") -> dict[str, int]:

@@ -19,6 +19,7 @@ from mall.models import (
     ItemKind,
     OrderStatus,
 )
+from mall.thumbnails import thumbnail_url
 
 BIGINT_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -101,6 +102,7 @@ class ItemBaseSerializer(serializers.Serializer):
     description_zh = serializers.CharField()
     description_en = serializers.CharField()
     image = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField(help_text=_("The image scaled to fit 160 x 160 pixels (JPEG)."))
     price_points = serializers.IntegerField(help_text=_("List price per unit, before the tier discount."))
     cash_cny = serializers.DecimalField(max_digits=12, decimal_places=2, help_text=_("Paid at the desk or till."))
     business_unit = serializers.CharField(source="business_unit.code")
@@ -123,10 +125,15 @@ class ItemBaseSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_image(self, item):
-        if not item.image:
-            return None
+        return self._absolute(item.image.url if item.image else None)
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_thumbnail_url(self, item):
+        return self._absolute(thumbnail_url(item.image))
+
+    def _absolute(self, url: str | None) -> str | None:
         request = self.context.get("request")
-        return request.build_absolute_uri(item.image.url) if request else item.image.url
+        return request.build_absolute_uri(url) if url and request else url
 
 
 class MemberItemSerializer(ItemBaseSerializer):

@@ -292,3 +292,49 @@ def test_a_page_of_orders_costs_a_fixed_number_of_queries(api, shopper, bu, djan
         order(api, {"item": ItemFactory(business_unit=bu, price_points=10).pk, "quantity": 3}, f"q{n}")
     with django_assert_max_num_queries(8):
         assert len(api.get(ORDERS).json()["results"]) == 5
+
+
+def test_the_catalogue_answers_each_items_thumbnail(api, bu, settings, tmp_path):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from mall.services import item_create, item_update
+    from mall.thumbnails import thumbnail_name
+
+    settings.MEDIA_ROOT = tmp_path
+    picture = io.BytesIO()
+    Image.new("RGB", (300, 600), "blue").save(picture, format="PNG")
+    pictured = item_create(business_unit=bu, by="test", fields={
+        "kind": ItemKind.SERVICE_VOUCHER, "name_zh": "停车", "name_en": "Parking", "price_points": 100, "valid_days": 30,
+        "image": SimpleUploadedFile("lot.png", picture.getvalue(), content_type="image/png")})
+    plain = ItemFactory(business_unit=bu)
+
+    rows = {row["id"]: row for row in api.get(ITEMS).json()["results"]}
+
+    assert rows[pictured.pk]["thumbnail_url"].endswith("/" + thumbnail_name(pictured.image.name))
+    assert rows[pictured.pk]["image"].endswith("/" + pictured.image.name)
+    assert rows[plain.pk]["thumbnail_url"] is None and rows[plain.pk]["image"] is None
+    with Image.open(tmp_path / thumbnail_name(pictured.image.name)) as small:
+        assert small.size == (80, 160)
+    # A new image makes a new thumbnail; one Pillow cannot read leaves none.
+    Image.new("RGB", (50, 50), "green").save(picture := io.BytesIO(), format="PNG")
+    item_update(item_id=pictured.pk, by="test", changes={
+        "image": SimpleUploadedFile("lot2.png", picture.getvalue(), content_type="image/png")})
+    pictured.refresh_from_db()
+    with Image.open(tmp_path / thumbnail_name(pictured.image.name)) as small:
+        assert small.size == (50, 50)
+    assert api.get(f"{ITEMS}{pictured.pk}/").json()["thumbnail_url"].endswith(thumbnail_name(pictured.image.name))
+
+
+def test_an_image_pillow_cannot_read_makes_no_thumbnail(bu, settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    from mall.thumbnails import thumbnail_make, thumbnail_url
+
+    settings.MEDIA_ROOT = tmp_path
+    item = ItemFactory(business_unit=bu)
+    item.image.save("broken.png", ContentFile(b"not an image"), save=True)
+
+    assert thumbnail_make(item.image) is None and thumbnail_url(item.image) is None

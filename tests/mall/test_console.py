@@ -14,6 +14,7 @@ from django.urls import reverse
 from mall.admin import CouponResource, OrderResource, WriteOffResource
 from mall.models import Coupon, CouponStatus, Item, ItemKind, MerchantStaff, Order, OrderStatus, WriteOff
 from mall.services import coupon_redeem, order_place
+from mall.thumbnails import thumbnail_name, thumbnail_url
 from points.models import PostingKind, Posting, Wallet
 from tests.factories import MerchantFactory, OperatorFactory
 from tests.factories import ItemFactory, fund, goods
@@ -84,7 +85,7 @@ def test_an_item_saved_in_the_console_goes_through_the_service_and_keeps_orders_
 def test_an_item_image_uploaded_in_the_console_is_stored_and_shown_as_a_thumbnail(console, bu, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     image = io.BytesIO()
-    Image.new("RGB", (8, 8), "red").save(image, format="PNG")
+    Image.new("RGB", (640, 320), "red").save(image, format="PNG")
     upload = SimpleUploadedFile("cup.png", image.getvalue(), content_type="image/png")
 
     response = console.post(reverse("admin:mall_item_add"), {**ITEM_FORM, "business_unit": bu.pk, "image": upload})
@@ -92,7 +93,11 @@ def test_an_item_image_uploaded_in_the_console_is_stored_and_shown_as_a_thumbnai
     assert response.status_code == 302
     item = Item.objects.get()
     assert item.image.name.startswith("mall/items/cup") and (tmp_path / item.image.name).exists()
-    assert item.image.url in console.get(reverse("admin:mall_item_changelist")).content.decode()
+    thumbnail = tmp_path / thumbnail_name(item.image.name)
+    with Image.open(thumbnail) as small:
+        assert (small.format, small.size) == ("JPEG", (160, 80))
+    listing = console.get(reverse("admin:mall_item_changelist")).content.decode()
+    assert thumbnail_url(item.image) in listing and f'src="{item.image.url}"' not in listing
 
 
 def test_orders_are_fulfilled_cancelled_and_exported_from_the_console(console, member, bu, merchant):

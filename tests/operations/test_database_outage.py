@@ -99,6 +99,44 @@ def test_persistent_connections_are_health_checked_before_reuse():
     assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
 
 
+@pytest.fixture
+def second_connection(db):
+    """A connection of its own (outside the test's transaction), closed afterwards."""
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    other.ensure_connection()
+    yield other
+    other.close()
+
+
+def test_a_quiet_connection_is_judged_usable_without_a_query(second_connection, monkeypatch):
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if second_connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's health check")
+    asked = []
+    monkeypatch.setattr(DatabaseWrapper, "is_usable", lambda self: asked.append(self) or True)
+    assert second_connection.is_usable() is True
+    assert asked == []
+
+
+def test_a_connection_whose_backend_was_terminated_is_replaced_before_use(second_connection):
+    from django.db import connection
+
+    if second_connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's health check")
+    pid = second_connection.connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    assert second_connection.is_usable() is False
+    second_connection.health_check_done = False
+    second_connection.close_if_health_check_failed()
+    with second_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+
+
 def test_the_schema_documents_503_with_retry_after_on_every_operation(client, db):
     schema = client.get("/api/schema/", {"format": "json"}).json()
     operations = [op for methods in schema["paths"].values() for op in methods.values()]

@@ -4,6 +4,7 @@ the load tools' output. The benchmark itself runs with `make bench`, never in th
 import json
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
 
 from bench.run import compute_ratios, parse_pgbench, parse_wrk, write_markdown
@@ -102,3 +103,85 @@ def test_setup_places_every_member_at_the_level_their_points_reach(db):
         value = qualifying_value(member_id=member_tier.member_id, programme=programme, at=member_tier.evaluated_at)
         assert member_tier.qualifying_value == value
         assert member_tier.level == level_for_value(levels=levels, value=value)
+
+
+def test_steps_default_to_all_and_a_choice_keeps_the_suites_order():
+    from bench.run import CORE_STEPS, chosen_steps
+
+    assert chosen_steps(None, ("mall", "payments")) == (*CORE_STEPS, "mall", "payments")
+    assert chosen_steps("payments, mall", ("mall", "payments")) == ("mall", "payments")
+    assert chosen_steps("expiry,raw", ("mall",)) == ("raw", "expiry")
+    for wrong in ("mall,nope", "", " , "):
+        with pytest.raises(ValueError):
+            chosen_steps(wrong, ("mall", "payments"))
+
+
+def test_every_capability_step_is_importable_with_its_interface():
+    import importlib
+
+    from bench.steps import STEPS
+
+    assert {"mall", "payments"} <= set(STEPS)
+    for name in STEPS:
+        step = importlib.import_module(f"bench.steps.{name}")
+        assert step.NAME and step.TITLE and callable(step.run) and callable(step.markdown)
+
+
+def test_capability_steps_ratios_join_the_runs_and_their_sections_render(tmp_path):
+    from bench.steps import mall, payments
+
+    figures = {
+        "mall": {"catalogue": {"items": 50, "price": 10, "tokens": 2000, "flash_stock": 10_000},
+                 "raw": {"order": [{"orders_per_s": 400.0}], "flash_sale": [], "write_off": []},
+                 "http": {"order": [{"connections": 8, "orders_per_s": 40.0, "req_per_s": 41.0, "statuses": {"201": 9}}],
+                          "flash_sale": [], "write_off": []},
+                 "ratios": {"mall_order@8": 0.1}},
+        "payments": {"points": 7, "raw": [{"tps": 200.0}], "http": [{"connections": 32, "captures_per_s": 20.0}],
+                     "ratios": {"payment@32": 0.1}},
+    }
+    assert compute_ratios({"steps": figures}) == {"mall_order@8": 0.1, "payment@32": 0.1}
+    assert "| order (many items) | 8 | 400 | 40.00 | 0.100 |" in "\n".join(mall.markdown(figures["mall"]))
+    assert "| 32 | 200 | 20.00 | 0.100 |" in "\n".join(payments.markdown(figures["payments"]))
+    path = tmp_path / "BENCHMARKS.md"
+    write_markdown({"meta": {"scale": "quick", "steps": ["mall", "payments"]}, "steps": figures}, path)
+    text = path.read_text()
+    assert "steps mall, payments" in text and f"### {mall.TITLE}" in text and f"### {payments.TITLE}" in text
+
+
+def test_stock_invariant_names_every_item_that_breaks_it():
+    from bench.steps.mall import stock_problems
+
+    initial = {"1": 100, "2": 10, "3": 5}
+    assert stock_problems(initial, [(1, 60, 40), (2, 0, 10), (3, 5, 0)]) == []
+    problems = stock_problems(initial, [(1, 61, 40), (2, -1, 11)])
+    assert problems == ["item 3: missing", "item 1: stock 61 + sold 40 != initial 100", "item 2: stock -1 below zero"]
+
+
+def test_codes_are_dealt_to_threads_once_each():
+    from bench.steps.mall import split_codes
+
+    parts = split_codes([f"C{n}" for n in range(7)], 2)
+    assert parts == [["C0", "C2", "C4", "C6"], ["C1", "C3", "C5"]]
+    assert sorted(code for part in split_codes(["A", "B", "C"], 4) for code in part) == ["A", "B", "C"]
+
+
+def test_mall_and_payments_setup_seed_what_their_steps_load(db, tmp_path):
+    from bench.helpers import mall, payments
+    from mall.models import Item
+    from mall.selectors_payments import partner_key_may_spend_without_presence
+    from members.models import PartnerKey
+    from members.selectors import member_for_token
+
+    generate(members=40, entries=400)
+    tokens = tmp_path / "tokens"
+    catalogue = mall(items=3, stock=100, flash_stock=10, price=10, members=(1, 40), token_count=8,
+                     tokens_file=str(tokens))
+    assert {int(pk): stock for pk, stock in catalogue["initial_stock"].items()} == dict(
+        Item.objects.values_list("pk", "stock"))
+    assert Item.objects.get(pk=catalogue["flash_item"]).stock == 10
+    assert all(member_for_token(token=token) for token in tokens.read_text().split())
+    assert len(tokens.read_text().split()) == catalogue["tokens"] == 8
+    till = PartnerKey.objects.get_from_key(catalogue["till_key"])
+    assert till.merchant_id == catalogue["merchant"]
+    terms = payments()
+    assert partner_key_may_spend_without_presence(key=PartnerKey.objects.get_from_key(terms["api_key"]))
