@@ -30,7 +30,7 @@ def test_the_mall_endpoints_and_their_errors_are_in_the_schema(tmp_path):
     assert next(p for p in place["parameters"] if p["name"] == "Idempotency-Key")["required"] is True
     assert error_codes(place, "409") == {
         "idempotency_conflict", "not_on_sale", "tier_required", "limit_reached", "out_of_stock", "slot_full",
-        "insufficient_points", "account_frozen", "member_inactive"}
+        "insufficient_points", "account_frozen", "member_inactive", "risk_blocked"}
     redeem = paths["/api/v1/coupons/{code}/redeem/"]["post"]
     assert redeem["security"] == [{"PartnerApiKey": []}]
     assert error_codes(redeem, "403") == {"permission_denied", "merchant_not_permitted"}

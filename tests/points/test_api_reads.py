@@ -1,6 +1,7 @@
 """The read endpoints: a member's balance and history answer as documented, in as few
 statements as the answer needs (the page before its count, the wallet found with the page)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -43,7 +44,7 @@ def history_url(member):
 
 def ledger_statements(queries) -> list[str]:
     """The statements of a request that read the ledger (not the caller's credentials)."""
-    return [q["sql"] for q in queries if "points_" in q["sql"]]
+    return [q["sql"] for q in queries if re.search(r"\bpoints_", q["sql"])]
 
 
 def earn_points(member, bu, points, **extra):

@@ -25,7 +25,7 @@ def rule_form(**fields):
         "code": "electronics-2x", "name": "Electronics 2 per CNY", "description": "", "is_active": "on",
         "event_type": EventType.PURCHASE, "scope": RuleScope.CATEGORY, "bu_kind": "", "merchant_category": "electronics",
         "weekdays": "[]", "tier_codes": "[]", "member_tag": "", "nth_period": "", "effect": RuleEffect.RATE,
-        "rate": "2", "priority": "10", "stacking": "stacks", **fields,
+        "rate": "2", "priority": "10", "stacking": "stacks", "co_funding_share": "0", **fields,
     }
 
 
