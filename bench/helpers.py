@@ -39,7 +39,8 @@ ON CONFLICT (member_id) DO NOTHING
 
 
 def setup() -> dict:
-    """A partner key of the benchmark's mall (no merchant: codes are named per request) and an
+    """A partner key of the benchmark's mall (no merchant: codes are named per request; allowed to
+    spend by member id without the member present) and an
     active tier programme with every member placed on it, so that the earn path and the tier
     read do their full work, as in a programme that has been running."""
     from django.db import connection
@@ -50,7 +51,8 @@ def setup() -> dict:
     from tiers.selectors import window_start
 
     unit = BusinessUnit.objects.get(code="bench-mall")
-    key_obj, key = PartnerKey.objects.create_key(name=f"bench {datetime.now():%Y%m%d%H%M%S}", business_unit=unit)
+    key_obj, key = PartnerKey.objects.create_key(name=f"bench {datetime.now():%Y%m%d%H%M%S}", business_unit=unit,
+                                                 may_spend_without_presence=True)  # spends by member id
     if not TierProgramme.objects.filter(is_active=True).exists():
         programme = TierProgramme.objects.create(code="bench", name="Bench tiers", basis=QualificationBasis.POINTS)
         for rank, (code, threshold, multiplier) in enumerate(

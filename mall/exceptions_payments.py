@@ -3,17 +3,12 @@
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainError
+from members.exceptions import PresenceRequired  # noqa: F401 - the partner key's rule, raised by payments too
 
 
 class PayCodeInvalid(DomainError):
     code = "pay_code_invalid"
     default_detail = _("The pay code is wrong, expired or already used: ask the member for a new one.")
-
-
-class PresenceRequired(DomainError):
-    status_code = 403
-    code = "presence_required"
-    default_detail = _("This API key may not spend without the member present: authorise with the member's pay code.")
 
 
 class PointsNotAccepted(DomainError):

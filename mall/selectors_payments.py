@@ -23,13 +23,12 @@ from django.utils import timezone
 from mall.exceptions_payments import PointsNotAccepted
 from mall.models_payments import (
     BusinessUnitPaymentSettings,
-    PartnerKeyPresence,
     PayCode,
     Payment,
     PaymentStatus,
     PropertyBill,
 )
-from members.models import BusinessUnit, PartnerKey
+from members.models import BusinessUnit
 from points.models import HoldStatus
 from points.selectors import member_balance
 
@@ -147,11 +146,6 @@ def pay_code_member_id(*, code: str, now: datetime | None = None) -> int | None:
         PayCode.objects.filter(code_hash=pay_code_hash(code), used_at__isnull=True, expires_at__gt=now)
         .values_list("member_id", flat=True).first()
     )
-
-
-def partner_key_may_spend_without_presence(*, key: PartnerKey) -> bool:
-    """Keys without a presence rule need the member's pay code (the default for new keys)."""
-    return PartnerKeyPresence.objects.filter(key=key, may_spend_without_presence=True).exists()
 
 
 # --- payments

@@ -1,5 +1,4 @@
-"""Writes of payments with points: pay codes, authorise, capture, void, refund; property bills;
-the console's presence rule of a partner key.
+"""Writes of payments with points: pay codes, authorise, capture, void, refund; property bills.
 
 Every move of a payment is ONE durable transaction, in this lock order: the member's wallet
 (points.ledger.wallet_lock / hold_lock's wallet), then the payment row (SELECT ... FOR UPDATE);
@@ -58,7 +57,6 @@ from mall.exceptions_payments import (
 from mall.models_payments import (
     BILL_HOLDING_STATUSES,
     PAYMENT_MOVES,
-    PartnerKeyPresence,
     PayCode,
     Payment,
     PaymentEvent,
@@ -69,7 +67,6 @@ from mall.models_payments import (
 from mall.selectors_payments import (
     MICRO,
     bill_limits,
-    partner_key_may_spend_without_presence,
     pay_code_hash,
     pay_code_member_id,
     payment_status_now,
@@ -187,7 +184,7 @@ def payment_authorize(
         raise InvalidPaymentInput("Give pay_code or member, not both.", field="non_field_errors")
     if (points is None) == (amount_cny is None):
         raise InvalidPaymentInput("Give points or amount_cny.", field="non_field_errors")
-    if member_id is not None and partner_key is not None and not partner_key_may_spend_without_presence(key=partner_key):
+    if member_id is not None and partner_key is not None and not partner_key.may_spend_without_presence:
         raise PresenceRequired()
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
     if bill is not None:
@@ -543,16 +540,3 @@ def property_bill_post(
             raise
         return found
     return PropertyBillResult(bill=bill, created=True)
-
-
-# --- console
-
-
-def partner_key_presence_set(*, key: PartnerKey, may_spend_without_presence: bool) -> PartnerKeyPresence:
-    """Set whether the key may spend a member's points without the member present."""
-    with transaction.atomic(durable=True):
-        rule, _created = PartnerKeyPresence.objects.select_for_update().get_or_create(key=key)
-        if rule.may_spend_without_presence != may_spend_without_presence:
-            rule.may_spend_without_presence = may_spend_without_presence
-            rule.save(update_fields=["may_spend_without_presence", "updated_at"])
-        return rule

@@ -5,13 +5,14 @@ members never imports the apps above it.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
+from members.services import partner_key_presence_set
 from members.notifications import admin as notifications_admin  # noqa: F401 - registers the notifications admin
 
 # Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
@@ -62,15 +63,31 @@ class PartnerKeyForm(forms.ModelForm):
 
 @admin.register(PartnerKey)
 class PartnerKeyAdmin(APIKeyModelAdmin):
-    """The library's admin: only the hash is stored, the full key is shown once on creation."""
+    """The library's admin: only the hash is stored, the full key is shown once on creation. The
+    list shows which keys may spend without the member present; the actions set it."""
 
     form = PartnerKeyForm
 
-    list_display = ("prefix", "name", "business_unit", "merchant", "created", "expiry_date", "_has_expired", "revoked")
-    list_filter = ("business_unit", "revoked", "created")
+    list_display = ("prefix", "name", "business_unit", "merchant", "may_spend_without_presence", "created",
+                    "expiry_date", "_has_expired", "revoked")
+    list_filter = ("business_unit", "may_spend_without_presence", "revoked", "created")
     search_fields = ("name", "prefix", "business_unit__code", "merchant__code")
     list_select_related = ("business_unit", "merchant__business_unit")
     autocomplete_fields = ("business_unit", "merchant")
+    actions = ["allow_without_presence", "require_presence"]
+
+    def _presence_set(self, request, queryset, allowed: bool):
+        for key in queryset:
+            partner_key_presence_set(key=key, may_spend_without_presence=allowed)
+        self.message_user(request, _("%(count)d keys updated.") % {"count": len(queryset)}, messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description=_("Allow spending without the member present"))
+    def allow_without_presence(self, request, queryset):
+        self._presence_set(request, queryset, True)
+
+    @admin.action(permissions=["change"], description=_("Require the member's pay code"))
+    def require_presence(self, request, queryset):
+        self._presence_set(request, queryset, False)
 
 
 @admin.register(MemberToken)

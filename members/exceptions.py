@@ -45,3 +45,9 @@ class OtpRateLimited(DomainError):
 class InvalidCode(DomainError):
     code = "invalid_code"
     default_detail = _("The code is wrong, expired or already used.")
+
+
+class PresenceRequired(DomainError):
+    status_code = 403
+    code = "presence_required"
+    default_detail = _("This API key may not spend without the member present: authorise with the member's pay code.")

@@ -156,6 +156,9 @@ class PartnerKey(AbstractAPIKey):
     """An API key for a partner system, scoped to one business unit and optionally one merchant.
 
     Only a hash of the key is stored; the full key is shown once, when it is created.
+    `may_spend_without_presence`: whether the key may spend or hold a member's points named by
+    member id alone (a parking system acting on a stored authorisation); off, as for every new
+    key, it needs the member present: a payment with the member's pay code.
     """
 
     business_unit = models.ForeignKey(
@@ -164,6 +167,10 @@ class PartnerKey(AbstractAPIKey):
     merchant = models.ForeignKey(
         Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="partner_keys",
         verbose_name=_("merchant"),
+    )
+    may_spend_without_presence = models.BooleanField(
+        _("may spend without the member present"), default=False,
+        help_text=_("Spend and hold a member's points by member id alone; off: only with the member's pay code."),
     )
 
     class Meta(AbstractAPIKey.Meta):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members.exceptions import InvalidCode, InvalidReferralCode, OtpRateLimited, PhoneAlreadyEnrolled
-from members.models import BusinessUnit, Member, MemberStatus, MemberToken, OneTimeCode, Organization
+from members.models import BusinessUnit, Member, MemberStatus, MemberToken, OneTimeCode, Organization, PartnerKey
 from members.selectors import token_hash
 from members.sms import sms_backend
 
@@ -223,3 +223,14 @@ def member_update(*, member: Member, **changes) -> Member:
             raise PhoneAlreadyEnrolled() from exc
         raise
     return member
+
+
+def partner_key_presence_set(*, key: PartnerKey, may_spend_without_presence: bool) -> PartnerKey:
+    """Set whether the key may spend a member's points by member id alone, without the member
+    present (the console's actions; the demo seed)."""
+    with transaction.atomic(durable=True):
+        key = PartnerKey.objects.select_for_update().get(pk=key.pk)
+        if key.may_spend_without_presence != may_spend_without_presence:
+            key.may_spend_without_presence = may_spend_without_presence
+            key.save(update_fields=["may_spend_without_presence"])  # the save invalidates the cached keys
+    return key

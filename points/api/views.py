@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import field_messages
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses, idempotency_key
-from members.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner, MaySpendWithoutPresence
 from members.exceptions import MerchantNotPermitted
 from members.models import BusinessUnit
 from points.api.serializers import (
@@ -295,16 +295,20 @@ class EarnView(APIView):
 
 
 class SpendView(APIView):
-    permission_classes = [IsPartner]
+    permission_classes = [IsPartner, MaySpendWithoutPresence]
 
     @extend_schema(
         operation_id="transactions_spend",
         summary="Spend available points",
-        description="Debits available points (not pending, not expired), earliest-expiring first.",
+        description=(
+            "Debits available points (not pending, not expired), earliest-expiring first. Only for keys allowed to "
+            "spend without the member present (`presence_required` otherwise: a till uses /payments/ with the "
+            "member's pay code)."
+        ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=SpendSerializer,
         responses=write_responses(
-            "not_found", "insufficient_points", "account_frozen",
+            "not_found", "insufficient_points", "account_frozen", "presence_required",
             invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]},
         ),
         examples=[OpenApiExample("parking", value={"member": 42, "points": 500, "reason": "parking 2h"},

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.management import call_command
 
 from mall.models_payments import Payment, PaymentEvent, PaymentStatus, PropertyBill
-from mall.selectors_payments import partner_key_may_spend_without_presence
 from members.models import PartnerKey
 from points.models import Posting
 
@@ -33,8 +32,8 @@ def test_seed_payments_twice_same_data_and_working_keys(tmp_path, ledger_sound):
                         "PF-2026-05-T2-1808": PaymentStatus.CAPTURED}
     restaurant = PartnerKey.objects.get_from_key(second["restaurant_api_key"])
     parking = PartnerKey.objects.get_from_key(second["parking_api_key"])
-    assert not partner_key_may_spend_without_presence(key=restaurant)
-    assert partner_key_may_spend_without_presence(key=parking)
+    assert not restaurant.may_spend_without_presence
+    assert parking.may_spend_without_presence
     with pytest.raises(PartnerKey.DoesNotExist):
         PartnerKey.objects.get_from_key(first["restaurant_api_key"])
     ledger_sound()

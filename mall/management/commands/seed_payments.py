@@ -20,7 +20,6 @@ from mall.services_payments import (
     payment_authorize,
     payment_capture,
     payment_refund,
-    partner_key_presence_set,
     property_bill_post,
 )
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, PartnerKey
@@ -120,8 +119,7 @@ class Command(BaseCommand):
         for field, (name, unit_code, merchant_code, without_presence) in KEYS.items():
             PartnerKey.objects.filter(name=name, revoked=False).update(revoked=True)
             merchant = Merchant.objects.get(business_unit=units[unit_code], code=merchant_code) if merchant_code else None
-            key_object, key = PartnerKey.objects.create_key(name=name, business_unit=units[unit_code], merchant=merchant)
-            if without_presence:
-                partner_key_presence_set(key=key_object, may_spend_without_presence=True)
+            _key_object, key = PartnerKey.objects.create_key(name=name, business_unit=units[unit_code], merchant=merchant,
+                                                             may_spend_without_presence=without_presence)
             credentials[field] = key
         return credentials
