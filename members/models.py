@@ -113,6 +113,9 @@ class MemberLanguage(models.TextChoices):
 class Member(models.Model):
     """A person with one account and one points balance across every business unit.
 
+    An employee of a tenant company belongs to its organization; `is_organization_admin` makes
+    them one of its administrators (who distribute the organization wallet's points).
+
     `language` is the one messages to the member are written in (statements, reminders)."""
 
     phone = models.CharField(_("phone"), max_length=20, unique=True)
@@ -123,6 +126,10 @@ class Member(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="members",
         verbose_name=_("organization"),
+    )
+    is_organization_admin = models.BooleanField(
+        _("administers the organization"), default=False, db_default=False,
+        help_text=_("May distribute the organization's points to its employees and pay its bills with them."),
     )
     status = models.CharField(_("status"), max_length=12, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
     consent_marketing = models.BooleanField(_("consents to marketing"), default=False)
@@ -147,6 +154,12 @@ class Member(models.Model):
         verbose_name = _("member")
         verbose_name_plural = _("members")
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_organization_admin=False) | Q(organization__isnull=False),
+                name="member_organization_admin_has_organization",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name or self.phone} ({self.card_no})"

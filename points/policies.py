@@ -73,10 +73,11 @@ class EarnDone:
 
 @dataclass(frozen=True)
 class SpendContext:
-    """What a spend gate sees. `operation` is "spend", "hold" or "capture"."""
+    """What a spend gate sees. `operation` is "spend", "hold" or "capture". `member` is None for
+    an organization's wallet, whose spends no gate sees."""
 
     operation: str
-    member: Member
+    member: Member | None
     business_unit: BusinessUnit
     merchant: Merchant | None
     points: int
@@ -204,6 +205,9 @@ def unregister(callback) -> None:
 
 
 def run_spend_gates(context: SpendContext) -> None:
+    """The gates judge a member's spends: an organization wallet's (no member) passes none."""
+    if context.member is None:
+        return
     for gate in list(_spend_gates):
         gate(context)
 

@@ -34,13 +34,14 @@ KIND_LINES = {
     PostingKind.REFUND: ("refunded", -1),
     PostingKind.EXPIRE: ("expired", -1),
     PostingKind.ADJUST: ("adjusted", 1),
+    PostingKind.TRANSFER: ("transferred", 1),
 }
 # A repay posting moves points from the wallet to the debt: its points are 0 and it shows in
 # debt_repaid only.
 ZERO_KINDS = {PostingKind.REPAY}
 GROUP_WIDE = "group"  # the business-unit key of a posting without one
 PLAIN_SPEND = "spend"  # the purpose of a redemption that no hold preceded
-LINES = ("earned", "redeemed", "cancelled", "refunded", "expired", "adjusted")
+LINES = ("earned", "redeemed", "cancelled", "refunded", "expired", "adjusted", "transferred")
 
 
 class UnknownPostingKind(Exception):
@@ -60,6 +61,7 @@ class StatementFigures:
     refunded: int = 0
     expired: int = 0
     adjusted: int = 0
+    transferred: int = 0
     postings: int = 0
     earned_by_source: dict = field(default_factory=dict)
     earned_by_business_unit: dict = field(default_factory=dict)
