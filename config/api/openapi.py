@@ -112,6 +112,14 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
                             "hold": 7, "status": "captured"}),
     "capture_exceeds_hold": (409, {"code": "capture_exceeds_hold", "detail": "The capture is larger than the points held.",
                                    "held": 3000, "requested": 3500}),
+    # transfers between wallets
+    "transfers_disabled": (403, {"code": "transfers_disabled", "detail": "Transfers between members are not offered."}),
+    "not_organization_admin": (403, {"code": "not_organization_admin",
+                                     "detail": "Only an administrator of an organization may use its points."}),
+    "not_an_employee": (409, {"code": "not_an_employee", "detail": "The member is not an employee of this organization."}),
+    "transfer_limit_exceeded": (409, {"code": "transfer_limit_exceeded",
+                                      "detail": "The transfer is above what the member may still transfer today.",
+                                      "limit": 5000, "used": 4800, "requested": 500}),
     # payments with points
     "pay_code_invalid": (400, {"code": "pay_code_invalid",
                                "detail": "The pay code is wrong, expired or already used: ask the member for a new one."}),
