@@ -95,3 +95,15 @@ class InvalidPaymentInput(DomainError):
 
     def __init__(self, message: str, *, field: str):
         super().__init__(_("Invalid input."), fields={field: [message]})
+
+
+class PaymentPending(DomainError):
+    status_code = 409
+    code = "payment_pending"
+    default_detail = _("A payment of this bill is authorised and not yet captured or voided.")
+
+
+class PaymentMemberMismatch(DomainError):
+    status_code = 409
+    code = "payment_member_mismatch"
+    default_detail = _("The payment named is another member's.")

@@ -49,6 +49,7 @@ from mall.exceptions_payments import (
     PaymentExpired,
     PaymentLimitExceeded,
     PaymentNotCaptured,
+    PaymentPending,
     PaymentResolved,
     PresenceRequired,
     PropertyBillConflict,
@@ -73,19 +74,25 @@ from mall.selectors_payments import (
     payment_terms,
     points_value_cny,
     property_bill_get,
+    property_bill_points_paid,
 )
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, Organization, PartnerKey
 from points.ledger import (
     SYSTEM_SCOPE,
     Idempotency,
+    PostingResult,
     hold_capture_locked,
     hold_place_locked,
     hold_void_locked,
+    organization_wallet_lock,
+    organization_wallet_open,
     request_fingerprint,
     wallet_lock,
     wallets_lock,
 )
-from points.models import Hold, HoldStatus, Posting, Wallet
+from points.earning import points_earn
+from points.models import EventType, Hold, HoldStatus, Posting, Wallet
+from points.organizations import organization_earn
 from points.selectors import posting_regranted_points
 from points.services import reverse_locked
 
@@ -210,8 +217,7 @@ def payment_authorize(
         member_id = pay_code_member_id(code=pay_code)
         if member_id is None:
             raise PayCodeInvalid()
-    if bill is not None and bill.payer_member_id != member_id:
-        raise BillPayerMismatch()
+    organization_id = _paying_organization(bill, member_id)
     same = dict(member_id=member_id, merchant=merchant, bill_amount=bill_amount, points=points)
     live = Payment.objects.filter(business_unit=business_unit, bill_no=bill_no, status__in=BILL_HOLDING_STATUSES).first()
     if live is not None and payment_status_now(live) != live.status:
@@ -223,7 +229,8 @@ def payment_authorize(
 
     def authorise() -> PaymentResult:
         with transaction.atomic(durable=True):
-            wallet = wallet_lock(member_id=member_id)
+            wallet = (organization_wallet_lock(organization_id=organization_id) if organization_id
+                      else wallet_lock(member_id=member_id))
             # Under the wallet lock: a racing request of the same member has committed or not begun.
             if replay := _payment_replay(idempotency.scope, idempotency.key, fingerprint):
                 return PaymentResult(payment=replay, wallet=wallet, replayed=True)
@@ -262,6 +269,20 @@ def payment_authorize(
     if live is not None and _same_bill_request(live, **same):
         return PaymentResult(payment=live, wallet=live.hold.wallet, replayed=True)
     raise BillAlreadyPaid(payment=live.pk if live else None)
+
+
+def _paying_organization(bill: PropertyBill | None, member_id: int) -> int | None:
+    """Whose wallet pays: the member's (None), or, for a bill of an organization, the
+    organization's when the member present is one of its administrators (its wallet opened if
+    it is the first use). Anyone else is refused (bill_payer_mismatch)."""
+    if bill is None or bill.payer_member_id == member_id:
+        return None
+    if bill.payer_organization_id is None or not Member.objects.filter(
+        pk=member_id, organization_id=bill.payer_organization_id, is_organization_admin=True
+    ).exists():
+        raise BillPayerMismatch()
+    organization_wallet_open(bill.payer_organization)
+    return bill.payer_organization_id
 
 
 # --- the moves of an authorised payment
@@ -540,3 +561,25 @@ def property_bill_post(
             raise
         return found
     return PropertyBillResult(bill=bill, created=True)
+
+
+def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingResult:
+    """The `bill` earn of a paid property bill, once per bill (system key
+    `property-bill-earn:<bill>`), into its payer's wallet: the member's, or the organization's.
+    It counts the cash part only (the bill less the points that paid it, captured less
+    refunded) unless the BU's points part earns. A bill with an authorisation still open is
+    refused (payment_pending): capture or void it first."""
+    bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
+    if bill is None:
+        raise NotFound(f"property bill {bill_no} not found")
+    live = [payment for payment in bill.payments.all() if payment_status_now(payment) == PaymentStatus.AUTHORIZED]
+    if live:
+        raise PaymentPending(payment=live[0].pk)
+    _points, points_cny = property_bill_points_paid(bill)
+    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else bill.amount_cny - points_cny
+    earn = dict(business_unit=business_unit, amount_cny=amount, event_type=EventType.BILL, receipt_no=bill_no[:64],
+                reason=f"property bill {bill.period} {bill.unit}"[:200],
+                idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"property-bill-earn:{bill.pk}"))
+    if bill.payer_organization_id:
+        return organization_earn(organization=bill.payer_organization, **earn)
+    return points_earn(member_id=bill.payer_member_id, max_backdate=None, **earn)

@@ -41,6 +41,7 @@ from mall.services_payments import (
     payment_capture,
     payment_refund,
     payment_void,
+    property_bill_earn,
     property_bill_post,
 )
 from points.ledger import Idempotency
@@ -542,6 +543,50 @@ class PropertyBillListView(APIView):
         )
         return Response(PropertyBillSerializer(result.bill).data,
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class PropertyBillEarnSerializer(serializers.Serializer):
+    transaction = serializers.IntegerField(allow_null=True, help_text=_("The earn posting; null when it earned nothing."))
+    points = serializers.IntegerField(help_text=_("Points earned."))
+    earned_by = serializers.ChoiceField(choices=["member", "organization"], help_text=_("Whose wallet earned."))
+    amount_cny = CnyField(allow_null=True, help_text=_("The amount that earned: the cash part of the bill."))
+    replayed = serializers.BooleanField()
+
+
+BILL_NO = OpenApiParameter("bill_no", str, OpenApiParameter.PATH, description="The property bill's number.")
+
+
+class PropertyBillEarnView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="property_bills_earn",
+        summary="Earn the points of a paid property bill, once",
+        description=(
+            "A `bill` earn into the payer's wallet: the member's, or the organization's for a tenant company's bill. "
+            "It counts the part not paid with points (unless the business unit's points part earns) and happens "
+            "once per bill: a second call answers the first (200)."
+        ),
+        parameters=[BILL_NO],
+        request=None,
+        responses={
+            201: OpenApiResponse(PropertyBillEarnSerializer, description="Earned."),
+            200: OpenApiResponse(PropertyBillEarnSerializer, description="Earned before, or nothing to earn."),
+            **error_responses("not_found", "payment_pending", "member_inactive", "idempotency_conflict", *AUTH_ERRORS),
+        },
+        tags=["property"],
+    )
+    def post(self, request, bill_no: str):
+        result = property_bill_earn(business_unit=request.user.business_unit, bill_no=bill_no)
+        posting = result.posting
+        body = {
+            "transaction": posting.pk if posting else None, "points": posting.points if posting else 0,
+            "earned_by": "organization" if result.wallet.organization_id else "member",
+            "amount_cny": posting.amount_cny if posting else None, "replayed": result.replayed,
+        }
+        created = posting is not None and not result.replayed
+        return Response(PropertyBillEarnSerializer(body).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class MemberPropertyBillsView(APIView):

@@ -29,6 +29,7 @@ from points.models import Posting, PostingKind, Wallet
 from points.selectors import MemberPostingList, member_balance, member_postings, wallet_balance, wallet_exists
 from points.earning import points_earn
 from points.ledger import Idempotency, PostingResult
+from points.policies import payment_earn_amount
 from points.services import points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
@@ -246,12 +247,15 @@ class EarnView(APIView):
             "Points = amount x the business unit's earn rules, rounded down. The member is named by `member` (the id), "
             "`card_no` or `phone`: exactly one. A key scoped to a merchant books to that merchant; naming another is "
             "refused (`merchant_not_permitted`). The answer's `Idempotent-Replayed` header tells a retry's replay "
-            "(`true`, 200) from a new posting (`false`, 201)."
+            "(`true`, 200) from a new posting (`false`, 201). A bill paid partly with points names its payment "
+            "(`payment`): `amount` is the whole bill and the earn counts the cash part only, unless the business "
+            "unit's points part earns."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EarnSerializer,
         responses=write_responses(
             "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive",
+            "payment_member_mismatch", "payment_not_captured", "bill_amount_mismatch",
             invalid_fields={"amount": ["Ensure that there are no more than 2 decimal places."]},
         ),
         examples=[
@@ -290,7 +294,13 @@ class EarnView(APIView):
     )
     def post(self, request):
         key = idempotency(request)
-        result = points_earn(**earn_arguments(request, self.input_serializer), idempotency=key)
+        arguments = earn_arguments(request, self.input_serializer)
+        if (payment_id := arguments.pop("payment", None)) is not None:
+            arguments["amount_cny"] = payment_earn_amount(
+                payment_id=payment_id, member_id=arguments["member_id"], business_unit=arguments["business_unit"],
+                bill_amount=arguments["amount_cny"],
+            )
+        result = points_earn(**arguments, idempotency=key)
         return posting_response(result)
 
 
