@@ -489,21 +489,23 @@ def payment_settle(*, payment_id: int) -> Payment:
         return payment
 
 
-def payments_settle_lapsed(*, now: datetime | None = None, batch_size: int = 500) -> int:
+def payments_settle_lapsed(*, now: datetime | None = None, batch_size: int = 500) -> tuple[int, bool]:
     """Write the expired (or voided) move of up to `batch_size` authorised payments whose hold
-    is no longer live, each in its own short transaction; returns how many moved. Reads do not
-    need it (they show such a payment as expired); it keeps the stored status, the console's
-    lists and exports in step."""
+    is no longer live, each in its own short transaction; returns how many moved and whether
+    more may be due (the batch was full). Reads do not need it (they show such a payment as
+    expired); it keeps the stored status, the console's lists and exports in step. A moved
+    payment is no longer authorised, so a rerun or an overlapping run moves nothing twice."""
     now = now or timezone.now()
     due = (
         Payment.objects.filter(status=PaymentStatus.AUTHORIZED, hold__expires_at__lte=now)
         | Payment.objects.filter(status=PaymentStatus.AUTHORIZED).exclude(hold__status=HoldStatus.HELD)
     ).order_by("id").values_list("id", flat=True)[:batch_size]
+    due = list(due)
     moved = 0
-    for payment_id in list(due):
+    for payment_id in due:
         if payment_settle(payment_id=payment_id).status != PaymentStatus.AUTHORIZED:
             moved += 1
-    return moved
+    return moved, len(due) == batch_size
 
 
 # --- property bills
