@@ -194,7 +194,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.StandardPagination",
     "EXCEPTION_HANDLER": "config.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_RATES": {"otp": "10/min", "token": "20/min"},
+    # pay_code: per member (members.throttles); an app refreshes its code about once a minute.
+    "DEFAULT_THROTTLE_RATES": {"otp": "10/min", "token": "20/min", "pay_code": os.environ.get("PAY_CODE_RATE", "12/min")},
 }
 
 SPECTACULAR_SETTINGS = {

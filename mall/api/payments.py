@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
 from members.permissions import IsMember, IsPartner
+from members.throttles import MemberScopedRateThrottle
 from config.errors import NotFound
 from mall.exceptions_payments import BillAmountMismatch, InvalidPaymentInput, PayCodeInvalid
 from mall.models_payments import PaymentPresence, PaymentStatus
@@ -256,15 +257,18 @@ def pay_code_images(code: str) -> tuple[str, str]:
 
 class PayCodeView(APIView):
     permission_classes = [IsMember]
+    throttle_classes = [MemberScopedRateThrottle]
+    throttle_scope = "pay_code"
 
     @extend_schema(
         operation_id="me_pay_code",
         summary="A one-time payment code to show at the till",
         description=(
             f"18 digits, valid {PAY_CODE_TTL_SECONDS} seconds, usable once; only a keyed hash is stored. The till "
-            "authorises a payment with it (POST /api/v1/payments/). Ask again for a fresh code."
+            "authorises a payment with it (POST /api/v1/payments/). Ask again for a fresh code. Limited per "
+            "member (`throttled`: wait the Retry-After seconds)."
         ),
-        responses={200: PayCodeSerializer, **error_responses(*AUTH_ERRORS)},
+        responses={200: PayCodeSerializer, **error_responses("throttled", *AUTH_ERRORS)},
         tags=["me"],
     )
     def get(self, request):
