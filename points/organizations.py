@@ -48,7 +48,7 @@ def organization_balance(*, organization: Organization) -> Balance:
 
 def organization_earn(
     *, organization: Organization, business_unit: BusinessUnit, merchant: Merchant | None = None,
-    amount_cny: Decimal | None = None, points: int | None = None, event_type: str = EventType.BILL,
+    amount_cny: Decimal | None = None, points: int | None = None, event_type: str | None = EventType.BILL,
     receipt_no: str = "", reason: str = "", occurred_at: datetime | None = None,
     idempotency: Idempotency | None = None, actor=None,
 ) -> PostingResult:
