@@ -200,7 +200,7 @@ def member_tokens_revoke_all(*, member: Member) -> int:
 
 
 MEMBER_PROFILE_FIELDS = (
-    "phone", "name", "birthday", "email", "organization", "status", "enrolled_business_unit",
+    "phone", "name", "birthday", "email", "organization", "is_organization_admin", "status", "enrolled_business_unit",
     "consent_marketing", "consent_sms", "consent_data_sharing", "consent_email", "language",
 )
 

@@ -42,6 +42,11 @@ def member_link(member: Member):
     return format_html('<a href="{}">{}</a>', reverse("admin:members_member_change", args=[member.pk]), member)
 
 
+def holder_link(wallet):
+    """The wallet's member (a link), or its organization (a tenant company's wallet)."""
+    return member_link(wallet.member) if wallet.member_id else str(wallet.organization)
+
+
 def local_date(moment) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d}"
 
@@ -78,7 +83,8 @@ class MemberAdmin(admin.ModelAdmin):
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_data_sharing")}),
     )
     fieldsets = (
-        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization", "status")}),
+        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization",
+                           "is_organization_admin", "status")}),
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_email", "consent_data_sharing")}),
         (_("Enrolment"), {"fields": ("enrolled_business_unit", "enrolled_at", "referral_code", "referred_by")}),
         (_("Points"), {"fields": ("wallet_panel", "lots_panel", "postings_panel", "freeze_panel")}),
@@ -371,13 +377,15 @@ class PostingAdmin(LedgerExportMixin, LedgerAdmin):
     )
     list_filter = ("kind", "business_unit", "occurred_at", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=receipt_no", "=idempotency_key")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit", "actor")
+    list_select_related = (
+        "wallet__member", "wallet__organization", "business_unit", "merchant__business_unit", "actor",
+    )
     inlines = [EntryInline, PostingLotMovementInline, CreatedLotInline]
     resource_classes = [PostingResource]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, posting):
-        return member_link(posting.wallet.member)
+        return holder_link(posting.wallet)
 
 
 @admin.register(Entry)
@@ -413,12 +421,12 @@ class LotAdmin(LedgerAdmin):
     )
     list_filter = ("business_unit", "expires_at", "earned_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=rule_code")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
+    list_select_related = ("wallet__member", "wallet__organization", "business_unit", "merchant__business_unit")
     inlines = [LotMovementInline]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, lot):
-        return member_link(lot.wallet.member)
+        return holder_link(lot.wallet)
 
 
 @admin.register(LotMovement)
@@ -442,11 +450,11 @@ class WalletStatusChangeAdmin(LedgerAdmin):
     list_display = ("created_at", "member", "frozen", "reason", "actor")
     list_filter = ("frozen", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "reason")
-    list_select_related = ("wallet__member", "actor")
+    list_select_related = ("wallet__member", "wallet__organization", "actor")
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, change):
-        return member_link(change.wallet.member)
+        return holder_link(change.wallet)
 
 
 class HoldAllocationInline(ReadOnlyInline):
@@ -468,12 +476,12 @@ class HoldAdmin(LedgerAdmin):
                     "expires_at", "capture_ref")
     list_filter = ("status", "purpose", "business_unit", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=reference")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
+    list_select_related = ("wallet__member", "wallet__organization", "business_unit", "merchant__business_unit")
     inlines = [HoldAllocationInline, HoldEventInline]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, hold):
-        return member_link(hold.wallet.member)
+        return holder_link(hold.wallet)
 
     @admin.display(description=_("capture posting"), ordering="capture_posting")
     def capture_ref(self, hold):

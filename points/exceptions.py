@@ -18,6 +18,7 @@ __all__ = [
     "MemberInactive",
     "AmountNotAllowed",
     "AmountTooLarge",
+    "InvalidField",
     "InvalidHold",
     "HoldExpired",
     "HoldResolved",
@@ -80,12 +81,18 @@ class InvalidEventType(DomainError):
     default_detail = _("Unknown event type.")
 
 
-class InvalidHold(DomainError):
+class InvalidField(DomainError):
+    """Bad input the service finds (not the serializer): 400 `invalid`, naming the field."""
+
     code = "invalid"
     default_detail = _("Invalid input.")
 
     def __init__(self, message: str, *, field: str):
         super().__init__(_("Invalid input."), fields={field: [message]})
+
+
+class InvalidHold(InvalidField):
+    pass
 
 
 class HoldExpired(DomainError):
@@ -146,9 +153,5 @@ class NotAnEmployee(DomainError):
     default_detail = _("The member is not an employee of this organization.")
 
 
-class InvalidRecipient(DomainError):
-    code = "invalid"
-    default_detail = _("Invalid input.")
-
-    def __init__(self, message: str, *, field: str):
-        super().__init__(_("Invalid input."), fields={field: [message]})
+class InvalidRecipient(InvalidField):
+    pass

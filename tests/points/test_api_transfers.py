@@ -2,19 +2,12 @@
 and member-to-member transfers behind the group's setting, with their stable error codes."""
 
 import pytest
-from rest_framework.test import APIClient
 
-from members.services import member_token_issue
 from points.models import Posting, PostingKind
 from tests.factories import OrganizationFactory, enrol_member, fund, fund_organization, organization_admin
+from tests.payments.conftest import member_client as signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(member) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {member_token_issue(member=member)}")
-    return client
 
 
 @pytest.fixture
