@@ -46,16 +46,15 @@ def partner_key_create(*, name: str, business_unit, merchant=None) -> tuple:
     """The one place the benchmark creates a partner key: one that may spend a member's points
     named by id, without the member present (the loads name members by id, as a parking system
     acting on a stored authorisation does). Returns (key object, key)."""
-    from mall.services_payments import partner_key_presence_set
     from members.models import PartnerKey
 
-    key_obj, key = PartnerKey.objects.create_key(name=name, business_unit=business_unit, merchant=merchant)
-    partner_key_presence_set(key=key_obj, may_spend_without_presence=True)
-    return key_obj, key
+    return PartnerKey.objects.create_key(name=name, business_unit=business_unit, merchant=merchant,
+                                         may_spend_without_presence=True)
 
 
 def setup() -> dict:
-    """A partner key of the benchmark's mall (no merchant: codes are named per request) and an
+    """A partner key of the benchmark's mall (no merchant: codes are named per request; allowed to
+    spend by member id without the member present) and an
     active tier programme with every member placed on it, so that the earn path and the tier
     read do their full work, as in a programme that has been running."""
     from django.db import connection

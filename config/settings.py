@@ -206,7 +206,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.StandardPagination",
     "EXCEPTION_HANDLER": "config.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_RATES": {"otp": "10/min", "token": "20/min"},
+    # pay_code: per member (members.throttles); an app refreshes its code about once a minute.
+    "DEFAULT_THROTTLE_RATES": {"otp": "10/min", "token": "20/min", "pay_code": os.environ.get("PAY_CODE_RATE", "12/min")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -275,6 +276,10 @@ DASHBOARD_ACTIVE_MEMBER_KINDS = [
 # Holds: how long one lives when the caller does not say, and the longest a caller may ask for.
 POINTS_HOLD_DEFAULT_SECONDS = int(os.environ.get("POINTS_HOLD_DEFAULT_SECONDS", str(15 * 60)))
 POINTS_HOLD_MAX_SECONDS = int(os.environ.get("POINTS_HOLD_MAX_SECONDS", str(7 * 24 * 3600)))
+# Member-to-member transfers (POST /api/v1/me/transfers/): off unless the group offers them, and
+# how many points one member may transfer per day of the group's calendar.
+POINTS_MEMBER_TRANSFERS_ENABLED = os.environ.get("POINTS_MEMBER_TRANSFERS_ENABLED", "false").lower() in ("1", "true", "yes")
+POINTS_MEMBER_TRANSFER_DAILY_LIMIT = int(os.environ.get("POINTS_MEMBER_TRANSFER_DAILY_LIMIT", "5000"))
 # The mall: the most units in one order; how long a merchant may undo a write-off; how early a
 # booking's check-in opens before its slot; the coupon expiry job's batch and re-queue bounds.
 MALL_MAX_QUANTITY = int(os.environ.get("MALL_MAX_QUANTITY", "20"))

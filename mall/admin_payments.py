@@ -1,20 +1,17 @@
-"""Operator console of payments with points: each BU's payment settings (editable), which
-partner keys may spend without the member present (actions), and payments, their moves and
-property bills (read-only: they are written by the services only)."""
+"""Operator console of payments with points: each BU's payment settings (editable), and
+payments, their moves and property bills (read-only: they are written by the services only).
+Which partner keys may spend without the member present is set on the keys (members.admin)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from mall.models_payments import (
     BusinessUnitPaymentSettings,
-    PartnerKeyPayment,
-    PartnerKeyPresence,
     Payment,
     PaymentEvent,
     PropertyBill,
 )
 from mall.selectors_payments import payment_status_now
-from mall.services_payments import partner_key_presence_set
 from members.admin_mixins import ReadOnlyAdminMixin
 
 
@@ -30,45 +27,6 @@ class BusinessUnitPaymentSettingsAdmin(admin.ModelAdmin):
     @admin.display(description=_("value of one point (CNY)"))
     def point_value(self, settings):
         return settings.business_unit.point_value_cny
-
-
-@admin.register(PartnerKeyPayment)
-class PartnerKeyPaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every partner key and whether it may spend without the member present; the actions set it."""
-
-    list_display = ("prefix", "name", "business_unit", "merchant", "revoked", "without_presence")
-    list_filter = ("business_unit", "revoked", "presence__may_spend_without_presence")
-    search_fields = ("name", "prefix", "business_unit__code")
-    list_select_related = ("business_unit", "merchant", "presence")
-    fields = ("prefix", "name", "business_unit", "merchant", "revoked", "without_presence")
-    readonly_fields = fields
-    actions = ["allow_without_presence", "require_presence"]
-
-    @admin.display(description=_("may spend without the member present"), boolean=True)
-    def without_presence(self, key):
-        try:
-            return key.presence.may_spend_without_presence
-        except PartnerKeyPresence.DoesNotExist:
-            return False  # keys without a rule need the pay code
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.has_perm("mall.change_partnerkeypresence")
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.has_perm("mall.view_partnerkeypresence") or self.has_change_permission(request, obj)
-
-    def _set(self, request, queryset, allowed: bool):
-        for key in queryset:
-            partner_key_presence_set(key=key, may_spend_without_presence=allowed)
-        self.message_user(request, _("%(count)d keys updated.") % {"count": len(queryset)}, messages.SUCCESS)
-
-    @admin.action(permissions=["change"], description=_("Allow spending without the member present"))
-    def allow_without_presence(self, request, queryset):
-        self._set(request, queryset, True)
-
-    @admin.action(permissions=["change"], description=_("Require the member's pay code"))
-    def require_presence(self, request, queryset):
-        self._set(request, queryset, False)
 
 
 class PaymentEventInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -3,17 +3,12 @@
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainError
+from members.exceptions import PresenceRequired  # noqa: F401 - the partner key's rule, raised by payments too
 
 
 class PayCodeInvalid(DomainError):
     code = "pay_code_invalid"
     default_detail = _("The pay code is wrong, expired or already used: ask the member for a new one.")
-
-
-class PresenceRequired(DomainError):
-    status_code = 403
-    code = "presence_required"
-    default_detail = _("This API key may not spend without the member present: authorise with the member's pay code.")
 
 
 class PointsNotAccepted(DomainError):
@@ -100,3 +95,15 @@ class InvalidPaymentInput(DomainError):
 
     def __init__(self, message: str, *, field: str):
         super().__init__(_("Invalid input."), fields={field: [message]})
+
+
+class PaymentPending(DomainError):
+    status_code = 409
+    code = "payment_pending"
+    default_detail = _("A payment of this bill is authorised and not yet captured or voided.")
+
+
+class PaymentMemberMismatch(DomainError):
+    status_code = 409
+    code = "payment_member_mismatch"
+    default_detail = _("The payment named is another member's.")

@@ -20,8 +20,8 @@ Design overview
   points.tasks.release_expired_holds released it) reads as expired, and is written as expired
   by the next move that touches it.
 * A **pay code** proves the member is at the till: 18 digits, valid PAY_CODE_TTL seconds,
-  single use, only its keyed hash stored. A partner key authorises by member id only when its
-  PartnerKeyPresence says it may spend without presence.
+  single use, only its keyed hash stored. A partner key authorises by member id only when it
+  may spend without presence (`PartnerKey.may_spend_without_presence`, members).
 * A **property bill** is a bill of the property-management BU (bill_no, unit, period, amount,
   payer), paid in part with points through the same payment flow.
 """
@@ -40,8 +40,6 @@ from points.models import Hold, Posting
 
 __all__ = [
     "BusinessUnitPaymentSettings",
-    "PartnerKeyPresence",
-    "PartnerKeyPayment",
     "PayCode",
     "PropertyBill",
     "PaymentStatus",
@@ -101,35 +99,6 @@ class BusinessUnitPaymentSettings(models.Model):
 
     def __str__(self):
         return str(self.business_unit)
-
-
-class PartnerKeyPresence(models.Model):
-    """Whether a partner key may spend a member's points without the member present (by member
-    id alone, e.g. a parking system acting on a stored authorisation). Keys without a row need
-    the member's pay code; the migration that added this gave every key then existing a row
-    that allows it, so that no existing integration broke."""
-
-    key = models.OneToOneField(
-        PartnerKey, on_delete=models.CASCADE, related_name="presence", verbose_name=_("partner API key")
-    )
-    may_spend_without_presence = models.BooleanField(_("may spend without the member present"), default=False)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("partner key presence rule")
-        verbose_name_plural = _("partner key presence rules")
-
-    def __str__(self):
-        return f"{self.key} · {'without presence' if self.may_spend_without_presence else 'presence required'}"
-
-
-class PartnerKeyPayment(PartnerKey):
-    """The partner keys as the payments console shows them: which may spend without presence."""
-
-    class Meta:
-        proxy = True
-        verbose_name = _("partner key (payments)")
-        verbose_name_plural = _("partner keys (payments)")
 
 
 class PayCode(models.Model):

@@ -20,16 +20,17 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from mall.exceptions_payments import PointsNotAccepted
+from config.errors import NotFound
+from mall.exceptions_payments import BillAmountMismatch, PaymentMemberMismatch, PaymentNotCaptured, PointsNotAccepted
 from mall.models_payments import (
+    CAPTURED_STATUSES,
     BusinessUnitPaymentSettings,
-    PartnerKeyPresence,
     PayCode,
     Payment,
     PaymentStatus,
     PropertyBill,
 )
-from members.models import BusinessUnit, PartnerKey
+from members.models import BusinessUnit
 from points.models import HoldStatus
 from points.selectors import member_balance
 
@@ -149,11 +150,6 @@ def pay_code_member_id(*, code: str, now: datetime | None = None) -> int | None:
     )
 
 
-def partner_key_may_spend_without_presence(*, key: PartnerKey) -> bool:
-    """Keys without a presence rule need the member's pay code (the default for new keys)."""
-    return PartnerKeyPresence.objects.filter(key=key, may_spend_without_presence=True).exists()
-
-
 # --- payments
 
 
@@ -178,6 +174,23 @@ def payment_earnable_cny(payment: Payment) -> Decimal:
     if payment.points_part_earns:
         return payment.bill_amount
     return payment.bill_amount - (payment.captured_cny - payment.refunded_cny)
+
+
+def payment_earn_amount(*, payment_id: int, member_id: int, business_unit: BusinessUnit, bill_amount: Decimal) -> Decimal:
+    """What the purchase earn of a bill naming its payment counts (points.policies registry):
+    `payment_earnable_cny`, for a captured payment of this member at this BU whose bill is
+    `bill_amount`; refused otherwise (not_found, payment_member_mismatch, payment_not_captured,
+    bill_amount_mismatch)."""
+    payment = Payment.objects.filter(pk=payment_id, business_unit=business_unit).select_related("hold").first()
+    if payment is None:
+        raise NotFound(f"payment {payment_id} not found")
+    if payment.member_id != member_id:
+        raise PaymentMemberMismatch()
+    if payment.status not in CAPTURED_STATUSES:
+        raise PaymentNotCaptured(payment=payment.pk, status=payment_status_now(payment))
+    if bill_amount != payment.bill_amount:
+        raise BillAmountMismatch(bill_amount=str(payment.bill_amount))
+    return payment_earnable_cny(payment)
 
 
 def payments_with_detail() -> QuerySet[Payment]:

@@ -1,5 +1,4 @@
-"""Writes of payments with points: pay codes, authorise, capture, void, refund; property bills;
-the console's presence rule of a partner key.
+"""Writes of payments with points: pay codes, authorise, capture, void, refund; property bills.
 
 Every move of a payment is ONE durable transaction, in this lock order: the member's wallet
 (points.ledger.wallet_lock / hold_lock's wallet), then the payment row (SELECT ... FOR UPDATE);
@@ -50,6 +49,7 @@ from mall.exceptions_payments import (
     PaymentExpired,
     PaymentLimitExceeded,
     PaymentNotCaptured,
+    PaymentPending,
     PaymentResolved,
     PresenceRequired,
     PropertyBillConflict,
@@ -58,7 +58,6 @@ from mall.exceptions_payments import (
 from mall.models_payments import (
     BILL_HOLDING_STATUSES,
     PAYMENT_MOVES,
-    PartnerKeyPresence,
     PayCode,
     Payment,
     PaymentEvent,
@@ -69,26 +68,31 @@ from mall.models_payments import (
 from mall.selectors_payments import (
     MICRO,
     bill_limits,
-    partner_key_may_spend_without_presence,
     pay_code_hash,
     pay_code_member_id,
     payment_status_now,
     payment_terms,
     points_value_cny,
     property_bill_get,
+    property_bill_points_paid,
 )
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, Organization, PartnerKey
 from points.ledger import (
     SYSTEM_SCOPE,
     Idempotency,
+    PostingResult,
     hold_capture_locked,
     hold_place_locked,
     hold_void_locked,
+    organization_wallet_lock,
+    organization_wallet_open,
     request_fingerprint,
     wallet_lock,
     wallets_lock,
 )
-from points.models import Hold, HoldStatus, Posting, Wallet
+from points.earning import points_earn
+from points.models import EventType, Hold, HoldStatus, Posting, Wallet
+from points.organizations import organization_earn
 from points.selectors import posting_regranted_points
 from points.services import reverse_locked
 
@@ -187,7 +191,7 @@ def payment_authorize(
         raise InvalidPaymentInput("Give pay_code or member, not both.", field="non_field_errors")
     if (points is None) == (amount_cny is None):
         raise InvalidPaymentInput("Give points or amount_cny.", field="non_field_errors")
-    if member_id is not None and partner_key is not None and not partner_key_may_spend_without_presence(key=partner_key):
+    if member_id is not None and partner_key is not None and not partner_key.may_spend_without_presence:
         raise PresenceRequired()
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
     if bill is not None:
@@ -213,8 +217,7 @@ def payment_authorize(
         member_id = pay_code_member_id(code=pay_code)
         if member_id is None:
             raise PayCodeInvalid()
-    if bill is not None and bill.payer_member_id != member_id:
-        raise BillPayerMismatch()
+    organization_id = _paying_organization(bill, member_id)
     same = dict(member_id=member_id, merchant=merchant, bill_amount=bill_amount, points=points)
     live = Payment.objects.filter(business_unit=business_unit, bill_no=bill_no, status__in=BILL_HOLDING_STATUSES).first()
     if live is not None and payment_status_now(live) != live.status:
@@ -226,7 +229,8 @@ def payment_authorize(
 
     def authorise() -> PaymentResult:
         with transaction.atomic(durable=True):
-            wallet = wallet_lock(member_id=member_id)
+            wallet = (organization_wallet_lock(organization_id=organization_id) if organization_id
+                      else wallet_lock(member_id=member_id))
             # Under the wallet lock: a racing request of the same member has committed or not begun.
             if replay := _payment_replay(idempotency.scope, idempotency.key, fingerprint):
                 return PaymentResult(payment=replay, wallet=wallet, replayed=True)
@@ -265,6 +269,20 @@ def payment_authorize(
     if live is not None and _same_bill_request(live, **same):
         return PaymentResult(payment=live, wallet=live.hold.wallet, replayed=True)
     raise BillAlreadyPaid(payment=live.pk if live else None)
+
+
+def _paying_organization(bill: PropertyBill | None, member_id: int) -> int | None:
+    """Whose wallet pays: the member's (None), or, for a bill of an organization, the
+    organization's when the member present is one of its administrators (its wallet opened if
+    it is the first use). Anyone else is refused (bill_payer_mismatch)."""
+    if bill is None or bill.payer_member_id == member_id:
+        return None
+    if bill.payer_organization_id is None or not Member.objects.filter(
+        pk=member_id, organization_id=bill.payer_organization_id, is_organization_admin=True
+    ).exists():
+        raise BillPayerMismatch()
+    organization_wallet_open(bill.payer_organization)
+    return bill.payer_organization_id
 
 
 # --- the moves of an authorised payment
@@ -471,21 +489,23 @@ def payment_settle(*, payment_id: int) -> Payment:
         return payment
 
 
-def payments_settle_lapsed(*, now: datetime | None = None, batch_size: int = 500) -> int:
+def payments_settle_lapsed(*, now: datetime | None = None, batch_size: int = 500) -> tuple[int, bool]:
     """Write the expired (or voided) move of up to `batch_size` authorised payments whose hold
-    is no longer live, each in its own short transaction; returns how many moved. Reads do not
-    need it (they show such a payment as expired); it keeps the stored status, the console's
-    lists and exports in step."""
+    is no longer live, each in its own short transaction; returns how many moved and whether
+    more may be due (the batch was full). Reads do not need it (they show such a payment as
+    expired); it keeps the stored status, the console's lists and exports in step. A moved
+    payment is no longer authorised, so a rerun or an overlapping run moves nothing twice."""
     now = now or timezone.now()
     due = (
         Payment.objects.filter(status=PaymentStatus.AUTHORIZED, hold__expires_at__lte=now)
         | Payment.objects.filter(status=PaymentStatus.AUTHORIZED).exclude(hold__status=HoldStatus.HELD)
     ).order_by("id").values_list("id", flat=True)[:batch_size]
+    due = list(due)
     moved = 0
-    for payment_id in list(due):
+    for payment_id in due:
         if payment_settle(payment_id=payment_id).status != PaymentStatus.AUTHORIZED:
             moved += 1
-    return moved
+    return moved, len(due) == batch_size
 
 
 # --- property bills
@@ -545,14 +565,23 @@ def property_bill_post(
     return PropertyBillResult(bill=bill, created=True)
 
 
-# --- console
-
-
-def partner_key_presence_set(*, key: PartnerKey, may_spend_without_presence: bool) -> PartnerKeyPresence:
-    """Set whether the key may spend a member's points without the member present."""
-    with transaction.atomic(durable=True):
-        rule, _created = PartnerKeyPresence.objects.select_for_update().get_or_create(key=key)
-        if rule.may_spend_without_presence != may_spend_without_presence:
-            rule.may_spend_without_presence = may_spend_without_presence
-            rule.save(update_fields=["may_spend_without_presence", "updated_at"])
-        return rule
+def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingResult:
+    """The `bill` earn of a paid property bill, once per bill (system key
+    `property-bill-earn:<bill>`), into its payer's wallet: the member's, or the organization's.
+    It counts the cash part only (the bill less the points that paid it, captured less
+    refunded) unless the BU's points part earns. A bill with an authorisation still open is
+    refused (payment_pending): capture or void it first."""
+    bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
+    if bill is None:
+        raise NotFound(f"property bill {bill_no} not found")
+    live = [payment for payment in bill.payments.all() if payment_status_now(payment) == PaymentStatus.AUTHORIZED]
+    if live:
+        raise PaymentPending(payment=live[0].pk)
+    _points, points_cny = property_bill_points_paid(bill)
+    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else bill.amount_cny - points_cny
+    earn = dict(business_unit=business_unit, amount_cny=amount, event_type=EventType.BILL, receipt_no=bill_no[:64],
+                reason=f"property bill {bill.period} {bill.unit}"[:200],
+                idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"property-bill-earn:{bill.pk}"))
+    if bill.payer_organization_id:
+        return organization_earn(organization=bill.payer_organization, **earn)
+    return points_earn(member_id=bill.payer_member_id, max_backdate=None, **earn)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from config.jobs import job_batch
 
 from mall.services import coupons_expire_batch
+from mall.services_payments import payments_settle_lapsed
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +37,23 @@ def expire_coupons(self, now: str | None = None, cursor: int = 0, requeues: int 
         logger.error("coupon expiry %s stopped with coupons left after %s; the next run continues",
                      run_at.isoformat(), next_cursor)
     return expired
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=30, acks_late=True)
+def settle_lapsed_payments(self, now: str | None = None, requeues: int = 0) -> int:
+    """The payments sweep (beat, every minute, after the holds sweep has released their holds):
+    write the `expired` (or `voided`) move of authorised payments whose hold is no longer live,
+    one batch of MALL_EXPIRY_BATCH_SIZE per call, re-queuing itself while a batch was full, up to
+    MALL_EXPIRY_MAX_REQUEUES. Each payment moves once, in its own transaction under its wallet
+    and row locks. Returns the payments moved by this batch."""
+    run_at = datetime.fromisoformat(now) if now else timezone.now()
+    try:
+        moved, more = payments_settle_lapsed(now=run_at, batch_size=settings.MALL_EXPIRY_BATCH_SIZE)
+    except Exception as exc:
+        logger.exception("payments sweep %s failed", run_at.isoformat())
+        raise self.retry(exc=exc, kwargs={"now": run_at.isoformat(), "requeues": requeues})
+    if more and requeues < settings.MALL_EXPIRY_MAX_REQUEUES:
+        settle_lapsed_payments.apply_async(kwargs={"now": run_at.isoformat(), "requeues": requeues + 1})
+    elif more:
+        logger.error("payments sweep %s stopped with payments left; the next run continues", run_at.isoformat())
+    return moved

@@ -14,7 +14,7 @@ from config.errors import DomainError
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import BusinessUnit, Merchant, MemberToken, Organization, PartnerKey
 from members.notifications import admin as notifications_admin  # noqa: F401 - registers the notifications admin
-from members.services import partner_key_rotate
+from members.services import partner_key_presence_set, partner_key_rotate
 
 # Partners authenticate with PartnerKey only; the library's unscoped key model is not used.
 admin.site.unregister(APIKey)
@@ -65,17 +65,18 @@ class PartnerKeyForm(forms.ModelForm):
 @admin.register(PartnerKey)
 class PartnerKeyAdmin(APIKeyModelAdmin):
     """The library's admin: only the hash is stored, the full key is shown once on creation (and
-    on rotation). Rotating issues a successor; the old key works until it expires or is revoked."""
+    on rotation). Rotating issues a successor; the old key works until it expires or is revoked.
+    The list shows which keys may spend without the member present; the actions set it."""
 
     form = PartnerKeyForm
 
-    list_display = ("prefix", "name", "business_unit", "merchant", "created", "last_used_at", "expiry_date",
-                    "_has_expired", "revoked", "rate_limit_per_minute", "predecessor")
-    list_filter = ("business_unit", "revoked", "created")
+    list_display = ("prefix", "name", "business_unit", "merchant", "may_spend_without_presence", "created",
+                    "last_used_at", "expiry_date", "_has_expired", "revoked", "rate_limit_per_minute", "predecessor")
+    list_filter = ("business_unit", "may_spend_without_presence", "revoked", "created")
     search_fields = ("name", "prefix", "business_unit__code", "merchant__code")
     list_select_related = ("business_unit", "merchant__business_unit", "predecessor")
     autocomplete_fields = ("business_unit", "merchant")
-    actions = ["rotate"]
+    actions = ["rotate", "allow_without_presence", "require_presence"]
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "last_used_at", "predecessor")
@@ -92,6 +93,19 @@ class PartnerKeyAdmin(APIKeyModelAdmin):
             self.message_user(request, _("The successor of %(old)s is %(key)s. Store it somewhere safe: it is not "
                                          "shown again. %(old)s works until it expires or is revoked.")
                               % {"old": key.prefix, "key": secret}, messages.WARNING)
+
+    def _presence_set(self, request, queryset, allowed: bool):
+        for key in queryset:
+            partner_key_presence_set(key=key, may_spend_without_presence=allowed)
+        self.message_user(request, _("%(count)d keys updated.") % {"count": len(queryset)}, messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description=_("Allow spending without the member present"))
+    def allow_without_presence(self, request, queryset):
+        self._presence_set(request, queryset, True)
+
+    @admin.action(permissions=["change"], description=_("Require the member's pay code"))
+    def require_presence(self, request, queryset):
+        self._presence_set(request, queryset, False)
 
 
 @admin.register(MemberToken)

@@ -65,3 +65,9 @@ class RateLimited(exceptions.Throttled):
         exceptions.APIException.__init__(
             self, _("This API key sent too many requests; retry after the Retry-After seconds."), self.default_code)
         self.wait = wait
+
+
+class PresenceRequired(DomainError):
+    status_code = 403
+    code = "presence_required"
+    default_detail = _("This API key may not spend without the member present: authorise with the member's pay code.")

@@ -117,6 +117,9 @@ class MemberLanguage(models.TextChoices):
 class Member(models.Model):
     """A person with one account and one points balance across every business unit.
 
+    An employee of a tenant company belongs to its organization; `is_organization_admin` makes
+    them one of its administrators (who distribute the organization wallet's points).
+
     `language` is the one messages to the member are written in (statements, reminders)."""
 
     phone = models.CharField(_("phone"), max_length=20, unique=True)
@@ -127,6 +130,10 @@ class Member(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="members",
         verbose_name=_("organization"),
+    )
+    is_organization_admin = models.BooleanField(
+        _("administers the organization"), default=False, db_default=False,
+        help_text=_("May distribute the organization's points to its employees and pay its bills with them."),
     )
     status = models.CharField(_("status"), max_length=12, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
     consent_marketing = models.BooleanField(_("consents to marketing"), default=False)
@@ -151,6 +158,12 @@ class Member(models.Model):
         verbose_name = _("member")
         verbose_name_plural = _("members")
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_organization_admin=False) | Q(organization__isnull=False),
+                name="member_organization_admin_has_organization",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name or self.phone} ({self.card_no})"
@@ -165,6 +178,9 @@ class PartnerKey(AbstractAPIKey):
     are live during a change. Every key of one rotation chain shares its first key's prefix
     (`lineage`) as the scope of idempotency keys: a retry sent with the successor of a request
     first sent with the old key replays it instead of posting again.
+    `may_spend_without_presence`: whether the key may spend or hold a member's points named by
+    member id alone (a parking system acting on a stored authorisation); off, as for every new
+    key, it needs the member present: a payment with the member's pay code.
     """
 
     business_unit = models.ForeignKey(
@@ -189,6 +205,10 @@ class PartnerKey(AbstractAPIKey):
     rate_limit_per_minute = models.PositiveIntegerField(
         _("rate limit (requests per minute)"), null=True, blank=True,
         help_text=_("Empty: the platform's default (PARTNER_RATE_LIMIT_PER_MINUTE); 0: no limit."),
+    )
+    may_spend_without_presence = models.BooleanField(
+        _("may spend without the member present"), default=False,
+        help_text=_("Spend and hold a member's points by member id alone; off: only with the member's pay code."),
     )
 
     class Meta(AbstractAPIKey.Meta):

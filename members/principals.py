@@ -24,3 +24,8 @@ class PartnerPrincipal:
 class MemberPrincipal:
     member: Member
     is_authenticated: bool = True
+
+    @property
+    def idempotency_scope(self) -> str:
+        """A member's own writes (distributions, transfers) are keyed per member."""
+        return f"member:{self.member.pk}"

@@ -207,7 +207,7 @@ def member_tokens_revoke_all(*, member: Member) -> int:
 
 
 MEMBER_PROFILE_FIELDS = (
-    "phone", "name", "birthday", "email", "organization", "status", "enrolled_business_unit",
+    "phone", "name", "birthday", "email", "organization", "is_organization_admin", "status", "enrolled_business_unit",
     "consent_marketing", "consent_sms", "consent_data_sharing", "consent_email", "language",
 )
 
@@ -237,8 +237,9 @@ def member_update(*, member: Member, **changes) -> Member:
 
 def partner_key_rotate(*, key: PartnerKey, old_expires_in: timedelta | None = None,
                        expiry_date: datetime | None = None) -> tuple[PartnerKey, str]:
-    """Issue the successor of a live key: same business unit, merchant, name and rate limit, and
-    the same idempotency scope (the chain's `lineage`), so a retry sent with either key replays.
+    """Issue the successor of a live key: same business unit, merchant, name, rate limit and
+    presence rule, and the same idempotency scope (the chain's `lineage`), so a retry sent with
+    either key replays.
     The old key keeps working until it expires or is revoked; `old_expires_in` brings its expiry
     forward to now + that (never later than it was). Returns the new key and its secret, shown once."""
     now = timezone.now()
@@ -249,6 +250,7 @@ def partner_key_rotate(*, key: PartnerKey, old_expires_in: timedelta | None = No
         successor, secret = PartnerKey.objects.create_key(
             name=old.name, business_unit_id=old.business_unit_id, merchant_id=old.merchant_id,
             rate_limit_per_minute=old.rate_limit_per_minute, predecessor=old, lineage=old.idempotency_prefix,
+            may_spend_without_presence=old.may_spend_without_presence,
             expiry_date=expiry_date,
         )
         if old_expires_in is not None:
@@ -279,3 +281,14 @@ def partner_key_mark_used(*, key: PartnerKey, now: datetime | None = None) -> bo
 
 
 _keys_marked: dict[str, datetime] = {}  # key prefix: when this process last wrote its last use
+
+
+def partner_key_presence_set(*, key: PartnerKey, may_spend_without_presence: bool) -> PartnerKey:
+    """Set whether the key may spend a member's points by member id alone, without the member
+    present (the console's actions; the demo seed)."""
+    with transaction.atomic(durable=True):
+        key = PartnerKey.objects.select_for_update().get(pk=key.pk)
+        if key.may_spend_without_presence != may_spend_without_presence:
+            key.may_spend_without_presence = may_spend_without_presence
+            key.save(update_fields=["may_spend_without_presence"])  # the save invalidates the cached keys
+    return key

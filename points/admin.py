@@ -43,6 +43,11 @@ def member_link(member: Member):
     return format_html('<a href="{}">{}</a>', reverse("admin:members_member_change", args=[member.pk]), member)
 
 
+def holder_link(wallet):
+    """The wallet's member (a link), or its organization (a tenant company's wallet)."""
+    return member_link(wallet.member) if wallet.member_id else str(wallet.organization)
+
+
 # --- members ---------------------------------------------------------------------------------
 
 
@@ -63,7 +68,8 @@ class MemberAdmin(Member360Mixin, admin.ModelAdmin):
     )
     fieldsets = (
         (_("Member 360"), {"fields": MEMBER_360_FIELDS}),
-        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization", "status")}),
+        (None, {"fields": ("card_no", "phone", "name", "birthday", "email", "language", "organization",
+                           "is_organization_admin", "status")}),
         (_("Consents"), {"fields": ("consent_marketing", "consent_sms", "consent_email", "consent_data_sharing")}),
         (_("Enrolment"), {"fields": ("enrolled_business_unit", "enrolled_at", "referral_code", "referred_by")}),
         (_("Points"), {"fields": ("wallet_panel", "lots_panel", "postings_panel", "freeze_panel")}),
@@ -356,13 +362,15 @@ class PostingAdmin(LedgerExportMixin, LedgerAdmin):
     )
     list_filter = ("kind", "business_unit", "occurred_at", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=receipt_no", "=idempotency_key")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit", "actor")
+    list_select_related = (
+        "wallet__member", "wallet__organization", "business_unit", "merchant__business_unit", "actor",
+    )
     inlines = [EntryInline, PostingLotMovementInline, CreatedLotInline]
     resource_classes = [PostingResource]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, posting):
-        return member_link(posting.wallet.member)
+        return holder_link(posting.wallet)
 
 
 @admin.register(Entry)
@@ -398,12 +406,12 @@ class LotAdmin(LedgerAdmin):
     )
     list_filter = ("business_unit", "expires_at", "earned_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=rule_code")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
+    list_select_related = ("wallet__member", "wallet__organization", "business_unit", "merchant__business_unit")
     inlines = [LotMovementInline]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, lot):
-        return member_link(lot.wallet.member)
+        return holder_link(lot.wallet)
 
 
 @admin.register(LotMovement)
@@ -427,11 +435,11 @@ class WalletStatusChangeAdmin(LedgerAdmin):
     list_display = ("created_at", "member", "frozen", "reason", "actor")
     list_filter = ("frozen", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "reason")
-    list_select_related = ("wallet__member", "actor")
+    list_select_related = ("wallet__member", "wallet__organization", "actor")
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, change):
-        return member_link(change.wallet.member)
+        return holder_link(change.wallet)
 
 
 class HoldAllocationInline(ReadOnlyInline):
@@ -453,12 +461,12 @@ class HoldAdmin(LedgerAdmin):
                     "expires_at", "capture_ref")
     list_filter = ("status", "purpose", "business_unit", "created_at")
     search_fields = ("=wallet__member__phone", "=wallet__member__card_no", "=reference")
-    list_select_related = ("wallet__member", "business_unit", "merchant__business_unit")
+    list_select_related = ("wallet__member", "wallet__organization", "business_unit", "merchant__business_unit")
     inlines = [HoldAllocationInline, HoldEventInline]
 
     @admin.display(description=_("member"), ordering="wallet__member")
     def member(self, hold):
-        return member_link(hold.wallet.member)
+        return holder_link(hold.wallet)
 
     @admin.display(description=_("capture posting"), ordering="capture_posting")
     def capture_ref(self, hold):

@@ -146,16 +146,18 @@ def earn_plan(
             contributions, config=config, business_unit=business_unit, earned_at=occurred_at, tier=tier,
             hold_until=hold_until,
         ))
-    member = wallet.member
+    member = wallet.member  # None for an organization's wallet: no tags, birthday or referral
     event = Event(
         event_type=event_type, business_unit_id=business_unit.pk, bu_kind=business_unit.kind,
         bu_earn_rate=business_unit.earn_rate, merchant_id=merchant.pk if merchant else None,
         merchant_category=merchant.category if merchant else "", amount_cny=amount_cny, occurred_at=occurred_at,
     )
-    tags = member_tags(member_id=member.pk) if any(rule.member_tag for rule in config.rules) else frozenset()
-    candidates = [rule for rule in config.rules if static_match(rule, event, tier, tags, member.birthday)]
+    tags = (member_tags(member_id=member.pk) if member is not None and any(rule.member_tag for rule in config.rules)
+            else frozenset())
+    birthday = member.birthday if member is not None else None
+    candidates = [rule for rule in config.rules if static_match(rule, event, tier, tags, birthday)]
     referral_possible = (
-        event_type == EventType.PURCHASE and member.referred_by_id is not None
+        event_type == EventType.PURCHASE and member is not None and member.referred_by_id is not None
         and config.has_rules_for(EventType.REFERRAL)
     )
     facts = member_facts(
@@ -275,7 +277,7 @@ def _earn_locked(
     )
     write_posting(PostingRows(posting=posting, wallet=wallet, lots=lots, movements=[], entries=entries, changed_lots=[]))
     points_credited_on_commit(posting=posting, business_unit=business_unit)
-    _record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
+    record_rule_awards(posting=posting, wallet=wallet, plan=plan, earned_at=occurred_at)
     lots_extend_for_activity(wallet=wallet, at=occurred_at, posting=posting, tier=tier)
     for hook in after_earn_hooks():
         hook(posting=posting, wallet=wallet, tier=tier)
@@ -409,7 +411,7 @@ def rule_award_rows(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_
     ]
 
 
-def _record_rule_awards(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_at: datetime) -> None:
+def record_rule_awards(*, posting: Posting, wallet: Wallet, plan: EarnPlan, earned_at: datetime) -> None:
     """Count what each rule gave (caps and per-member limits read these) and spend its budget.
 
     The budget rows were locked by member_facts, so spending here cannot overrun the budget."""

@@ -18,10 +18,16 @@ __all__ = [
     "MemberInactive",
     "AmountNotAllowed",
     "AmountTooLarge",
+    "InvalidField",
     "InvalidHold",
     "HoldExpired",
     "HoldResolved",
     "CaptureExceedsHold",
+    "TransfersDisabled",
+    "TransferLimitExceeded",
+    "NotOrganizationAdmin",
+    "NotAnEmployee",
+    "InvalidRecipient",
 ]
 
 
@@ -75,12 +81,18 @@ class InvalidEventType(DomainError):
     default_detail = _("Unknown event type.")
 
 
-class InvalidHold(DomainError):
+class InvalidField(DomainError):
+    """Bad input the service finds (not the serializer): 400 `invalid`, naming the field."""
+
     code = "invalid"
     default_detail = _("Invalid input.")
 
     def __init__(self, message: str, *, field: str):
         super().__init__(_("Invalid input."), fields={field: [message]})
+
+
+class InvalidHold(InvalidField):
+    pass
 
 
 class HoldExpired(DomainError):
@@ -115,3 +127,31 @@ class AmountTooLarge(DomainError):
 
     def __init__(self, *, ceiling):
         super().__init__(_("Invalid input."), fields={"amount": [f"{self.default_detail} ({ceiling})"]})
+
+
+class TransfersDisabled(DomainError):
+    status_code = 403
+    code = "transfers_disabled"
+    default_detail = _("Transfers between members are not offered.")
+
+
+class TransferLimitExceeded(DomainError):
+    status_code = 409
+    code = "transfer_limit_exceeded"
+    default_detail = _("The transfer is above what the member may still transfer today.")
+
+
+class NotOrganizationAdmin(DomainError):
+    status_code = 403
+    code = "not_organization_admin"
+    default_detail = _("Only an administrator of an organization may use its points.")
+
+
+class NotAnEmployee(DomainError):
+    status_code = 409
+    code = "not_an_employee"
+    default_detail = _("The member is not an employee of this organization.")
+
+
+class InvalidRecipient(InvalidField):
+    pass

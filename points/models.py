@@ -7,9 +7,16 @@ Design overview
   account by `account` kind plus either a member wallet (wallet, debt) or a business unit
   (issuance, redemption, expiry, adjustment). BU system balances are therefore derived from
   entries and never a hot row.
-* A **wallet** is the member's points account, created at enrolment. It caches `balance` (sum
-  of its wallet entries) and `debt` (minus the sum of its debt entries); the database refuses a
-  negative value of either. Every posting locks the wallet row first (SELECT ... FOR UPDATE).
+* A **wallet** is the points account of a member (created at enrolment) or of an organization
+  (a tenant company's, opened on its first use): exactly one of the two (a CHECK). It caches
+  `balance` (sum of its wallet entries) and `debt` (minus the sum of its debt entries); the
+  database refuses a negative value of either. Every posting locks the wallet row first
+  (SELECT ... FOR UPDATE). Every invariant holds for both kinds alike.
+* A **transfer** moves available points between two wallets (an organization's distribution
+  to an employee, a member's gift to another) as two postings of kind `transfer` in one
+  transaction, one per wallet, each balanced through the `transfer` account of the lots'
+  issuing business units: the sender's lots are consumed, the receiver gets lots with the same
+  issuer, merchant, rule, earning time and expiry. The issuer's liability does not move.
 * A **lot** is one batch of points credited to a wallet, with its provenance (BU, merchant,
   rule), when it becomes available and when it expires. Debits consume lots (earliest expiry,
   then earliest earning) and record each consumption as a **lot movement** (negative = taken
@@ -34,11 +41,17 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, MerchantCategory
+from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, MerchantCategory, Organization
 
 
 class Wallet(models.Model):
-    member = models.OneToOneField(Member, on_delete=models.PROTECT, related_name="wallet", verbose_name=_("member"))
+    member = models.OneToOneField(
+        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet", verbose_name=_("member")
+    )
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="wallet",
+        verbose_name=_("organization"),
+    )
     balance = models.BigIntegerField(_("balance"), default=0)
     debt = models.BigIntegerField(
         _("debt"), default=0, help_text=_("Points owed after a refund of points already spent; repaid first by new earnings.")
@@ -61,10 +74,15 @@ class Wallet(models.Model):
             models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_non_negative"),
             models.CheckConstraint(condition=Q(debt__gte=0), name="wallet_debt_non_negative"),
             models.CheckConstraint(condition=Q(held__gte=0) & Q(held__lte=F("balance")), name="wallet_held_within_balance"),
+            models.CheckConstraint(
+                condition=(Q(member__isnull=False) & Q(organization__isnull=True))
+                | (Q(member__isnull=True) & Q(organization__isnull=False)),
+                name="wallet_one_holder",
+            ),
         ]
 
     def __str__(self):
-        return f"{self.member} · {self.balance}"
+        return f"{self.member if self.member_id else self.organization} · {self.balance}"
 
 
 class PostingKind(models.TextChoices):
@@ -75,6 +93,7 @@ class PostingKind(models.TextChoices):
     EXPIRE = "expire", _("Expiry")
     ADJUST = "adjust", _("Manual adjustment")
     REPAY = "repay", _("Debt repaid from released held points")
+    TRANSFER = "transfer", _("Transfer between wallets")
 
 
 class EventType(models.TextChoices):
@@ -166,6 +185,7 @@ class Account(models.TextChoices):
     REDEMPTION = "redemption", _("BU redemption")
     EXPIRY = "expiry", _("BU expiry")
     ADJUSTMENT = "adjustment", _("BU adjustment")
+    TRANSFER = "transfer", _("BU points in transfer between wallets")
 
 
 MEMBER_ACCOUNTS = [Account.WALLET, Account.DEBT]

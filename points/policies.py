@@ -26,6 +26,10 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
   points.services.points_adjust before it opens its transaction (no lock held), so a gate may
   write in a transaction of its own (e.g. record a request for a second operator's approval);
   it refuses by raising a DomainError and returns nothing otherwise.
+- the payment earn amount (one, from mall): what a purchase earn naming a payment with points
+  counts, `payment_earn_amount(payment_id=, member_id=, business_unit=, bill_amount=)` -> the
+  Decimal amount that earns (the cash part when the BU's points part does not earn); it refuses
+  a payment that is not the member's, not the BU's or not captured by raising a DomainError.
 - the tier progress provider (one, from tiers): the member's tier, the next one and what is
   still needed at a moment, for statements and near-upgrade nudges (reads only, outside any
   posting).
@@ -43,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from config.errors import NotFound
 from members.models import BusinessUnit, Member, Merchant
 
 
@@ -83,10 +88,11 @@ class EarnDone:
 
 @dataclass(frozen=True)
 class SpendContext:
-    """What a spend gate sees. `operation` is "spend", "hold" or "capture"."""
+    """What a spend gate sees. `operation` is "spend", "hold" or "capture". `member` is None for
+    an organization's wallet, whose spends no gate sees."""
 
     operation: str
-    member: Member
+    member: Member | None
     business_unit: BusinessUnit
     merchant: Merchant | None
     points: int
@@ -154,6 +160,8 @@ _spend_gates: list[SpendGate] = []
 _after_post_hooks: list[AfterPostHook] = []
 _adjust_gates: list[AdjustGate] = []
 _redemption_channels: dict[str, RedemptionChannel] = {}
+PaymentEarnAmount = Callable[..., Decimal]
+_payment_earn_amount: list[PaymentEarnAmount] = []
 
 
 def register_tier_provider(provider: TierProvider, *, many: TierProviderMany | None = None) -> None:
@@ -237,6 +245,9 @@ def unregister(callback) -> None:
 
 
 def run_spend_gates(context: SpendContext) -> None:
+    """The gates judge a member's spends: an organization wallet's (no member) passes none."""
+    if context.member is None:
+        return
     for gate in list(_spend_gates):
         gate(context)
 
@@ -268,3 +279,16 @@ def register_redemption_channel(channel: RedemptionChannel) -> None:
 
 def redemption_channels() -> list[RedemptionChannel]:
     return list(_redemption_channels.values())
+
+
+def register_payment_earn_amount(resolver: PaymentEarnAmount) -> None:
+    _payment_earn_amount[:] = [resolver]
+
+
+def payment_earn_amount(*, payment_id: int, member_id: int, business_unit: BusinessUnit, bill_amount: Decimal) -> Decimal:
+    """What an earn naming payment `payment_id` counts (see the module docstring). Without a
+    registered resolver no payment exists: NotFound."""
+    if not _payment_earn_amount:
+        raise NotFound(f"payment {payment_id} not found")
+    return _payment_earn_amount[0](payment_id=payment_id, member_id=member_id, business_unit=business_unit,
+                                   bill_amount=bill_amount)

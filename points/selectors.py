@@ -275,6 +275,34 @@ INVARIANTS: dict[str, str] = {
         WHERE w.balance <> COALESCE(x.s, 0)
     """,
     "negative wallet balance or debt": "SELECT id FROM points_wallet WHERE balance < 0 OR debt < 0",
+    "wallet of no holder or of two": """
+        SELECT id FROM points_wallet WHERE (member_id IS NULL) = (organization_id IS NULL)
+    """,
+    # A transfer is a pair: the sender's posting and the receiver's, keyed transfer-in:<sender's>,
+    # on another wallet, of the opposite points, their transfer legs netting to zero per issuer.
+    "sent transfer without its received half": """
+        SELECT s.id FROM points_posting s
+        LEFT JOIN points_posting r ON r.idempotency_scope = 'system' AND r.idempotency_key = 'transfer-in:' || s.id
+        WHERE s.kind = 'transfer' AND s.points < 0
+          AND (r.id IS NULL OR r.kind <> 'transfer' OR r.points <> -s.points OR r.wallet_id = s.wallet_id)
+    """,
+    "received transfer without its sent half": """
+        SELECT r.id FROM points_posting r WHERE r.kind = 'transfer' AND r.points >= 0 AND r.id NOT IN (
+            SELECT p.id FROM points_posting s
+            JOIN points_posting p ON p.idempotency_scope = 'system' AND p.idempotency_key = 'transfer-in:' || s.id
+            WHERE s.kind = 'transfer' AND s.points < 0)
+    """,
+    "transfer legs do not net to zero per issuer": """
+        SELECT s.id, e.business_unit_id, SUM(e.amount) FROM points_posting s
+        JOIN points_posting r ON r.idempotency_scope = 'system' AND r.idempotency_key = 'transfer-in:' || s.id
+        JOIN points_entry e ON e.posting_id IN (s.id, r.id) AND e.account = 'transfer'
+        WHERE s.kind = 'transfer' AND s.points < 0
+        GROUP BY s.id, e.business_unit_id HAVING SUM(e.amount) <> 0
+    """,
+    "transfer account does not net to zero": """
+        SELECT business_unit_id, SUM(amount) FROM points_entry WHERE account = 'transfer'
+        GROUP BY business_unit_id HAVING SUM(amount) <> 0
+    """,
     # Debt arises only when a refund has emptied every lot, and every credit repays it first:
     # points next to a debt mean a path paid the member before settling what they owe.
     # Points a hold reserves may sit beside a debt until the hold ends (a refund does not take them).

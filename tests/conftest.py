@@ -48,12 +48,14 @@ def ledger_sound(db):
 
 @pytest.fixture
 def partner_key():
-    """Make a partner API key; returns the key string (shown once, stored hashed)."""
+    """Make a partner API key; returns the key string (shown once, stored hashed). The key may
+    spend by member id without the member present unless `without_presence=False` (the default
+    of a key made in the console or by the services)."""
     from members.models import PartnerKey
 
-    def make(business_unit, merchant=None):
+    def make(business_unit, merchant=None, *, without_presence=True):
         _key_object, key = PartnerKey.objects.create_key(name=f"{business_unit.code} POS", business_unit=business_unit,
-                                                         merchant=merchant)
+                                                         merchant=merchant, may_spend_without_presence=without_presence)
         return key
 
     return make

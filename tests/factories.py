@@ -12,6 +12,7 @@ from mall.models import Category, Item, ItemKind, Slot
 from members.models import (
     BusinessUnit,
     BusinessUnitKind,
+    Member,
     Merchant,
     MerchantCategory,
     Organization,
@@ -19,6 +20,7 @@ from members.models import (
 from members.services import member_enrol
 from points.earning import points_earn
 from points.ledger import Idempotency
+from points.organizations import organization_earn
 from points.models import EarningRule, EventType, ExpiryKind, ExpiryPolicy, RuleEffect
 from tiers.models import QualificationBasis, TierLevel, TierProgramme
 
@@ -190,3 +192,17 @@ def fund(member, points, business_unit):
     """Credit `points` to the member through the real earn service."""
     return points_earn(member_id=member.pk, business_unit=business_unit, points=points,
                        idempotency=Idempotency(scope="test", key=f"fund-{next(_keys)}")).posting
+
+
+def organization_admin(organization, **fields):
+    """A member of `organization` who administers it."""
+    member = enrol_member(organization=organization, **fields)
+    Member.objects.filter(pk=member.pk).update(is_organization_admin=True)
+    member.is_organization_admin = True
+    return member
+
+
+def fund_organization(organization, points, business_unit):
+    """Credit `points` to the organization's wallet through the real organization earn."""
+    return organization_earn(organization=organization, business_unit=business_unit, points=points,
+                             idempotency=Idempotency(scope="test", key=f"fund-org-{next(_keys)}")).posting

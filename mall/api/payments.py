@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_responses, idempotency_key
 from members.permissions import IsMember, IsPartner
+from members.throttles import MemberScopedRateThrottle
 from config.errors import NotFound
 from mall.exceptions_payments import BillAmountMismatch, InvalidPaymentInput, PayCodeInvalid
 from mall.models_payments import PaymentPresence, PaymentStatus
@@ -41,6 +42,7 @@ from mall.services_payments import (
     payment_capture,
     payment_refund,
     payment_void,
+    property_bill_earn,
     property_bill_post,
 )
 from points.ledger import Idempotency
@@ -255,15 +257,18 @@ def pay_code_images(code: str) -> tuple[str, str]:
 
 class PayCodeView(APIView):
     permission_classes = [IsMember]
+    throttle_classes = [MemberScopedRateThrottle]
+    throttle_scope = "pay_code"
 
     @extend_schema(
         operation_id="me_pay_code",
         summary="A one-time payment code to show at the till",
         description=(
             f"18 digits, valid {PAY_CODE_TTL_SECONDS} seconds, usable once; only a keyed hash is stored. The till "
-            "authorises a payment with it (POST /api/v1/payments/). Ask again for a fresh code."
+            "authorises a payment with it (POST /api/v1/payments/). Ask again for a fresh code. Limited per "
+            "member (`throttled`: wait the Retry-After seconds)."
         ),
-        responses={200: PayCodeSerializer, **error_responses(*AUTH_ERRORS)},
+        responses={200: PayCodeSerializer, **error_responses("throttled", *AUTH_ERRORS)},
         tags=["me"],
     )
     def get(self, request):
@@ -542,6 +547,50 @@ class PropertyBillListView(APIView):
         )
         return Response(PropertyBillSerializer(result.bill).data,
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class PropertyBillEarnSerializer(serializers.Serializer):
+    transaction = serializers.IntegerField(allow_null=True, help_text=_("The earn posting; null when it earned nothing."))
+    points = serializers.IntegerField(help_text=_("Points earned."))
+    earned_by = serializers.ChoiceField(choices=["member", "organization"], help_text=_("Whose wallet earned."))
+    amount_cny = CnyField(allow_null=True, help_text=_("The amount that earned: the cash part of the bill."))
+    replayed = serializers.BooleanField()
+
+
+BILL_NO = OpenApiParameter("bill_no", str, OpenApiParameter.PATH, description="The property bill's number.")
+
+
+class PropertyBillEarnView(APIView):
+    permission_classes = [IsPartner]
+
+    @extend_schema(
+        operation_id="property_bills_earn",
+        summary="Earn the points of a paid property bill, once",
+        description=(
+            "A `bill` earn into the payer's wallet: the member's, or the organization's for a tenant company's bill. "
+            "It counts the part not paid with points (unless the business unit's points part earns) and happens "
+            "once per bill: a second call answers the first (200)."
+        ),
+        parameters=[BILL_NO],
+        request=None,
+        responses={
+            201: OpenApiResponse(PropertyBillEarnSerializer, description="Earned."),
+            200: OpenApiResponse(PropertyBillEarnSerializer, description="Earned before, or nothing to earn."),
+            **error_responses("not_found", "payment_pending", "member_inactive", "idempotency_conflict", *AUTH_ERRORS),
+        },
+        tags=["property"],
+    )
+    def post(self, request, bill_no: str):
+        result = property_bill_earn(business_unit=request.user.business_unit, bill_no=bill_no)
+        posting = result.posting
+        body = {
+            "transaction": posting.pk if posting else None, "points": posting.points if posting else 0,
+            "earned_by": "organization" if result.wallet.organization_id else "member",
+            "amount_cny": posting.amount_cny if posting else None, "replayed": result.replayed,
+        }
+        created = posting is not None and not result.replayed
+        return Response(PropertyBillEarnSerializer(body).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class MemberPropertyBillsView(APIView):

@@ -13,4 +13,5 @@ urlpatterns = [
     path("payments/<int:payment_id>/void/", payments.PaymentVoidView.as_view(), name="payment-void"),
     path("payments/<int:payment_id>/refund/", payments.PaymentRefundView.as_view(), name="payment-refund"),
     path("property/bills/", payments.PropertyBillListView.as_view(), name="property-bills"),
+    path("property/bills/<str:bill_no>/earn/", payments.PropertyBillEarnView.as_view(), name="property-bill-earn"),
 ]

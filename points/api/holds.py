@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses
-from members.permissions import IsPartner
+from members.permissions import IsPartner, MaySpendWithoutPresence
 from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
 from points.api.views import WRITE_ERRORS, balance_data, idempotency
 from points.exceptions import NotFound
@@ -103,14 +103,15 @@ def _result(result, *, created: bool, posting=None) -> Response:
 
 
 class HoldListView(APIView):
-    permission_classes = [IsPartner]
+    permission_classes = [IsPartner, MaySpendWithoutPresence]
 
     @extend_schema(
         operation_id="holds_create",
         summary="Reserve a member's available points",
         description=(
             "The points stay the member's but can no longer be spent, until the hold is captured, voided or "
-            "expires. Capture, void and expiry race safely: exactly one of them resolves the hold."
+            "expires. Capture, void and expiry race safely: exactly one of them resolves the hold. Only for keys "
+            "allowed to spend without the member present (`presence_required` otherwise)."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=HoldPlaceSerializer,
@@ -118,6 +119,7 @@ class HoldListView(APIView):
             201: OpenApiResponse(HoldResultSerializer, description="Held."),
             200: OpenApiResponse(HoldResultSerializer, description="A replay: the original hold, nothing reserved."),
             **error_responses(*WRITE_ERRORS, "not_found", "insufficient_points", "account_frozen", "risk_blocked",
+                              "presence_required",
                               invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]}),
         },
         examples=[OpenApiExample("bill", value={"member": 42, "points": 3000, "purpose": "pos_bill",

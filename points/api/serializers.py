@@ -266,6 +266,11 @@ class EarnInputSerializer(MemberNamedSerializer):
 class EarnSerializer(EarnInputSerializer):
     amount = AmountField(source="amount_cny")
     receipt_no = serializers.CharField(max_length=64)
+    payment = serializers.IntegerField(
+        min_value=1, max_value=BIGINT_MAX, required=False,
+        help_text=_("The payment with points of this bill (its id): `amount` is then the whole bill, and the earn "
+                    "counts the part paid in cash unless the business unit's points part earns."),
+    )
 
 
 class SpendSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from points.api import holds, views
+from points.api import holds, transfers, views
 from points.rules.api import views as rules_views
 
 urlpatterns = [
@@ -8,6 +8,9 @@ urlpatterns = [
     path("members/<int:member_id>/transactions/", views.MemberTransactionsView.as_view(), name="member-transactions"),
     path("me/balance/", views.MeBalanceView.as_view(), name="me-balance"),
     path("me/transactions/", views.MeTransactionsView.as_view(), name="me-transactions"),
+    path("me/transfers/", transfers.MeTransferView.as_view(), name="me-transfers"),
+    path("me/organization/", transfers.MeOrganizationView.as_view(), name="me-organization"),
+    path("me/organization/distributions/", transfers.MeDistributionView.as_view(), name="me-organization-distributions"),
     path("transactions/earn/", views.EarnView.as_view(), name="transactions-earn"),
     path("transactions/earn/batch/", views.EarnBatchView.as_view(), name="transactions-earn-batch"),
     path("transactions/spend/", views.SpendView.as_view(), name="transactions-spend"),

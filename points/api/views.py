@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from config.api.exceptions import field_messages
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses, idempotency_key
-from members.permissions import IsMember, IsPartner
+from members.permissions import IsMember, IsPartner, MaySpendWithoutPresence
 from members.exceptions import MerchantNotPermitted
 from members.models import BusinessUnit
 from points.api.serializers import (
@@ -32,6 +32,7 @@ from points.models import Posting, PostingKind, Wallet
 from points.selectors import MemberPostingList, member_balance, member_postings, wallet_balance, wallet_exists
 from points.earning import points_earn
 from points.ledger import Idempotency, PostingResult
+from points.policies import payment_earn_amount
 from points.services import points_spend, posting_reverse
 
 MEMBER_ID = OpenApiParameter("member_id", int, OpenApiParameter.PATH, description="The member's id.")
@@ -263,12 +264,15 @@ class EarnView(APIView):
             "Points = amount x the business unit's earn rules, rounded down. The member is named by `member` (the id), "
             "`card_no` or `phone`: exactly one. A key scoped to a merchant books to that merchant; naming another is "
             "refused (`merchant_not_permitted`). The answer's `Idempotent-Replayed` header tells a retry's replay "
-            "(`true`, 200) from a new posting (`false`, 201)."
+            "(`true`, 200) from a new posting (`false`, 201). A bill paid partly with points names its payment "
+            "(`payment`): `amount` is the whole bill and the earn counts the cash part only, unless the business "
+            "unit's points part earns."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=EarnSerializer,
         responses=write_responses(
             "invalid_occurred_at", "merchant_not_permitted", "not_found", "member_inactive", "risk_blocked",
+            "payment_member_mismatch", "payment_not_captured", "bill_amount_mismatch",
             invalid_fields={"amount": ["Ensure that there are no more than 2 decimal places."]},
         ),
         examples=[
@@ -307,21 +311,31 @@ class EarnView(APIView):
     )
     def post(self, request):
         key = idempotency(request)
-        result = points_earn(**earn_arguments(request, self.input_serializer), idempotency=key)
+        arguments = earn_arguments(request, self.input_serializer)
+        if (payment_id := arguments.pop("payment", None)) is not None:
+            arguments["amount_cny"] = payment_earn_amount(
+                payment_id=payment_id, member_id=arguments["member_id"], business_unit=arguments["business_unit"],
+                bill_amount=arguments["amount_cny"],
+            )
+        result = points_earn(**arguments, idempotency=key)
         return posting_response(result)
 
 
 class SpendView(APIView):
-    permission_classes = [IsPartner]
+    permission_classes = [IsPartner, MaySpendWithoutPresence]
 
     @extend_schema(
         operation_id="transactions_spend",
         summary="Spend available points",
-        description="Debits available points (not pending, not expired), earliest-expiring first.",
+        description=(
+            "Debits available points (not pending, not expired), earliest-expiring first. Only for keys allowed to "
+            "spend without the member present (`presence_required` otherwise: a till uses /payments/ with the "
+            "member's pay code)."
+        ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=SpendSerializer,
         responses=write_responses(
-            "not_found", "insufficient_points", "account_frozen", "risk_blocked",
+            "not_found", "insufficient_points", "account_frozen", "risk_blocked", "presence_required",
             invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]},
         ),
         examples=[OpenApiExample("parking", value={"member": 42, "points": 500, "reason": "parking 2h"},

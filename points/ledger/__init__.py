@@ -3,8 +3,11 @@ writes postings, entries, lots, lot movements, holds and wallet balances. Read t
 
 Every operation, in points or in the apps above it, goes through here:
 
-1. **Lock** the wallet(s) (`locks`; `wallet_open` and, for a bulk import, `wallets_open` create them): `wallet_lock(member_id=)` for one, `wallets_lock(...)` for
-   several, always in wallet id order. Everything below runs under that lock, in one durable
+1. **Lock** the wallet(s) (`locks`; `wallet_open` and, for a bulk import, `wallets_open` create
+   them): `wallet_lock(member_id=)` for one, `organization_wallet_lock(organization_id=)` for an
+   organization's (opened first by `organization_wallet_open`), `wallets_lock(...)` for several,
+   always in wallet id order. A wallet belongs to a member or an organization; everything below
+   holds for both. Everything below runs under that lock, in one durable
    transaction the operation opens.
 2. **Replay** an earlier request under the same idempotency key (`idempotency`):
    `posting_replay` returns its posting or raises IdempotencyConflict; `run_idempotent` wraps a
@@ -15,7 +18,8 @@ Every operation, in points or in the apps above it, goes through here:
    `debt_split`), `debit_rows` (free points only: a hold's reserved points are its own),
    `refund_rows` (an expired part reclaimed from the issuer's breakage, not charged to the member),
    `reversed_points` (how much of a posting its reversals took back), `give_back_rows` (to exactly
-   the lots a debit consumed).
+   the lots a debit consumed), `transfer_rows` (the two postings of a transfer between wallets,
+   lots carried with their expiry and provenance).
 5. **Write** them (`writer`): `write_posting` (one posting: one statement on PostgreSQL),
    `write_postings` (the bulk earn), `write_expiry` (an expiry batch); each runs the after-post
    hooks of points.policies for every posting it wrote. `write_hold_rows`,
@@ -46,6 +50,7 @@ from points.ledger.builder import (
     posting_row,
     refund_rows,
     reversed_points,
+    transfer_rows,
 )
 from points.ledger.holds import (
     HoldResult,
@@ -67,7 +72,15 @@ from points.ledger.idempotency import (
     request_fingerprint,
     run_idempotent,
 )
-from points.ledger.locks import wallet_lock, wallet_open, wallets_lock, wallets_lock_with_due_lots, wallets_open
+from points.ledger.locks import (
+    organization_wallet_lock,
+    organization_wallet_open,
+    wallet_lock,
+    wallet_open,
+    wallets_lock,
+    wallets_lock_with_due_lots,
+    wallets_open,
+)
 from points.ledger.writer import (
     write_expiry,
     write_hold_rows,
@@ -80,12 +93,13 @@ from points.ledger.writer import (
 __all__ = [
     # locks
     "wallet_open", "wallets_open", "wallet_lock", "wallets_lock", "wallets_lock_with_due_lots",
+    "organization_wallet_open", "organization_wallet_lock",
     # idempotency
     "Idempotency", "PostingResult", "OPERATOR_SCOPE", "SYSTEM_SCOPE", "request_fingerprint", "posting_replay",
     "run_idempotent",
     # builder
     "LotPart", "PostingRows", "posting_row", "open_lots", "free_points", "debt_split", "credit_rows", "debit_rows",
-    "refund_rows", "reversed_points", "give_back_rows",
+    "refund_rows", "reversed_points", "give_back_rows", "transfer_rows",
     # writer
     "write_posting", "write_postings", "write_expiry", "write_hold_rows", "write_lot_expiry_changes",
     "write_wallet_frozen",

@@ -15,7 +15,8 @@ UNKNOWN = object()
 def lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting, tier=UNKNOWN) -> int:
     """A qualifying activity (an earn, a spend, a hold's capture): push forward the expiry of the
     wallet's open lots under an activity-extends policy. Nothing is read when no such policy
-    exists. `tier` is the member's (points.policies.member_tier), when the caller has it.
+    exists. `tier` is the member's (points.policies.member_tier), when the caller has it; an
+    organization's wallet has none.
 
     The caller holds the wallet lock. An expiry only ever moves later; each move is recorded
     (LotExpiryChange). Lots already past their expiry at `at` are left to the expiry job. A lot
@@ -24,7 +25,7 @@ def lots_extend_for_activity(*, wallet: Wallet, at: datetime, posting: Posting, 
     if not rule_config().activity_extends:
         return 0
     if tier is UNKNOWN:
-        tier = member_tier(wallet.member, at)
+        tier = member_tier(wallet.member, at) if wallet.member_id is not None else None
     lots = list(
         Lot.objects.filter(
             wallet=wallet, remaining__gt=0, expires_at__gte=at, expiry_policy__kind=ExpiryKind.ACTIVITY_EXTENDS

@@ -235,3 +235,42 @@ def give_back_rows(*, posting: Posting, wallet: Wallet, taken_by: list[Posting],
 def regrant_expiry(now: datetime) -> datetime:
     """Until when points given back after their lot expired stay valid."""
     return end_of_local_day(local_date(now) + timedelta(days=settings.POINTS_REGRANT_DAYS))
+
+
+def transfer_rows(*, sent: Posting, received: Posting, source: Wallet, target: Wallet, lots: list[Lot],
+                  points: int) -> tuple[PostingRows, PostingRows]:
+    """The two postings of a transfer of `points` free points (the caller checked they are
+    covered) from `source` to `target`, unsaved: `sent` consumes the source's `lots` in order,
+    `received` gives the target one lot per piece taken, with the piece's issuer, merchant, rule,
+    expiry policy, earning, availability and expiry times, after repaying the target's debt out
+    of the earliest-expiring pieces. Each posting balances through the `transfer` account of the
+    pieces' issuers, so the two together leave every issuer's liability where it was."""
+    movements, touched, taken = consume_rows(sent, lots, points)
+    assert taken == points, "caller must check the points are available"
+    source.balance -= points
+    by_issuer: dict[int, int] = {}
+    for movement in movements:
+        by_issuer[movement.lot.business_unit_id] = by_issuer.get(movement.lot.business_unit_id, 0) - movement.amount
+    sent_entries = [Entry(posting=sent, account=Account.WALLET, wallet=source, amount=-points)]
+    sent_entries += [Entry(posting=sent, account=Account.TRANSFER, business_unit_id=issuer, amount=amount)
+                     for issuer, amount in sorted(by_issuer.items())]
+    repaid, _to_wallet = debt_split(target, points)
+    received_entries = [Entry(posting=received, account=Account.TRANSFER, business_unit_id=issuer, amount=-amount)
+                        for issuer, amount in sorted(by_issuer.items())]
+    received_entries += _member_credit_entries(received, target, points)
+    carried, to_repay = [], repaid
+    for movement in sorted(movements, key=lambda movement: (movement.lot.expires_at, movement.lot.earned_at)):
+        lot, piece = movement.lot, -movement.amount
+        kept = piece - min(piece, to_repay)
+        to_repay -= piece - kept
+        if kept:
+            carried.append(Lot(
+                wallet=target, posting=received, business_unit_id=lot.business_unit_id, merchant_id=lot.merchant_id,
+                rule_code=lot.rule_code, expiry_policy_id=lot.expiry_policy_id, amount=kept, remaining=kept,
+                earned_at=lot.earned_at, available_at=lot.available_at, expires_at=lot.expires_at,
+            ))
+    return (
+        PostingRows(posting=sent, wallet=source, lots=[], movements=movements, entries=sent_entries, changed_lots=touched),
+        PostingRows(posting=received, wallet=target, lots=carried, movements=[], entries=received_entries,
+                    changed_lots=[]),
+    )

@@ -1,14 +1,15 @@
 """The wallet locks. Every write to a wallet's postings, lots, holds or balance holds its row
 lock (SELECT ... FOR UPDATE) for the rest of its transaction; several wallets are always locked
 in id order, so that two callers never deadlock. The wallet row exists from enrolment
-(`wallet_open`): FOR UPDATE on a missing row would lock nothing."""
+(`wallet_open`), an organization's from its first use (`organization_wallet_open`, before any
+lock): FOR UPDATE on a missing row would lock nothing."""
 
 from datetime import datetime
 
 from django.db import connection
 from django.db.models import F
 
-from members.models import Member
+from members.models import Member, Organization
 from points.exceptions import NotFound
 from points.ledger import rows
 from points.models import Lot, Wallet
@@ -22,6 +23,24 @@ def wallet_open(member: Member) -> Wallet:
 def wallets_open(members: list[Member]) -> list[Wallet]:
     """wallet_open for many new members at once (a bulk import): one INSERT for all."""
     return Wallet.objects.bulk_create([Wallet(member=member) for member in members])
+
+
+def organization_wallet_open(organization: Organization) -> Wallet:
+    """The organization's wallet, opened on first use (concurrent first uses meet on the unique
+    organization column: one row). Call it before the transaction that locks the wallet."""
+    return Wallet.objects.get_or_create(organization=organization)[0]
+
+
+def organization_wallet_lock(*, organization_id: int) -> Wallet:
+    """Lock the organization's wallet row, its organization with it. NotFound when there is none
+    (open it first with `organization_wallet_open`)."""
+    wallet = (
+        Wallet.objects.select_for_update(of=("self",)).select_related("organization")
+        .filter(organization_id=organization_id).first()
+    )
+    if wallet is None:
+        raise NotFound(f"organization {organization_id} has no wallet")
+    return wallet
 
 
 def wallet_lock(*, member_id: int) -> Wallet:
@@ -45,8 +64,8 @@ def wallet_lock(*, member_id: int) -> Wallet:
 
 def wallets_lock(*, wallet_ids: list[int] | None = None, member_ids: list[int] | None = None) -> list[Wallet]:
     """Lock several wallets, named by their ids or their members' ids, in wallet id order; each
-    with its member. Wallets that do not exist are left out."""
-    wallets = Wallet.objects.select_for_update(of=("self",)).select_related("member")
+    with its holder (member or organization). Wallets that do not exist are left out."""
+    wallets = Wallet.objects.select_for_update(of=("self",)).select_related("member", "organization")
     if wallet_ids is not None:
         wallets = wallets.filter(id__in=wallet_ids)
     if member_ids is not None:

@@ -44,6 +44,11 @@ def _rule_config_load() -> RuleConfig:
 rule_configs = VersionedCache("earning-rules", _rule_config_load)
 
 
+def _birthday(wallet: Wallet):
+    """The member's birthday; an organization's wallet has none."""
+    return wallet.member.birthday if wallet.member_id is not None else None
+
+
 def member_facts(
     *, wallet: Wallet, rules: list[RuleSpec], event: Event, tier: TierInfo | None, tags: frozenset[str],
     budget_spent: dict[int, int] | None = None, need_has_purchased: bool = False,
@@ -58,7 +63,7 @@ def member_facts(
     at = event.occurred_at
     facts: dict = {}
     if not (need_has_purchased or any(rule.reads_history for rule in rules)):
-        return MemberFacts(tier=tier, tags=tags, birthday=wallet.member.birthday)
+        return MemberFacts(tier=tier, tags=tags, birthday=_birthday(wallet))
     purchases = Posting.objects.filter(wallet=wallet, kind=PostingKind.EARN, event_type=EventType.PURCHASE)
     if need_has_purchased or any(rule.first_purchase for rule in rules):
         facts["has_purchased"] = purchases.exists()
@@ -90,7 +95,7 @@ def member_facts(
     if budgeted:
         spent = budget_spent if budget_spent is not None else rule_budgets_spent(rule_ids=list(budgeted))
         facts["budget_left"] = {rule_id: budget - spent.get(rule_id, 0) for rule_id, budget in budgeted.items()}
-    return MemberFacts(tier=tier, tags=tags, birthday=wallet.member.birthday, **facts)
+    return MemberFacts(tier=tier, tags=tags, birthday=_birthday(wallet), **facts)
 
 
 def _points_by_rule(awards) -> dict[int, int]:

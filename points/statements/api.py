@@ -61,6 +61,10 @@ class StatementSerializer(StatementSummarySerializer):
     cancelled = serializers.IntegerField(help_text="Points given back by cancelled redemptions.")
     refunded = serializers.IntegerField(help_text="Points taken back by refunded purchases.")
     adjusted = serializers.IntegerField(help_text="Manual adjustments, signed.")
+    transferred = serializers.IntegerField(
+        help_text="Points received from (+) or transferred to (-) other wallets (an organization's distributions, "
+                  "transfers between members)."
+    )
     debt_repaid = serializers.IntegerField(help_text="Opening debt minus closing debt (negative: debt arose).")
     opening_debt = serializers.IntegerField()
     earned_by_source = PointsByKeyField(help_text="Earned points by event type (purchase, parking, ...).")

@@ -77,6 +77,7 @@ def statement_context(statement: Statement, *, units: dict[str, str]) -> dict:
             "opening_balance": statement.opening_balance, "closing_balance": statement.closing_balance,
             "earned": statement.earned, "redeemed": statement.redeemed, "cancelled": statement.cancelled,
             "refunded": statement.refunded, "expired": statement.expired, "adjusted": statement.adjusted,
+            "transferred": statement.transferred,
             "debt_repaid": statement.debt_repaid, "debt": statement.closing_debt,
             "earned_by_source": _named(
                 statement.earned_by_source, {"other": _("Other"), **{key: str(label) for key, label in SOURCE_LABELS.items()}}

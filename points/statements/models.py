@@ -7,7 +7,7 @@ posting belongs to the month in which the ledger booked it, so a closed month's 
 change (a backdated earn booked on 2 April shows on April's statement, with its own date).
 
     closing_balance = opening_balance + earned - redeemed + cancelled - refunded - expired
-                      + adjusted - debt_repaid
+                      + adjusted + transferred - debt_repaid
 
 `debt_repaid` is opening_debt - closing_debt: credits pay the member's debt first, so part of
 what was earned may have gone to the debt rather than the balance (negative when a refund
@@ -37,6 +37,11 @@ class Statement(models.Model):
     refunded = models.BigIntegerField(_("earns refunded"), help_text=_("Points taken back by refunded purchases."))
     expired = models.BigIntegerField(_("expired"))
     adjusted = models.BigIntegerField(_("adjusted"), help_text=_("Manual adjustments, signed."))
+    transferred = models.BigIntegerField(
+        _("transferred"), default=0, db_default=0,
+        help_text=_("Points received from (+) or transferred to (-) other wallets: an organization's distributions, "
+                    "transfers between members."),
+    )
     debt_repaid = models.BigIntegerField(
         _("debt repaid"), help_text=_("Opening debt minus closing debt: negative when a refund created debt.")
     )
@@ -68,7 +73,7 @@ class Statement(models.Model):
             models.CheckConstraint(
                 condition=Q(
                     closing_balance=F("opening_balance") + F("earned") - F("redeemed") + F("cancelled") - F("refunded")
-                    - F("expired") + F("adjusted") - F("debt_repaid")
+                    - F("expired") + F("adjusted") + F("transferred") - F("debt_repaid")
                 ),
                 name="statement_movements_add_up",
             ),

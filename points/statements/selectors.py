@@ -36,6 +36,7 @@ KIND_LINES = {
     PostingKind.REFUND: ("refunded", -1),
     PostingKind.EXPIRE: ("expired", -1),
     PostingKind.ADJUST: ("adjusted", 1),
+    PostingKind.TRANSFER: ("transferred", 1),
 }
 # A repay posting moves points from the wallet to the debt: its points are 0 and it shows in
 # debt_repaid only.
@@ -45,7 +46,7 @@ PLAIN_SPEND = "spend"  # the purpose (and channel) of a redemption that no hold 
 # The channel of a captured hold whose purpose no registered channel claims: points held at a
 # till or for a bill and then taken, i.e. points paid as cash.
 HOLD_PAYMENT = "payment"
-LINES = ("earned", "redeemed", "cancelled", "refunded", "expired", "adjusted")
+LINES = ("earned", "redeemed", "cancelled", "refunded", "expired", "adjusted", "transferred")
 
 
 class UnknownPostingKind(Exception):
@@ -65,6 +66,7 @@ class StatementFigures:
     refunded: int = 0
     expired: int = 0
     adjusted: int = 0
+    transferred: int = 0
     postings: int = 0
     earned_by_source: dict = field(default_factory=dict)
     earned_by_business_unit: dict = field(default_factory=dict)

@@ -69,8 +69,9 @@ def test_a_pos_script_on_the_generated_client_runs_every_operation(generated_cli
     shop1 = MerchantFactory(business_unit=bu, code="shop1")
     MerchantFactory(business_unit=bu, code="shop2")
     EarningRuleFactory(code="check-in", event_type=EventType.CHECK_IN, points=10)
-    _key, partner_key = PartnerKey.objects.create_key(name="POS", business_unit=bu)
-    _key, scoped_key = PartnerKey.objects.create_key(name="shop1 POS", business_unit=bu, merchant=shop1)
+    _key, partner_key = PartnerKey.objects.create_key(name="POS", business_unit=bu, may_spend_without_presence=True)
+    _key, scoped_key = PartnerKey.objects.create_key(name="shop1 POS", business_unit=bu, merchant=shop1,
+                                                    may_spend_without_presence=True)
 
     done = subprocess.run(
         [sys.executable, str(SCRIPT), live_server.url, partner_key, scoped_key, str(sms_file)],

@@ -51,7 +51,7 @@ def world(transactional_db):
     MerchantFactory(business_unit=bu, code="shop1")
     member = enrol_member(name="Li Lei")
     earned = points_earn(member_id=member.pk, business_unit=bu, points=5000).posting
-    _key_object, key = PartnerKey.objects.create_key(name="fuzz POS", business_unit=bu)
+    _key_object, key = PartnerKey.objects.create_key(name="fuzz POS", business_unit=bu, may_spend_without_presence=True)
     yield SimpleNamespace(member=member, earned=earned, partner_key=key, token=member_token_issue(member=member))
     assert ledger_problems() == {}
 

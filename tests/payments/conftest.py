@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from mall.models_payments import BusinessUnitPaymentSettings, PartnerKeyPresence
+from mall.models_payments import BusinessUnitPaymentSettings
 from members.models import BusinessUnitKind, PartnerKey
 from members.services import member_token_issue
 from points.earning import points_earn
@@ -31,10 +31,8 @@ def payer(db, restaurant):
 
 
 def partner_client(business_unit, *, without_presence: bool = False, merchant=None) -> APIClient:
-    key_object, key = PartnerKey.objects.create_key(name=f"{business_unit.code} till", business_unit=business_unit,
-                                                    merchant=merchant)
-    if without_presence:
-        PartnerKeyPresence.objects.create(key=key_object, may_spend_without_presence=True)
+    _key_object, key = PartnerKey.objects.create_key(name=f"{business_unit.code} till", business_unit=business_unit,
+                                                     merchant=merchant, may_spend_without_presence=without_presence)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client

@@ -112,3 +112,21 @@ def test_twenty_tills_presenting_one_code_at_once_one_succeeds(restaurant, payer
     assert len(losses) == 19 and all(isinstance(exc, PayCodeInvalid) for exc in losses), losses
     assert Wallet.objects.get(member=payer).held == 1000 and Payment.objects.count() == 1
     assert ledger_problems() == {}
+
+
+def test_codes_are_limited_per_member_with_a_429_throttled(monkeypatch, payer):
+    from members.throttles import MemberScopedRateThrottle
+    from tests.factories import enrol_member
+
+    monkeypatch.setattr(MemberScopedRateThrottle, "THROTTLE_RATES", {"pay_code": "3/min"})
+    client = member_client(payer)
+    answers = [client.get("/api/v1/me/pay-code/") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[-1].json()["code"] == "throttled" and int(answers[-1]["Retry-After"]) > 0
+    assert PayCode.objects.filter(member=payer).count() == 3  # the refused request drew no code
+    assert member_client(enrol_member()).get("/api/v1/me/pay-code/").status_code == 200  # per member
+
+
+def test_the_schema_lists_throttled_for_the_pay_code(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert "429" in schema["paths"]["/api/v1/me/pay-code/"]["get"]["responses"]

@@ -321,8 +321,8 @@ def test_settling_lapsed_payments_writes_their_expired_move(till, payer, pay_cod
     lapsed = authorise(till, pay_code=pay_code(payer), points=1000).json()["payment"]
     live = authorise(till, key="pay-2", bill_no="B-2", pay_code=pay_code(payer), points=2000).json()["payment"]
     Hold.objects.filter(pk=lapsed["hold"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert payments_settle_lapsed() == 1
-    assert payments_settle_lapsed() == 0
+    assert payments_settle_lapsed() == (1, False)
+    assert payments_settle_lapsed() == (0, False)
     assert dict(Payment.objects.values_list("id", "status")) == {lapsed["id"]: PaymentStatus.EXPIRED,
                                                                  live["id"]: PaymentStatus.AUTHORIZED}
     assert Hold.objects.get(pk=lapsed["hold"]).status == HoldStatus.EXPIRED

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from mall.exceptions_payments import PaymentExpired, PaymentResolved
-from mall.models_payments import Payment, PaymentPresence, PaymentStatus, PartnerKeyPresence
+from mall.models_payments import Payment, PaymentPresence, PaymentStatus
 from mall.selectors_payments import payment_status_now
 from mall.services_payments import payment_authorize, payment_capture, payment_void
 from members.models import PartnerKey
@@ -51,8 +51,7 @@ def run_together(calls):
 
 @pytest.fixture
 def tills_key(restaurant):
-    key, _secret = PartnerKey.objects.create_key(name="parking", business_unit=restaurant)
-    PartnerKeyPresence.objects.create(key=key, may_spend_without_presence=True)
+    key, _secret = PartnerKey.objects.create_key(name="parking", business_unit=restaurant, may_spend_without_presence=True)
     return key
 
 

@@ -1,16 +1,15 @@
-"""The payments console: BU payment settings are editable, keys' presence rules set by actions,
-payments read-only with their moves."""
+"""The payments console: BU payment settings are editable, keys' presence rules set by actions
+of the partner keys' console, payments read-only with their moves."""
 
 import pytest
 from django.urls import reverse
 
-from mall.models_payments import PartnerKeyPresence, Payment
-from mall.selectors_payments import partner_key_may_spend_without_presence
+from mall.models_payments import Payment
 from members.models import PartnerKey
 
 pytestmark = pytest.mark.django_db
 
-KEYS = reverse("admin:mall_partnerkeypayment_changelist")
+KEYS = reverse("admin:members_partnerkey_changelist")
 
 
 @pytest.fixture
@@ -21,14 +20,17 @@ def console(client, operator):
 
 def test_the_actions_set_which_keys_may_spend_without_presence(console, restaurant):
     key, _secret = PartnerKey.objects.create_key(name="parking", business_unit=restaurant)
-    assert not partner_key_may_spend_without_presence(key=key)
+    assert not key.may_spend_without_presence  # the default of a new key
     page = console.get(KEYS)
     assert page.status_code == 200 and b"parking" in page.content
+    assert b"may_spend_without_presence" in page.content  # the column and the filter
     console.post(KEYS, {"action": "allow_without_presence", "_selected_action": [key.pk]})
-    assert partner_key_may_spend_without_presence(key=key)
+    key.refresh_from_db()
+    assert key.may_spend_without_presence
+    assert console.get(KEYS, {"may_spend_without_presence__exact": "1"}).context["cl"].result_count == 1
     console.post(KEYS, {"action": "require_presence", "_selected_action": [key.pk]})
-    assert not partner_key_may_spend_without_presence(key=key)
-    assert PartnerKeyPresence.objects.filter(key=key).count() == 1
+    key.refresh_from_db()
+    assert not key.may_spend_without_presence
 
 
 def test_settings_are_editable_and_payments_read_only(console, restaurant, till, payer, pay_code):

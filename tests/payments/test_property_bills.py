@@ -5,7 +5,7 @@ import pytest
 
 from mall.models_payments import Payment, PropertyBill
 from points.models import Wallet
-from tests.factories import OrganizationFactory, enrol_member
+from tests.factories import OrganizationFactory, enrol_member, fund_organization, organization_admin
 from tests.payments.conftest import member_client, partner_client
 
 pytestmark = pytest.mark.django_db
@@ -81,10 +81,55 @@ def test_only_the_payer_pays_the_bill(property_system, payer, pay_code):
     assert not Payment.objects.exists() and Wallet.objects.get(member=neighbour).held == 0
 
 
-def test_an_organizations_bill_is_not_paid_from_a_members_points(property_system, payer, pay_code):
-    """Organization wallets are not built yet: a company's bill takes no member's points."""
+def test_an_organizations_bill_takes_no_points_of_a_member_who_is_not_its_admin(property_system, payer, pay_code):
     company = OrganizationFactory(code="blue-ocean")
+    employee = enrol_member(organization=company)
     assert post_bill(property_system, payer_organization=company.code).status_code == 201
-    response = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer),
-                                                          "points": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
-    assert response.json()["code"] == "bill_payer_mismatch"
+    for member in (payer, employee):
+        response = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(member),
+                                                              "points": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+        assert response.json()["code"] == "bill_payer_mismatch"
+    assert not Payment.objects.exists()
+
+
+def test_an_admin_pays_the_organizations_bill_from_its_wallet_and_the_bill_earns_into_it(
+    property_system, property_bu, pay_code, ledger_sound,
+):
+    company = OrganizationFactory(code="blue-ocean")
+    fund_organization(company, 200000, property_bu)
+    admin = organization_admin(company)
+    post_bill(property_system, payer_organization=company.code)
+    paid = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin),
+                                                      "points": 50000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert paid.status_code == 201, paid.json()
+    organization_wallet = Wallet.objects.get(organization=company)
+    assert organization_wallet.held == 50000 and Wallet.objects.get(member=admin).held == 0
+    payment_id = paid.json()["payment"]["id"]
+    pending = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/")
+    assert (pending.status_code, pending.json()["code"]) == (409, "payment_pending")
+    captured = property_system.post(f"/api/v1/payments/{payment_id}/capture/", {}, format="json",
+                                    HTTP_IDEMPOTENCY_KEY="c1")
+    assert captured.status_code == 201, captured.json()
+    earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/")
+    assert earned.status_code == 201, earned.json()
+    # 3280.00 less the 500.00 paid with points earns at the BU's rate of 1 point per CNY
+    assert (earned.json()["earned_by"], earned.json()["amount_cny"], earned.json()["points"]) == (
+        "organization", "2780.00", 2780)
+    again = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/")
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    organization_wallet.refresh_from_db()
+    assert (organization_wallet.balance, organization_wallet.held) == (200000 - 50000 + 2780, 0)
+    ledger_sound()
+
+
+def test_a_members_bill_earns_its_cash_part_into_the_members_wallet(property_system, property_bu, payer, pay_code):
+    from points.earning import points_earn
+
+    points_earn(member_id=payer.pk, business_unit=property_bu, points=100000, reason="bills")
+    post_bill(property_system, payer_member=payer.pk)
+    paid = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer),
+                                                      "points": 28000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    property_system.post(f"/api/v1/payments/{paid.json()['payment']['id']}/capture/", {}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="c1")
+    earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/").json()
+    assert (earned["earned_by"], earned["amount_cny"], earned["points"]) == ("member", "3000.00", 3000)

@@ -11,9 +11,8 @@ from django.conf import settings
 from django.core.management import call_command
 
 from mall.models_payments import Payment, PaymentEvent, PaymentStatus, PropertyBill
-from mall.selectors_payments import partner_key_may_spend_without_presence
 from members.models import PartnerKey
-from points.models import Posting
+from points.models import Posting, Wallet
 
 
 @pytest.mark.django_db
@@ -30,11 +29,16 @@ def test_seed_payments_twice_same_data_and_working_keys(tmp_path, ledger_sound):
     assert {"partner_api_key", "member_token", "restaurant_api_key", "parking_api_key", "property_api_key"} <= set(second)
     statuses = dict(Payment.objects.values_list("bill_no", "status"))
     assert statuses == {"RR-20261201-0007": PaymentStatus.PARTIALLY_REFUNDED, "P-20261201-0311": PaymentStatus.CAPTURED,
-                        "PF-2026-05-T2-1808": PaymentStatus.CAPTURED}
+                        "PF-2026-05-T2-1808": PaymentStatus.CAPTURED, "PF-2026-06-T3-0901": PaymentStatus.CAPTURED}
+    tenant = Wallet.objects.get(organization__code="blue-ocean-tech")
+    assert tenant.balance == 50000 + 12800 - 38400 - 2 * 2000
+    employees = Wallet.objects.filter(member__organization__code="blue-ocean-tech", member__is_organization_admin=False)
+    assert sorted(employees.values_list("balance", flat=True)) == [2000, 2000]
+    assert "organization_admin_token" in second
     restaurant = PartnerKey.objects.get_from_key(second["restaurant_api_key"])
     parking = PartnerKey.objects.get_from_key(second["parking_api_key"])
-    assert not partner_key_may_spend_without_presence(key=restaurant)
-    assert partner_key_may_spend_without_presence(key=parking)
+    assert not restaurant.may_spend_without_presence
+    assert parking.may_spend_without_presence
     with pytest.raises(PartnerKey.DoesNotExist):
         PartnerKey.objects.get_from_key(first["restaurant_api_key"])
     ledger_sound()

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from points.models import Account, Entry, Lot, LotMovement, Posting, PostingKind, Wallet
@@ -26,7 +27,8 @@ from points.earning import points_earn
 from points.expiry import expiry_run_batch
 from points.ledger import hold_capture, hold_place, hold_void
 from points.services import points_spend, posting_reverse
-from tests.factories import BusinessUnitFactory, enrol_member
+from points.transfers import member_transfer
+from tests.factories import BusinessUnitFactory, OrganizationFactory, enrol_member
 
 
 def sql(statement, params=()):
@@ -70,6 +72,12 @@ class Book:
 
     def lot(self, posting):
         return Lot.objects.get(posting=posting)
+
+    def transfer(self, sender, recipient, points):
+        """A sound transfer between the two members; (the sender's posting, the receiver's)."""
+        with override_settings(POINTS_MEMBER_TRANSFERS_ENABLED=True):
+            result = member_transfer(sender=sender, recipient_phone=recipient.phone, points=points)
+        return result.sent, result.received
 
     def forged_posting(self, member, points):
         return Posting.objects.create(
@@ -249,6 +257,45 @@ def hold_events_disagree(book):
     sql("DELETE FROM points_holdevent WHERE hold_id = %s AND to_status = 'voided'", [hold.pk])
 
 
+def wallet_of_two_holders(book):
+    organization = OrganizationFactory()
+    bypass_guards(("points_wallet", "wallet_one_holder"))
+    sql("UPDATE points_wallet SET organization_id = %s WHERE id = %s", [organization.pk, book.wallet(book.a).pk])
+
+
+def sent_transfer_without_its_received_half(book):
+    book.earn(book.a, 100)
+    _sent, received = book.transfer(book.a, book.b, 40)
+    bypass_guards()
+    sql("UPDATE points_posting SET kind = 'adjust' WHERE id = %s", [received.pk])
+
+
+def received_transfer_without_its_sent_half(book):
+    book.earn(book.a, 100)
+    sent, _received = book.transfer(book.a, book.b, 40)
+    bypass_guards()
+    sql("UPDATE points_posting SET kind = 'adjust' WHERE id = %s", [sent.pk])
+
+
+def transfer_legs_swapped_between_issuers(book):
+    """Two transfers of lots of two issuers: their sent legs swap issuers, so each pair is off
+    while every issuer's transfer account still nets to zero."""
+    other = BusinessUnitFactory(code="hotel")
+    book.earn(book.a, 40)
+    first, _ = book.transfer(book.a, book.b, 40)
+    points_earn(member_id=book.a.pk, business_unit=other, points=40)
+    second, _ = book.transfer(book.a, book.b, 40)
+    bypass_guards()
+    sql("""UPDATE points_entry SET business_unit_id = CASE posting_id WHEN %s THEN %s ELSE %s END
+           WHERE account = 'transfer' AND posting_id IN (%s, %s)""", [first.pk, other.pk, book.bu.pk, first.pk, second.pk])
+
+
+def transfer_account_left_over(book):
+    earn = book.earn(book.a, 100)
+    bypass_guards()
+    sql("UPDATE points_entry SET account = 'transfer' WHERE posting_id = %s AND account = 'issuance'", [earn.pk])
+
+
 CORRUPTIONS = {
     "posting entries do not sum to zero": entries_do_not_sum_to_zero,
     "posting points differ from its member entries": posting_points_differ,
@@ -257,6 +304,11 @@ CORRUPTIONS = {
     "wallet debt differs from its entries": debt_differs_from_entries,
     "wallet balance differs from its lots": balance_differs_from_lots,
     "negative wallet balance or debt": negative_debt,
+    "wallet of no holder or of two": wallet_of_two_holders,
+    "sent transfer without its received half": sent_transfer_without_its_received_half,
+    "received transfer without its sent half": received_transfer_without_its_sent_half,
+    "transfer legs do not net to zero per issuer": transfer_legs_swapped_between_issuers,
+    "transfer account does not net to zero": transfer_account_left_over,
     "wallet holds points while in debt": points_while_in_debt,
     "lot remaining outside [0, amount]": lot_above_its_amount,
     "lot remaining differs from its movements": lot_differs_from_movements,
@@ -283,6 +335,7 @@ def test_sound_ledger_passes(ledger_sound):
     book = Book()
     earn = book.earn(book.a, 100, days_ago=3)
     book.earn(book.b, 50)
+    book.transfer(book.b, book.a, 10)
     spend = book.spend(book.a, 70)
     posting_reverse(posting_id=spend.pk, points=20)
     posting_reverse(posting_id=earn.pk)

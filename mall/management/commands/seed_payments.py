@@ -20,13 +20,16 @@ from mall.services_payments import (
     payment_authorize,
     payment_capture,
     payment_refund,
-    partner_key_presence_set,
+    property_bill_earn,
     property_bill_post,
 )
-from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, PartnerKey
+from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, Organization, PartnerKey
+from members.services import member_enrol, member_token_issue, member_tokens_revoke_all
 from points.earning import points_earn
 from points.ledger import Idempotency
+from points.organizations import organization_earn
 from points.selectors import ledger_problems
+from points.transfers import organization_distribute
 
 SEED_SCOPE = "seed"
 DEMO_MEMBER_PHONE = "13900000001"  # seed_demo's demo member
@@ -44,10 +47,22 @@ KEYS = {
     "property_api_key": ("Harbour Property billing (demo)", PROPERTY_BU[0], None, True),
 }
 PROPERTY_BILL = {"bill_no": "PF-2026-05-T2-1808", "unit": "T2-1808", "period": "2026-05", "amount_cny": Decimal("3280.00")}
+# The tenant company: its administrator and employees (phone, name), its property bills: May's
+# paid in cash (it earns into the company wallet), June's paid 30 % from that wallet.
+TENANT = ("blue-ocean-tech", "Blue Ocean Technology Ltd.")
+TENANT_ADMIN = ("13955500001", "Zhou Min")
+TENANT_EMPLOYEES = [("13955500002", "Wu Tao"), ("13955500003", "Zheng Li")]
+TENANT_BILLS = [
+    {"bill_no": "PF-2026-05-T3-0901", "unit": "T3-0901", "period": "2026-05", "amount_cny": Decimal("12800.00")},
+    {"bill_no": "PF-2026-06-T3-0901", "unit": "T3-0901", "period": "2026-06", "amount_cny": Decimal("12800.00")},
+]
+TENANT_WELCOME_POINTS = 50000
+TENANT_DISTRIBUTION_POINTS = 2000
 
 
 class Command(BaseCommand):
-    help = "Points as cash in the demo: a restaurant, a parking operator and a property bill (after seed_demo)."
+    help = ("Points as cash in the demo: a restaurant, a parking operator, property bills and a tenant company with "
+            "its wallet (after seed_demo).")
 
     def add_arguments(self, parser):
         parser.add_argument("--credentials-out", type=Path, help="merge the demo payment keys into this JSON file")
@@ -58,11 +73,15 @@ class Command(BaseCommand):
             raise CommandError("run seed_demo first")
         units = self._units()
         self._demo_payments(member, units)
+        tenant_admin = self._tenant_company(units[PROPERTY_BU[0]])
         problems = ledger_problems()
         if problems:
             raise CommandError(f"the ledger is not sound after seeding payments: {problems}")
         credentials = self._keys(units)
-        self.stderr.write("payments demo ready: restaurant, parking and a property bill take points")
+        member_tokens_revoke_all(member=tenant_admin)
+        credentials["organization_admin_token"] = member_token_issue(member=tenant_admin)
+        self.stderr.write("payments demo ready: restaurant, parking and property bills take points; "
+                          f"{TENANT[1]} has a wallet, an administrator and employees")
         if credentials_out:
             merged = json.loads(credentials_out.read_text()) if credentials_out.exists() else {}
             credentials_out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +134,44 @@ class Command(BaseCommand):
             except DomainError as exc:
                 self.stderr.write(f"demo payment {name} skipped: {exc.code}")
 
+    def _tenant_company(self, property_unit: BusinessUnit) -> Member:
+        """The tenant company with its wallet: welcome points, May's bill earned into it, June's
+        paid 30 % from it by the administrator, points distributed to each employee."""
+        organization = Organization.objects.get_or_create(code=TENANT[0], defaults={"name": TENANT[1]})[0]
+        people = []
+        for phone, name in [TENANT_ADMIN, *TENANT_EMPLOYEES]:
+            person = Member.objects.filter(phone=phone).first() or member_enrol(
+                phone=phone, name=name, organization=organization, business_unit=property_unit)
+            people.append(person)
+        admin, employees = people[0], people[1:]
+        if not admin.is_organization_admin:
+            Member.objects.filter(pk=admin.pk).update(is_organization_admin=True)
+            admin.is_organization_admin = True
+        key = f"{SEED_SCOPE}:tenant:{organization.code}"
+        organization_earn(organization=organization, business_unit=property_unit, points=TENANT_WELCOME_POINTS,
+                          event_type=None, reason="tenant welcome points",
+                          idempotency=Idempotency(scope=SEED_SCOPE, key=f"{key}:welcome"))
+        may, june = (property_bill_post(business_unit=property_unit, payer_organization_code=organization.code, **bill).bill
+                     for bill in TENANT_BILLS)
+        property_bill_earn(business_unit=property_unit, bill_no=may.bill_no)
+        payment = payment_authorize(
+            business_unit=property_unit, merchant=None, partner_key=None, member_id=admin.pk, bill_no=june.bill_no,
+            points=38400, idempotency=Idempotency(scope=SEED_SCOPE, key=f"{key}:june"),
+        ).payment
+        payment_capture(payment_id=payment.pk, business_unit=property_unit,
+                        idempotency=Idempotency(scope=SEED_SCOPE, key=f"{key}:june:capture"))
+        for employee in employees:
+            organization_distribute(admin=admin, member_id=employee.pk, points=TENANT_DISTRIBUTION_POINTS,
+                                    reason="team award",
+                                    idempotency=Idempotency(scope=SEED_SCOPE, key=f"{key}:award:{employee.pk}"))
+        return admin
+
     def _keys(self, units: dict[str, BusinessUnit]) -> dict[str, str]:
         credentials = {}
         for field, (name, unit_code, merchant_code, without_presence) in KEYS.items():
             PartnerKey.objects.filter(name=name, revoked=False).update(revoked=True)
             merchant = Merchant.objects.get(business_unit=units[unit_code], code=merchant_code) if merchant_code else None
-            key_object, key = PartnerKey.objects.create_key(name=name, business_unit=units[unit_code], merchant=merchant)
-            if without_presence:
-                partner_key_presence_set(key=key_object, may_spend_without_presence=True)
+            _key_object, key = PartnerKey.objects.create_key(name=name, business_unit=units[unit_code], merchant=merchant,
+                                                             may_spend_without_presence=without_presence)
             credentials[field] = key
         return credentials

@@ -288,7 +288,8 @@ class Command(BaseCommand):
         partner_merchant = next(m for m in merchants if m.code == "digital-planet")
         PartnerKey.objects.filter(name=PARTNER_KEY_NAME, revoked=False).update(revoked=True)
         _, partner_key = PartnerKey.objects.create_key(
-            name=PARTNER_KEY_NAME, business_unit=mall, merchant=partner_merchant
+            name=PARTNER_KEY_NAME, business_unit=mall, merchant=partner_merchant,
+            may_spend_without_presence=True,  # the integrator's key of the README: it spends by member id
         )
         member = Member.objects.get(phone=demo_phone(DEMO_MEMBER_INDEX))
         member_tokens_revoke_all(member=member)
