@@ -21,6 +21,13 @@ Refund of expired points: what a refund reclaims from the issuer's expiry accoun
 lots had expired: points.ledger.refund_rows) is part of its reclaim line, and a
 *breakage_reversal* line (points < 0: breakage given back) at the same rate undoes that breakage.
 
+Transfers: the two postings of a transfer carry an issuer's points between wallets through its
+`transfer` account, so they move no liability and write no line; except what the receiver's
+posting repays of the receiver's debt: those points leave the lots (they settle a refund already
+booked), so the receiver's posting writes a *reclaim* for each issuer whose pieces repaid it (its
+lots plus its transfer entries: negative by what repaid the debt). The sender's posting writes
+nothing and costs no statement.
+
 Same BU: a line whose issuer is the redeemer is recorded too (it moves the issuer's liability,
 which verify_settlement ties to the lots), but owes nothing: the inter-BU matrix leaves it out.
 """
@@ -40,6 +47,7 @@ KINDS = {
     PostingKind.REFUND: ClearingKind.RECLAIM,
     PostingKind.REPAY: ClearingKind.RECLAIM,
     PostingKind.ADJUST: ClearingKind.ADJUSTMENT,
+    PostingKind.TRANSFER: ClearingKind.RECLAIM,
 }
 
 INSERT_SQL = """
@@ -58,7 +66,7 @@ FROM (
         SELECT l.business_unit_id AS bu, m.amount FROM points_lotmovement m JOIN points_lot l ON l.id = m.lot_id
         WHERE m.posting_id = %(posting)s
         UNION ALL
-        SELECT l.business_unit_id, l.amount FROM points_lot l WHERE l.posting_id = %(posting)s AND %(regrants)s{reclaimed}
+        SELECT l.business_unit_id, l.amount FROM points_lot l WHERE l.posting_id = %(posting)s AND %(own_lots)s{also}
     ) moved
     JOIN members_businessunit b ON b.id = moved.bu
     LEFT JOIN settlement_clearingline orig ON orig.posting_id = %(reverses)s AND orig.issuer_id = moved.bu
@@ -73,7 +81,18 @@ FROM (
 RECLAIMED_FROM_BREAKAGE = """
         UNION ALL
         SELECT e.business_unit_id, e.amount FROM points_entry e WHERE e.posting_id = %(posting)s AND e.account = 'expiry'"""
-INSERT_SQL, REFUND_INSERT_SQL = INSERT_SQL.format(reclaimed=""), INSERT_SQL.format(reclaimed=RECLAIMED_FROM_BREAKAGE)
+# A transfer's posting balances through its issuers' transfer accounts: what is left moved the
+# issuer's liability (the received points that repaid debt).
+TRANSFERRED = """
+        UNION ALL
+        SELECT e.business_unit_id, e.amount FROM points_entry e WHERE e.posting_id = %(posting)s AND e.account = 'transfer'"""
+INSERT_SQLS = {
+    PostingKind.REFUND: INSERT_SQL.format(also=RECLAIMED_FROM_BREAKAGE),
+    PostingKind.TRANSFER: INSERT_SQL.format(also=TRANSFERRED),
+}
+INSERT_SQL = INSERT_SQL.format(also="")
+# The accounts whose entries of the posting count as lots moved, by posting kind.
+ALSO_MOVED = {PostingKind.REFUND: Account.EXPIRY, PostingKind.TRANSFER: Account.TRANSFER}
 BREAKAGE_REVERSAL_SQL = """
 INSERT INTO settlement_clearingline
     (posting_id, kind, issuer_id, redeemer_id, merchant_id, points, rate_cny, amount_cny, created_at)
@@ -90,15 +109,17 @@ def record_clearing(*, posting, wallet) -> None:
     kind = KINDS.get(posting.kind)
     if kind is None or (posting.kind == PostingKind.ADJUST and posting.points > 0):
         return  # an earn or a credit adjustment: it issues lots, takes none
+    if posting.kind == PostingKind.TRANSFER and posting.points < 0:
+        return  # a transfer's sent side: balanced by its transfer entries, it moves no liability
     params = {
         "posting": posting.pk, "kind": kind.value, "redeemer": posting.business_unit_id,
         "merchant": posting.merchant_id, "created_at": posting.created_at, "day": local_date(posting.created_at),
-        "reverses": posting.reverses_id, "regrants": posting.kind == PostingKind.CANCEL,
+        "reverses": posting.reverses_id, "own_lots": posting.kind in (PostingKind.CANCEL, PostingKind.TRANSFER),
     }
     refund = posting.kind == PostingKind.REFUND
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(REFUND_INSERT_SQL if refund else INSERT_SQL, params)
+            cursor.execute(INSERT_SQLS.get(posting.kind, INSERT_SQL), params)
             if refund:
                 cursor.execute(BREAKAGE_REVERSAL_SQL, {**params, "reversal": ClearingKind.BREAKAGE_REVERSAL.value})
         return
@@ -111,14 +132,17 @@ def _record_portably(*, posting, kind, params) -> None:
         LotMovement.objects.filter(posting_id=posting.pk).values("lot__business_unit_id")
         .annotate(total=Sum("amount")).values_list("lot__business_unit_id", "total")
     )
-    if params["regrants"]:
+    if params["own_lots"]:
         for bu_id, amount in Lot.objects.filter(posting_id=posting.pk).values_list("business_unit_id", "amount"):
             moved[bu_id] = moved.get(bu_id, 0) + amount
-    reclaimed = dict(
-        Entry.objects.filter(posting_id=posting.pk, account=Account.EXPIRY).values_list("business_unit_id", "amount")
-    )
-    for bu_id, amount in reclaimed.items():
+    also_moved: dict[int, int] = {}
+    if posting.kind in ALSO_MOVED:  # an expiry's own expiry entries are its breakage, not breakage reclaimed
+        for bu_id, amount in Entry.objects.filter(posting_id=posting.pk, account=ALSO_MOVED[posting.kind]) \
+                .values_list("business_unit_id", "amount"):
+            also_moved[bu_id] = also_moved.get(bu_id, 0) + amount
+    for bu_id, amount in also_moved.items():
         moved[bu_id] = moved.get(bu_id, 0) + amount
+    reclaimed = also_moved if posting.kind == PostingKind.REFUND else {}
     frozen = {}
     if posting.reverses_id:
         frozen = dict(ClearingLine.objects.filter(posting_id=posting.reverses_id).values_list("issuer_id", "rate_cny"))
