@@ -107,6 +107,7 @@ class MemberImportResource(resources.ModelResource):
         skip_diff = True
         skip_unchanged = True
         report_skipped = False
+        batch_size = None  # the chunk is the batch: one INSERT and one UPDATE of members for it
 
     def __init__(self, *, business_units: dict[str, BusinessUnit], organizations: dict[str, Organization],
                  key_prefix: str, actor=None, seen_phones: set | None = None, seen_row_ids: set | None = None,
@@ -127,6 +128,7 @@ class MemberImportResource(resources.ModelResource):
         self.taken_cards: dict[str, str] = {}
         self.snapshots: dict[int, tuple] = {}
         self.openings: list[OpeningBalance] = []
+        self.opened_wallets: dict = {}
         self.outcome = None
 
     # --- the chunk's reads, once
@@ -263,10 +265,10 @@ class MemberImportResource(resources.ModelResource):
         new = list(self.create_instances)
         super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
         if new and new[0].pk is not None:
-            wallets_open(new)
+            self.opened_wallets.update((wallet.member_id, wallet) for wallet in wallets_open(new))
 
     def after_import(self, dataset, result, **kwargs):
         """Post the chunk's opening balances (no sequence reset: ids come from the sequence)."""
         if result.has_errors():
             return
-        self.outcome = opening_balances_post(openings=self.openings, actor=self.actor)
+        self.outcome = opening_balances_post(openings=self.openings, actor=self.actor, opened_wallets=self.opened_wallets)
