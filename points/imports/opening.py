@@ -67,9 +67,12 @@ def opening_balances_post(*, openings: list[OpeningBalance], actor=None, opened_
     known = sorted({o.member.pk for o in openings} - wallets.keys())
     if known:
         wallets.update((wallet.member_id, wallet) for wallet in wallets_lock(member_ids=known))
+    # The key is never blank here; saying so lets PostgreSQL use the partial unique index on
+    # (scope, key): from an IN list of more than 100 keys it cannot prove the index's condition,
+    # and would scan every posting for every chunk.
     written = dict(
         Posting.objects.filter(idempotency_scope=IMPORT_SCOPE, idempotency_key__in=[o.key for o in openings])
-        .values_list("idempotency_key", "request_hash")
+        .exclude(idempotency_key="").values_list("idempotency_key", "request_hash")
     )
     now = timezone.now()
     posted, replayed, conflicts, rows = [], [], [], []

@@ -146,6 +146,12 @@ def insert_many_with_children(
             setattr(row, attname, getattr(row, key).pk)
 
 
+def insert_many(rows: list, *, using: str = "default") -> None:
+    """Insert `rows` (unsaved, one model) in one statement and set their pks: the rows of
+    insert_many_with_children without children. PostgreSQL only."""
+    insert_many_with_children(rows, [], using=using)
+
+
 def _json_default(value):
     if isinstance(value, datetime):
         if timezone.is_naive(value):
