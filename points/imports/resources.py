@@ -145,6 +145,13 @@ class MemberImportResource(resources.ModelResource):
         self.openings: list[OpeningBalance] = []
         self.opened_wallets: dict = {}
         self.outcome = None
+        self._import_fields = None
+
+    def get_import_fields(self):
+        """The same for every row of the chunk: computed once (import-export asks on each row)."""
+        if self._import_fields is None:
+            self._import_fields = super().get_import_fields()
+        return self._import_fields
 
     # --- the chunk's reads, once
 
