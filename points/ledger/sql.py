@@ -193,12 +193,9 @@ def _insert_json_rows(name: str, table: str, first_column: str, fields: list, ro
     position)."""
     quote = connection.ops.quote_name
     params[name] = json_rows(fields, rows, add=True, first=parents)
-    if parents is None:
-        source, join = f"jsonb_array_elements(%({name})s::jsonb) WITH ORDINALITY AS e(r, n)", "ids.n = e.n"
-        casts = _casts(fields, connection, start=0)
-    else:
-        source, join = f"jsonb_array_elements(%({name})s::jsonb) WITH ORDINALITY AS e(r, n)", "ids.n = (r->>0)::bigint"
-        casts = _casts(fields, connection, start=1)
+    source = f"jsonb_array_elements(%({name})s::jsonb) WITH ORDINALITY AS e(r, n)"
+    join = "ids.n = e.n" if parents is None else "ids.n = (r->>0)::bigint"
+    casts = _casts(fields, connection, start=0 if parents is None else 1)
     return (
         f"{name} AS (INSERT INTO {table} ({first_column}, {', '.join(quote(field.column) for field in fields)}) "
         f"SELECT ids.id, {', '.join(casts)} FROM {source} JOIN ids ON {join} ORDER BY e.n)"
