@@ -54,16 +54,25 @@ class OpeningOutcome:
     conflicts: list[OpeningBalance]
 
 
-def opening_balances_post(*, openings: list[OpeningBalance], actor=None) -> OpeningOutcome:
+def opening_balances_post(*, openings: list[OpeningBalance], actor=None, opened_wallets: dict | None = None) -> OpeningOutcome:
     """Post the opening balances of one chunk, inside the caller's transaction: the wallets
     locked in id order, the keys already posted looked up in one query, the rest built and
-    written by the batch writer."""
+    written by the batch writer.
+
+    `opened_wallets` (by member id) are the wallets this transaction has just opened: no other
+    transaction sees those rows before it commits, so they need no lock and no second read."""
     if not openings:
         return OpeningOutcome(posted=[], replayed=[], conflicts=[])
-    wallets = {wallet.member_id: wallet for wallet in wallets_lock(member_ids=[o.member.pk for o in openings])}
+    wallets = dict(opened_wallets or {})
+    known = sorted({o.member.pk for o in openings} - wallets.keys())
+    if known:
+        wallets.update((wallet.member_id, wallet) for wallet in wallets_lock(member_ids=known))
+    # The key is never blank here; saying so lets PostgreSQL use the partial unique index on
+    # (scope, key): from an IN list of more than 100 keys it cannot prove the index's condition,
+    # and would scan every posting for every chunk.
     written = dict(
         Posting.objects.filter(idempotency_scope=IMPORT_SCOPE, idempotency_key__in=[o.key for o in openings])
-        .values_list("idempotency_key", "request_hash")
+        .exclude(idempotency_key="").values_list("idempotency_key", "request_hash")
     )
     now = timezone.now()
     posted, replayed, conflicts, rows = [], [], [], []

@@ -17,6 +17,7 @@ import re
 from datetime import date
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
@@ -26,6 +27,7 @@ from members.models import BusinessUnit, Member, Organization
 from members.services import card_number_generate, referral_code_generate
 from points.imports.opening import OpeningBalance, opening_balances_post
 from points.ledger import wallets_open
+from points.ledger.sql import insert_many
 from points.timeutils import local_date
 
 PHONE = re.compile(PHONE_PATTERN)
@@ -80,6 +82,19 @@ class CodeWidget(widgets.Widget):
         return self.table.get(str(value or "").strip()) if value else None
 
 
+class IsoDateWidget(widgets.DateWidget):
+    """A YYYY-MM-DD date: date.fromisoformat first (strptime costs far more, row after row),
+    the widget's own parsing for anything else."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, str) and len(value) == 10 and value[4] == value[7] == "-":
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        return super().clean(value, row, **kwargs)
+
+
 def _parse_date(text: str) -> date | None:
     return date.fromisoformat(text) if text else None
 
@@ -91,7 +106,7 @@ class MemberImportResource(resources.ModelResource):
 
     phone = fields.Field(attribute="phone", column_name="phone")
     name = fields.Field(attribute="name", column_name="name", widget=widgets.CharWidget(allow_blank=True))
-    birthday = fields.Field(attribute="birthday", column_name="birthday", widget=widgets.DateWidget(format="%Y-%m-%d"))
+    birthday = fields.Field(attribute="birthday", column_name="birthday", widget=IsoDateWidget(format="%Y-%m-%d"))
     consent_marketing = fields.Field(attribute="consent_marketing", column_name="consent_marketing",
                                      widget=ConsentWidget())
     consent_sms = fields.Field(attribute="consent_sms", column_name="consent_sms", widget=ConsentWidget())
@@ -107,6 +122,7 @@ class MemberImportResource(resources.ModelResource):
         skip_diff = True
         skip_unchanged = True
         report_skipped = False
+        batch_size = None  # the chunk is the batch: one INSERT and one UPDATE of members for it
 
     def __init__(self, *, business_units: dict[str, BusinessUnit], organizations: dict[str, Organization],
                  key_prefix: str, actor=None, seen_phones: set | None = None, seen_row_ids: set | None = None,
@@ -127,7 +143,15 @@ class MemberImportResource(resources.ModelResource):
         self.taken_cards: dict[str, str] = {}
         self.snapshots: dict[int, tuple] = {}
         self.openings: list[OpeningBalance] = []
+        self.opened_wallets: dict = {}
         self.outcome = None
+        self._import_fields = None
+
+    def get_import_fields(self):
+        """The same for every row of the chunk: computed once (import-export asks on each row)."""
+        if self._import_fields is None:
+            self._import_fields = super().get_import_fields()
+        return self._import_fields
 
     # --- the chunk's reads, once
 
@@ -260,13 +284,23 @@ class MemberImportResource(resources.ModelResource):
     # --- the chunk's writes, in bulk
 
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
+        """The chunk's new members, then their wallets: on PostgreSQL one statement each (the
+        ledger's JSON-rows insert; Django's bulk_create adapts every value one by one)."""
         new = list(self.create_instances)
-        super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        if connection.vendor != "postgresql":
+            super().bulk_create(using_transactions, dry_run, raise_errors, batch_size=batch_size, result=result)
+        elif new and (using_transactions or not dry_run):
+            try:
+                insert_many(new)
+            except Exception as exc:  # noqa: BLE001 - import-export's own handling, as its bulk_create
+                self.handle_import_error(result, exc, raise_errors)
+            finally:
+                self.create_instances.clear()
         if new and new[0].pk is not None:
-            wallets_open(new)
+            self.opened_wallets.update((wallet.member_id, wallet) for wallet in wallets_open(new))
 
     def after_import(self, dataset, result, **kwargs):
         """Post the chunk's opening balances (no sequence reset: ids come from the sequence)."""
         if result.has_errors():
             return
-        self.outcome = opening_balances_post(openings=self.openings, actor=self.actor)
+        self.outcome = opening_balances_post(openings=self.openings, actor=self.actor, opened_wallets=self.opened_wallets)

@@ -11,7 +11,7 @@ from django.db.models import F
 
 from members.models import Member, Organization
 from points.exceptions import NotFound
-from points.ledger import rows
+from points.ledger import rows, sql
 from points.models import Lot, Wallet
 
 
@@ -22,7 +22,11 @@ def wallet_open(member: Member) -> Wallet:
 
 def wallets_open(members: list[Member]) -> list[Wallet]:
     """wallet_open for many new members at once (a bulk import): one INSERT for all."""
-    return Wallet.objects.bulk_create([Wallet(member=member) for member in members])
+    wallets = [Wallet(member=member) for member in members]
+    if connection.vendor == "postgresql":
+        sql.insert_many(wallets)
+        return wallets
+    return Wallet.objects.bulk_create(wallets)
 
 
 def organization_wallet_open(organization: Organization) -> Wallet:
