@@ -184,9 +184,10 @@ def _earn_together(pending: list[_Pending], *, business_unit: BusinessUnit, scop
         }
         written = {
             posting.idempotency_key: posting
+            # Not blank: the partial unique index on (scope, key) serves lists of any length.
             for posting in Posting.objects.filter(
                 idempotency_scope=scope, idempotency_key__in=[entry.item.idempotency_key for entry in pending]
-            )
+            ).exclude(idempotency_key="")
         }
         for round_ in _rounds(pending):
             admitted = []

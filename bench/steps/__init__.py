@@ -14,4 +14,4 @@ A step that leaves the ledger wrong raises bench.run.BenchFailure; run.py runs v
 after each step.
 """
 
-STEPS: tuple[str, ...] = ("mall", "payments")
+STEPS: tuple[str, ...] = ("mall", "payments", "risk", "settlement", "statements", "dashboard", "member_import")
