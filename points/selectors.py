@@ -287,10 +287,10 @@ INVARIANTS: dict[str, str] = {
           AND (r.id IS NULL OR r.kind <> 'transfer' OR r.points <> -s.points OR r.wallet_id = s.wallet_id)
     """,
     "received transfer without its sent half": """
-        SELECT r.id FROM points_posting r WHERE r.kind = 'transfer' AND r.points >= 0 AND r.id NOT IN (
-            SELECT p.id FROM points_posting s
-            JOIN points_posting p ON p.idempotency_scope = 'system' AND p.idempotency_key = 'transfer-in:' || s.id
-            WHERE s.kind = 'transfer' AND s.points < 0)
+        SELECT r.id FROM points_posting r WHERE r.kind = 'transfer' AND r.points >= 0 AND NOT EXISTS (
+            SELECT 1 FROM points_posting s
+            WHERE s.kind = 'transfer' AND s.points < 0
+              AND r.idempotency_scope = 'system' AND r.idempotency_key = 'transfer-in:' || s.id)
     """,
     "transfer legs do not net to zero per issuer": """
         SELECT s.id, e.business_unit_id, SUM(e.amount) FROM points_posting s
