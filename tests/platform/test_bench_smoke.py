@@ -168,7 +168,6 @@ def test_codes_are_dealt_to_threads_once_each():
 def test_mall_and_payments_setup_seed_what_their_steps_load(db, tmp_path):
     from bench.helpers import mall, payments
     from mall.models import Item
-    from mall.selectors_payments import partner_key_may_spend_without_presence
     from members.models import PartnerKey
     from members.selectors import member_for_token
 
@@ -184,4 +183,4 @@ def test_mall_and_payments_setup_seed_what_their_steps_load(db, tmp_path):
     till = PartnerKey.objects.get_from_key(catalogue["till_key"])
     assert till.merchant_id == catalogue["merchant"]
     terms = payments()
-    assert partner_key_may_spend_without_presence(key=PartnerKey.objects.get_from_key(terms["api_key"]))
+    assert PartnerKey.objects.get_from_key(terms["api_key"]).may_spend_without_presence

@@ -71,6 +71,7 @@ class ModelLot:
     available_at: datetime
     expires_at: datetime
     held: int = 0
+    expired: int = 0  # what expiry runs took from it: breakage a refund of its earn may reclaim
 
     @property
     def free(self):
@@ -170,6 +171,7 @@ class ModelPosting:
     kind: str
     points: int
     reversed: int = 0
+    reclaimed: int = 0  # of an earn: what its refunds took back from its lots' breakage
     taken: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -302,12 +304,19 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not result.replayed
         original.reversed += amount
         if original.kind == "earn":
-            assert result.posting.points == -amount
-            own = [lot for lot in member.open_lots() if Lot.objects.get(pk=lot.id).posting_id == original.pk]
+            # The earn's own lots first, then what of them expired (reclaimed from breakage, not
+            # the member's), then the member's other points, then debt.
+            own_ids = set(Lot.objects.filter(posting_id=original.pk).values_list("id", flat=True))
+            own = [lot for lot in member.open_lots() if lot.id in own_ids]
             others = [lot for lot in member.open_lots() if lot not in own]
-            taken = member.take(own + others, amount)
-            member.debt += amount - sum(taken.values())
-            event("refund" + (" into debt" if sum(taken.values()) < amount else ""))
+            left = amount - sum(member.take(own, amount).values())
+            reclaim = min(left, sum(member.lots[i].expired for i in own_ids if i in member.lots) - original.reclaimed)
+            original.reclaimed += reclaim
+            left -= reclaim
+            left -= sum(member.take(others, left).values())
+            member.debt += left
+            assert result.posting.points == -(amount - reclaim)
+            event("refund" + (" reclaiming breakage" if reclaim else "") + (" into debt" if left else ""))
         else:
             assert result.posting.points == amount
             repaid = min(amount, member.debt)
@@ -343,6 +352,7 @@ class LedgerMachine(RuleBasedStateMachine):
             for lot in member.open_lots():
                 if lot.expires_at < self.now:
                     event("lot expired")
+                    lot.expired += lot.remaining - lot.held
                     lot.remaining = lot.held
 
     @rule(who=st.integers(0, MEMBERS - 1), bu=st.integers(0, 1), points=st.integers(-300, 300).filter(bool))
