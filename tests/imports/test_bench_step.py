@@ -15,6 +15,6 @@ def test_a_generated_row_has_every_column_and_a_positive_opening_balance(tmp_pat
     path = tmp_path / "rows.csv"
     member_import.write_file(path, rows=3, business_unit="mall", expires_on="2099-12-31")
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    assert [row["phone"] for row in rows] == ["17000000000", "17000000001", "17000000002"]
+    assert [row["phone"] for row in rows] == ["16000000000", "16000000001", "16000000002"]
     assert all(int(row["opening_points"]) > 0 and row["issuing_business_unit"] == "mall" for row in rows)
     assert len({row["row_id"] for row in rows}) == 3
