@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEADER, error_responses
 from members.permissions import IsPartner, MaySpendWithoutPresence
 from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
-from points.api.views import WRITE_ERRORS, balance_data, idempotency
+from points.api.views import WRITE_ERRORS, balance_after_commit, idempotency
 from points.exceptions import NotFound
 from points.ledger import hold_capture, hold_place, hold_void
 from points.models import Hold, HoldStatus
@@ -50,7 +50,10 @@ class HoldSerializer(serializers.Serializer):
 
 class HoldResultSerializer(serializers.Serializer):
     hold = HoldSerializer()
-    balance = BalanceSerializer()
+    balance = BalanceSerializer(
+        allow_null=True, help_text=_("The balance after the write; null only when the database failed right after the "
+                                     "write committed: the write stands, read the balance again.")
+    )
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 
@@ -89,9 +92,12 @@ def _partner_hold(request, hold_id: int) -> Hold:
 
 
 def _result(result, *, created: bool, posting=None) -> Response:
+    """The hold (and the capture's posting) as written; the balance read after the commit, which a
+    failing database leaves null rather than answering a committed write with an error."""
+    balance = balance_after_commit(result.wallet)
     body = {
         "hold": HoldSerializer(result.hold).data,
-        "balance": BalanceSerializer(balance_data(result.wallet)).data,
+        "balance": None if balance is None else BalanceSerializer(balance).data,
         "replayed": result.replayed,
     }
     if posting is not None:

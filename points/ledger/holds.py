@@ -215,6 +215,7 @@ def hold_lock(*, hold_id: int, business_unit: BusinessUnit | None = None) -> tup
     hold = Hold.objects.select_related("business_unit", "merchant").get(pk=hold_id)
     if business_unit is not None and hold.business_unit_id != business_unit.pk:
         raise NotFound(f"hold {hold_id} not found")
+    hold.wallet = wallet  # the locked row: the answer reads it without another query
     return hold, wallet
 
 

@@ -170,6 +170,44 @@ def test_an_earn_that_committed_is_acknowledged_when_the_database_fails_right_af
     assert body["points"] == 10
 
 
+@pytest.mark.parametrize("write", ["place", "capture"])
+def test_a_hold_written_is_acknowledged_when_the_database_fails_right_after(partner, bu, member, monkeypatch, write):
+    """As for the earn: a hold placed, or a capture's spend, that committed answers with a null
+    balance when the balance's read fails, never an error that a retry would take as unwritten."""
+    from points.api import holds
+    from points.earning import points_earn
+    from points.models import Hold, Posting
+
+    points_earn(member_id=member.pk, business_unit=bu, points=500, reason="test")
+    if write == "capture":
+        held = partner.post("/api/v1/holds/", {"member": member.pk, "points": 200, "purpose": "pos_bill"},
+                            format="json", HTTP_IDEMPOTENCY_KEY="hold-1").json()["hold"]["id"]
+    name = "hold_place" if write == "place" else "hold_capture"
+    original = getattr(holds, name)
+
+    def write_then_outage(**kwargs):
+        result = original(**kwargs)
+        monkeypatch.setattr(CursorWrapper, "execute", _refuse)
+        return result
+
+    monkeypatch.setattr(holds, name, write_then_outage)
+    if write == "place":
+        response = partner.post("/api/v1/holds/", {"member": member.pk, "points": 200, "purpose": "pos_bill"},
+                                format="json", HTTP_IDEMPOTENCY_KEY="hold-after-commit")
+    else:
+        response = partner.post(f"/api/v1/holds/{held}/capture/", {"points": 150}, format="json",
+                                HTTP_IDEMPOTENCY_KEY="capture-after-commit")
+    monkeypatch.undo()
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["balance"] is None
+    if write == "place":
+        assert body["hold"]["id"] == Hold.objects.get(idempotency_key="hold-after-commit").pk
+    else:
+        assert body["transaction"]["points"] == -150
+        assert Posting.objects.filter(pk=body["transaction"]["id"]).exists()
+
+
 def _refuse(*args, **kwargs):
     raise OperationalError("server closed the connection unexpectedly")
 
