@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
 from points.models import Entry, Hold, HoldStatus, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.policies import reserved_hold_purposes
 
 
 @dataclass(frozen=True)
@@ -229,13 +230,17 @@ def posting_regranted_points(*, posting_id: int) -> int:
 PARTNER_SCOPE_PREFIX = "partner:"
 
 
-def partner_hold(*, hold_id: int, business_unit: BusinessUnit) -> Hold | None:
+def partner_hold(*, hold_id: int, business_unit: BusinessUnit, reserved_too: bool = False) -> Hold | None:
     """A hold a partner placed through the holds API at `business_unit` (its key's scope names a
     partner); None for another BU's hold and for holds an app above points placed for its own
-    rows (a payment's), which only that app may move."""
+    rows, which only that app may move. `reserved_too` finds also the BU's holds of a purpose an
+    app reserves (a payment's), so that a move of one is refused as such (hold_reserved)."""
+    placed_here = Q(idempotency_scope__startswith=PARTNER_SCOPE_PREFIX)
+    if reserved_too:
+        placed_here |= Q(purpose__in=sorted(reserved_hold_purposes()))
     return (
         Hold.objects.select_related("business_unit", "merchant", "wallet")
-        .filter(pk=hold_id, business_unit=business_unit, idempotency_scope__startswith=PARTNER_SCOPE_PREFIX).first()
+        .filter(placed_here, pk=hold_id, business_unit=business_unit).first()
     )
 
 
