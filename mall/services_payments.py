@@ -39,8 +39,6 @@ from django.utils import timezone
 from config.errors import IdempotencyConflict, NotFound
 from mall.exceptions_payments import (
     BillAlreadyPaid,
-    BillAmountMismatch,
-    BillPayerMismatch,
     CaptureExceedsAuthorization,
     InvalidPaymentInput,
     InvalidPointsUnit,
@@ -67,7 +65,9 @@ from mall.models_payments import (
 )
 from mall.selectors_payments import (
     MICRO,
+    bill_amount_of,
     bill_limits,
+    bill_paying_organization_id,
     pay_code_hash,
     pay_code_member_id,
     payment_status_now,
@@ -194,13 +194,7 @@ def payment_authorize(
     if member_id is not None and partner_key is not None and not partner_key.may_spend_without_presence:
         raise PresenceRequired()
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
-    if bill is not None:
-        if bill_amount is None:
-            bill_amount = bill.amount_cny
-        elif bill_amount != bill.amount_cny:
-            raise BillAmountMismatch(bill_amount=str(bill.amount_cny))
-    elif bill_amount is None:
-        raise InvalidPaymentInput("This field is required.", field="bill_amount")
+    bill_amount = bill_amount_of(bill, bill_amount)
     terms = payment_terms(business_unit=business_unit)
     points = _points_for(terms=terms, points=points, amount_cny=amount_cny)
     for limit in bill_limits(terms=terms, bill_amount=bill_amount, available=None):
@@ -272,17 +266,12 @@ def payment_authorize(
 
 
 def _paying_organization(bill: PropertyBill | None, member_id: int) -> int | None:
-    """Whose wallet pays: the member's (None), or, for a bill of an organization, the
-    organization's when the member present is one of its administrators (its wallet opened if
-    it is the first use). Anyone else is refused (bill_payer_mismatch)."""
-    if bill is None or bill.payer_member_id == member_id:
-        return None
-    if bill.payer_organization_id is None or not Member.objects.filter(
-        pk=member_id, organization_id=bill.payer_organization_id, is_organization_admin=True
-    ).exists():
-        raise BillPayerMismatch()
-    organization_wallet_open(bill.payer_organization)
-    return bill.payer_organization_id
+    """Whose wallet pays (selectors_payments.bill_paying_organization_id), the organization's
+    wallet opened if this is its first use."""
+    organization_id = bill_paying_organization_id(bill, member_id)
+    if organization_id is not None:
+        organization_wallet_open(bill.payer_organization)
+    return organization_id
 
 
 # --- the moves of an authorised payment

@@ -133,3 +133,44 @@ def test_a_members_bill_earns_its_cash_part_into_the_members_wallet(property_sys
                          HTTP_IDEMPOTENCY_KEY="c1")
     earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/").json()
     assert (earned["earned_by"], earned["amount_cny"], earned["points"]) == ("member", "3000.00", 3000)
+
+
+def test_the_quote_of_an_organizations_bill_counts_the_organization_wallets_available_points(
+    property_system, property_bu, pay_code,
+):
+    from points.earning import points_earn
+
+    company = OrganizationFactory(code="blue-ocean")
+    fund_organization(company, 30000, property_bu)
+    admin = organization_admin(company)
+    points_earn(member_id=admin.pk, business_unit=property_bu, points=90000, reason="the admin's own")
+    post_bill(property_system, payer_organization=company.code)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin)},
+                                 format="json")
+    assert quote.status_code == 200, quote.json()
+    body = quote.json()
+    assert (body["organization"], body["member"]) == ("blue-ocean", admin.pk)
+    assert (body["max_points"], body["binding_limit"]) == (30000, "available_points")
+    assert {limit["limit"]: limit["points"] for limit in body["limits"]}["available_points"] == 30000
+    held = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin),
+                                                      "points": 10000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert held.status_code == 201, held.json()
+    again = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin)},
+                                 format="json").json()
+    assert (again["max_points"], again["max_amount_cny"]) == (20000, "200.00"), "the held points are not available"
+
+
+def test_the_quote_of_a_members_own_bill_names_no_organization(property_system, property_bu, payer, pay_code):
+    post_bill(property_system, payer_member=payer.pk)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer)},
+                                 format="json").json()
+    assert (quote["organization"], quote["binding_limit"], quote["max_points"]) == (None, "available_points", 10000)
+
+
+def test_an_employee_who_is_not_an_admin_gets_no_quote_for_the_organizations_bill(property_system, pay_code):
+    company = OrganizationFactory(code="blue-ocean")
+    employee = enrol_member(organization=company)
+    post_bill(property_system, payer_organization=company.code)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(employee)},
+                                 format="json")
+    assert (quote.status_code, quote.json()["code"]) == (409, "bill_payer_mismatch")
