@@ -215,10 +215,14 @@ def payment_status_now(payment: Payment, now: datetime | None = None) -> str:
 
 def payment_earnable_cny(payment: Payment) -> Decimal:
     """What the bill's purchase earn should count: the whole bill when the BU's points part earns
-    (frozen on the payment), else the cash part only: the bill less the points captured and kept."""
+    (frozen on the payment), else the cash part only: the bill less the points captured.
+
+    A refund of points gives back points, not cash: the cash paid is unchanged, and so is its
+    earn, before or after the refund. Cash given back is the refund of the purchase itself: a
+    reversal of its earn (POST /api/v1/transactions/{id}/reverse/), which leaves the payment be."""
     if payment.points_part_earns:
         return payment.bill_amount
-    return payment.bill_amount - (payment.captured_cny - payment.refunded_cny)
+    return payment.bill_amount - payment.captured_cny
 
 
 def payment_earn_amount(*, payment_id: int, member_id: int, business_unit: BusinessUnit, bill_amount: Decimal) -> Decimal:
@@ -264,6 +268,12 @@ def property_bill_points_paid(bill: PropertyBill) -> tuple[int, Decimal]:
         points += payment.captured_points - payment.refunded_points
         cny += payment.captured_cny - payment.refunded_cny
     return points, cny
+
+
+def property_bill_cash_cny(bill: PropertyBill) -> Decimal:
+    """The part of the bill not paid with points: the bill less the points captured over its
+    payments. As for a till's bill (payment_earnable_cny), a refund of points leaves it be."""
+    return bill.amount_cny - sum((payment.captured_cny for payment in bill.payments.all()), Decimal("0.00"))
 
 
 def member_property_bills(*, member_id: int) -> QuerySet[PropertyBill]:

@@ -73,8 +73,8 @@ from mall.selectors_payments import (
     payment_status_now,
     payment_terms,
     points_value_cny,
+    property_bill_cash_cny,
     property_bill_get,
-    property_bill_points_paid,
 )
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, Organization, PartnerKey
 from points.ledger import (
@@ -557,8 +557,8 @@ def property_bill_post(
 def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingResult:
     """The `bill` earn of a paid property bill, once per bill (system key
     `property-bill-earn:<bill>`), into its payer's wallet: the member's, or the organization's.
-    It counts the cash part only (the bill less the points that paid it, captured less
-    refunded) unless the BU's points part earns. A bill with an authorisation still open is
+    It counts the cash part only (the bill less the points captured: a refund of points leaves it
+    be) unless the BU's points part earns. A bill with an authorisation still open is
     refused (payment_pending): capture or void it first."""
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
     if bill is None:
@@ -566,8 +566,7 @@ def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingR
     live = [payment for payment in bill.payments.all() if payment_status_now(payment) == PaymentStatus.AUTHORIZED]
     if live:
         raise PaymentPending(payment=live[0].pk)
-    _points, points_cny = property_bill_points_paid(bill)
-    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else bill.amount_cny - points_cny
+    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else property_bill_cash_cny(bill)
     earn = dict(business_unit=business_unit, amount_cny=amount, event_type=EventType.BILL, receipt_no=bill_no[:64],
                 reason=f"property bill {bill.period} {bill.unit}"[:200],
                 idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"property-bill-earn:{bill.pk}"))

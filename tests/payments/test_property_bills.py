@@ -174,3 +174,21 @@ def test_an_employee_who_is_not_an_admin_gets_no_quote_for_the_organizations_bil
     quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(employee)},
                                  format="json")
     assert (quote.status_code, quote.json()["code"]) == (409, "bill_payer_mismatch")
+
+
+def test_a_property_bills_earn_is_its_cash_part_whatever_the_points_refunded(property_system, property_bu, payer,
+                                                                            pay_code):
+    from points.earning import points_earn
+
+    points_earn(member_id=payer.pk, business_unit=property_bu, points=100000, reason="bills")
+    post_bill(property_system, payer_member=payer.pk)
+    paid = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer),
+                                                      "points": 28000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    payment_id = paid.json()["payment"]["id"]
+    property_system.post(f"/api/v1/payments/{payment_id}/capture/", {}, format="json", HTTP_IDEMPOTENCY_KEY="c1")
+    property_system.post(f"/api/v1/payments/{payment_id}/refund/", {"points": 8000}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="r1")
+    earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/").json()
+    assert (earned["amount_cny"], earned["points"]) == ("3000.00", 3000)
+    bills = member_client(payer).get("/api/v1/me/property-bills/").json()
+    assert [(b["points_paid"], b["points_paid_cny"]) for b in bills] == [(20000, "200.00")], "what points paid, kept"
