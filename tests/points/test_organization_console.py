@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from points.ledger import hold_place_locked, organization_wallet_lock
 from points.models import Lot, Wallet
-from tests.factories import BusinessUnitFactory, OrganizationFactory, fund_organization
+from tests.factories import OrganizationFactory, fund_organization
 
 pytestmark = pytest.mark.django_db
 ORGANIZATIONS = reverse("admin:members_organization_changelist")
