@@ -45,7 +45,8 @@ from mall.services_payments import (
     property_bill_post,
 )
 from points.ledger import Idempotency
-from points.selectors import member_balance
+from points.models import Wallet
+from points.selectors import member_balance, wallet_balance
 
 BIGINT_MAX = 2**63 - 1
 PAYMENT_ID = OpenApiParameter("payment_id", int, OpenApiParameter.PATH, description="The payment's id.")
@@ -225,7 +226,8 @@ class PaymentBalanceSerializer(serializers.Serializer):
 
 class PaymentResultSerializer(serializers.Serializer):
     payment = PaymentSerializer()
-    balance = PaymentBalanceSerializer(help_text=_("The member's points after the call."))
+    balance = PaymentBalanceSerializer(help_text=_(
+        "The points of the wallet that pays, after the call: the member's, or the organization's for its bill."))
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 
@@ -239,7 +241,10 @@ class PayCodeSerializer(serializers.Serializer):
 
 def _result(result, *, created: bool) -> Response:
     payment = payment_for_business_unit(payment_id=result.payment.pk, business_unit=result.payment.business_unit)
-    balance = member_balance(member_id=payment.member_id)
+    if result.wallet.organization_id is not None:  # an organization's bill: its wallet paid
+        balance = wallet_balance(wallet=Wallet.objects.get(pk=result.wallet.pk))
+    else:
+        balance = member_balance(member_id=payment.member_id)
     body = {
         "payment": PaymentSerializer(payment).data,
         "balance": {"available": balance.available, "held": balance.held, "total": balance.total},

@@ -104,6 +104,7 @@ def test_an_admin_pays_the_organizations_bill_from_its_wallet_and_the_bill_earns
     assert paid.status_code == 201, paid.json()
     organization_wallet = Wallet.objects.get(organization=company)
     assert organization_wallet.held == 50000 and Wallet.objects.get(member=admin).held == 0
+    assert paid.json()["balance"] == {"available": 150000, "held": 50000, "total": 200000}, "the wallet that pays"
     payment_id = paid.json()["payment"]["id"]
     pending = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/")
     assert (pending.status_code, pending.json()["code"]) == (409, "payment_pending")
