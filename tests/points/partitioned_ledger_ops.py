@@ -3,6 +3,8 @@ process pointed at it (`manage.py shell -c "...; run('step')"`): each step works
 services, commits for real (the deferred checks fire) and prints one JSON line of what it saw."""
 
 import json
+import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from members.models import BusinessUnit
 from members.services import member_enrol
 from points.batch import EarnBatchItem, points_earn_batch
 from points.earning import points_earn
+from points.exceptions import IdempotencyConflict
 from points.expiry import expiry_run_batch
 from points.ledger import Idempotency, hold_capture, hold_place, hold_void
 from points.models import Posting, PostingKind, Wallet
@@ -91,9 +94,9 @@ def exercise():
     replayed = points_earn(member_id=first.pk, business_unit=bu, points=1000, idempotency=earn_key)
     try:
         points_earn(member_id=first.pk, business_unit=bu, points=999, idempotency=earn_key)
-        conflict = None
-    except Exception as error:  # noqa: BLE001 - its class is what the test checks
-        conflict = type(error).__name__
+        conflict = False
+    except IdempotencyConflict:
+        conflict = True
     spent = points_spend(member_id=first.pk, points=300, business_unit=bu, idempotency=key()).posting
     cancelled = posting_reverse(posting_id=spent.pk, points=100, idempotency=key()).posting
     refunded = posting_reverse(posting_id=earned.posting.pk, points=50, idempotency=key()).posting
@@ -181,6 +184,56 @@ def guards():
             "problems": ledger_problems()}
 
 
+def race():
+    """An earn racing another transaction that holds the same key, not yet committed: the
+    earn's posting waits on the key table's unique index; when the holder commits, the earn is
+    refused as a conflict (another request under its key), when it rolls back, the earn posts.
+    The holder's posting is a bare adjustment of 0 points (balanced: it has no entries)."""
+    bu = mall()
+    outcomes = {}
+    for holder_commits in (True, False):
+        earn_key, started, inserted = key(), threading.Event(), threading.Event()
+        wallet = Wallet.objects.get(member=member())
+
+        def hold_the_key():
+            try:
+                with transaction.atomic():
+                    Posting.objects.create(wallet=wallet, kind=PostingKind.ADJUST, points=0, occurred_at=timezone.now(),
+                                           idempotency_scope=earn_key.scope, idempotency_key=earn_key.key)
+                    inserted.set()
+                    started.wait(10)
+                    time.sleep(2)
+                    if not holder_commits:
+                        raise _RolledBack
+            except _RolledBack:
+                pass
+            finally:
+                connection.close()
+
+        holder = threading.Thread(target=hold_the_key)
+        holder.start()
+        inserted.wait(10)
+        started.set()
+        began = time.monotonic()
+        try:
+            earned = points_earn(member_id=member().pk, business_unit=bu, points=10, idempotency=earn_key)
+            outcome = "posted" if not earned.replayed else "replayed"
+        except IdempotencyConflict:
+            outcome = "conflict"
+        waited = time.monotonic() - began
+        holder.join(10)
+        outcomes["holder commits" if holder_commits else "holder rolls back"] = {
+            "outcome": outcome, "waited": waited >= 1.5,
+            "postings": scalar("SELECT count(*) FROM points_posting WHERE idempotency_key = %s", [earn_key.key]),
+            "keys": scalar("SELECT count(*) FROM points_posting_key WHERE idempotency_key = %s", [earn_key.key]),
+        }
+    return {"outcomes": outcomes, "problems": ledger_problems()}
+
+
+class _RolledBack(Exception):
+    pass
+
+
 def default_partition():
     """A month that came without its partition: its postings land in the default partition,
     verify_ledger says so, the beat task moves them into the month's new partition.
@@ -218,7 +271,7 @@ def default_partition():
             "problems": ledger_problems()}
 
 
-STEPS = {"seed": seed, "exercise": exercise, "guards": guards, "default_partition": default_partition}
+STEPS = {"seed": seed, "exercise": exercise, "guards": guards, "race": race, "default_partition": default_partition}
 
 
 def run(step: str) -> None:

@@ -85,7 +85,7 @@ def test_every_service_writes_into_this_months_partitions(partitioned):
     assert all(posting // ID_SPAN == month for posting in seen["postings"])
     assert seen["entries_apart"] == 0, "an entry's id carries its posting's month"
     assert seen["replayed"] == [True, True]
-    assert seen["conflict"] == "IdempotencyConflict"
+    assert seen["conflict"] is True, "the same key with another request is refused"
     assert seen["batch"] == ["created", "created", "created"]
     assert seen["expired"] == 1
     # 1000 - 300 + 100 - 50 - 60 - 25 + 88 (bulk earn at 1 point per CNY)
@@ -105,6 +105,15 @@ def test_the_database_refuses_what_the_ledger_forbids_in_every_partition(partiti
     assert seen["problems"] == {}
 
 
+def test_a_race_on_a_key_is_decided_by_the_key_tables_unique_index(partitioned):
+    seen = step(partitioned["env"], "race")
+    assert seen["outcomes"] == {
+        "holder commits": {"outcome": "conflict", "waited": True, "postings": 1, "keys": 1},
+        "holder rolls back": {"outcome": "posted", "waited": True, "postings": 1, "keys": 1},
+    }
+    assert seen["problems"] == {}
+
+
 def test_partition_ledger_again_changes_nothing(partitioned):
     env, cluster = partitioned["env"], partitioned["cluster"]
     schema = ("SELECT string_agg(c.relname || ':' || pg_get_expr(c.relpartbound, c.oid), ',' ORDER BY c.relname) "
@@ -115,6 +124,9 @@ def test_partition_ledger_again_changes_nothing(partitioned):
     assert again["partitions"] == partitioned["converted"]["partitions"]
     assert cluster.psql("points", schema) == before
     assert "ledger OK: 35 invariants hold" in manage(env, "verify_ledger").stdout
+    generated = subprocess.run([sys.executable, "manage.py", "bench_generate", "--members", "10"], cwd=settings.BASE_DIR,
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert generated.returncode != 0 and "the ledger is partitioned by month" in generated.stderr
 
 
 def test_a_month_without_its_partition_lands_in_the_default_one_until_the_task_moves_it(partitioned):
