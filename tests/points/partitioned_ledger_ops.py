@@ -190,44 +190,46 @@ def race():
     refused as a conflict (another request under its key), when it rolls back, the earn posts.
     The holder's posting is a bare adjustment of 0 points (balanced: it has no entries)."""
     bu = mall()
-    outcomes = {}
-    for holder_commits in (True, False):
-        earn_key, started, inserted = key(), threading.Event(), threading.Event()
-        wallet = Wallet.objects.get(member=member())
-
-        def hold_the_key():
-            try:
-                with transaction.atomic():
-                    Posting.objects.create(wallet=wallet, kind=PostingKind.ADJUST, points=0, occurred_at=timezone.now(),
-                                           idempotency_scope=earn_key.scope, idempotency_key=earn_key.key)
-                    inserted.set()
-                    started.wait(10)
-                    time.sleep(2)
-                    if not holder_commits:
-                        raise _RolledBack
-            except _RolledBack:
-                pass
-            finally:
-                connection.close()
-
-        holder = threading.Thread(target=hold_the_key)
-        holder.start()
-        inserted.wait(10)
-        started.set()
-        began = time.monotonic()
-        try:
-            earned = points_earn(member_id=member().pk, business_unit=bu, points=10, idempotency=earn_key)
-            outcome = "posted" if not earned.replayed else "replayed"
-        except IdempotencyConflict:
-            outcome = "conflict"
-        waited = time.monotonic() - began
-        holder.join(10)
-        outcomes["holder commits" if holder_commits else "holder rolls back"] = {
-            "outcome": outcome, "waited": waited >= 1.5,
-            "postings": scalar("SELECT count(*) FROM points_posting WHERE idempotency_key = %s", [earn_key.key]),
-            "keys": scalar("SELECT count(*) FROM points_posting_key WHERE idempotency_key = %s", [earn_key.key]),
-        }
+    outcomes = {("holder commits" if commits else "holder rolls back"): _race_once(bu, commits=commits)
+                for commits in (True, False)}
     return {"outcomes": outcomes, "problems": ledger_problems()}
+
+
+def _race_once(bu, *, commits: bool) -> dict:
+    earn_key, inserted, go = key(), threading.Event(), threading.Event()
+    wallet = Wallet.objects.get(member=member())
+    holder = threading.Thread(target=_hold_key, args=(wallet, earn_key, inserted, go, commits))
+    holder.start()
+    inserted.wait(10)
+    go.set()
+    began = time.monotonic()
+    try:
+        earned = points_earn(member_id=member().pk, business_unit=bu, points=10, idempotency=earn_key)
+        outcome = "replayed" if earned.replayed else "posted"
+    except IdempotencyConflict:
+        outcome = "conflict"
+    waited = time.monotonic() - began
+    holder.join(10)
+    return {"outcome": outcome, "waited": waited >= 1.5,
+            "postings": scalar("SELECT count(*) FROM points_posting WHERE idempotency_key = %s", [earn_key.key]),
+            "keys": scalar("SELECT count(*) FROM points_posting_key WHERE idempotency_key = %s", [earn_key.key])}
+
+
+def _hold_key(wallet, earn_key, inserted, go, commits):
+    """In a thread of its own: a posting under `earn_key`, kept uncommitted two seconds after `go`."""
+    try:
+        with transaction.atomic():
+            Posting.objects.create(wallet=wallet, kind=PostingKind.ADJUST, points=0, occurred_at=timezone.now(),
+                                   idempotency_scope=earn_key.scope, idempotency_key=earn_key.key)
+            inserted.set()
+            go.wait(10)
+            time.sleep(2)
+            if not commits:
+                raise _RolledBack
+    except _RolledBack:
+        pass
+    finally:
+        connection.close()
 
 
 class _RolledBack(Exception):
