@@ -266,6 +266,11 @@ POINTS_MAX_AMOUNT_CNY = Decimal(os.environ.get("POINTS_MAX_AMOUNT_CNY", "1000000
 # Points given back (a cancel, a payment's refund) after their lot expired come back as a new
 # lot valid this many days.
 POINTS_REGRANT_DAYS = int(os.environ.get("POINTS_REGRANT_DAYS", "30"))
+# A ledger partitioned by month (docs/scaling.md, `manage.py partition_ledger`): how many months
+# beyond this one always have their partition; the memory each index or key check of the
+# conversion may use.
+POINTS_PARTITION_MONTHS_AHEAD = int(os.environ.get("POINTS_PARTITION_MONTHS_AHEAD", "3"))
+POINTS_PARTITION_MAINTENANCE_WORK_MEM = os.environ.get("POINTS_PARTITION_MAINTENANCE_WORK_MEM", "256MB")
 # The dashboard's daily aggregates (docs/dashboard.md): how far before its watermark the job looks
 # again for postings booked in transactions still open at its last run; which posting kinds make
 # a member active.

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
 from points.models import Entry, Hold, HoldStatus, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.partitioning import PARTITION_INVARIANTS, ledger_partitioned, partition_problems
 from points.policies import reserved_hold_purposes
 
 
@@ -407,7 +408,8 @@ INVARIANTS: dict[str, str] = {
 
 
 def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
-    """Run every invariant; return the failing ones with up to `limit` offending rows each."""
+    """Run every invariant (a partitioned ledger's too); return the failing ones with up to
+    `limit` offending rows each."""
     problems = {}
     with connection.cursor() as cursor:
         for name, sql in INVARIANTS.items():
@@ -415,7 +417,13 @@ def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
             rows = cursor.fetchall()
             if rows:
                 problems[name] = rows
+    problems.update(partition_problems(limit=limit))
     return problems
+
+
+def ledger_invariant_names() -> list[str]:
+    """The invariants ledger_problems checks on this database."""
+    return [*INVARIANTS, *(PARTITION_INVARIANTS if ledger_partitioned() else ())]
 
 
 @dataclass(frozen=True)
