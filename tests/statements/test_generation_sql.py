@@ -25,8 +25,10 @@ from points.statements.reminders import expiry_reminders_batch
 from points.statements.periods import period_parse
 from points.statements.selectors import UnknownPostingKind
 from points.statements.sql import statement_messages_select
+from points.transfers import organization_distribute
 from tests.factories import (
     BusinessUnitFactory, ExpiryPolicyFactory, OrganizationFactory, enrol_member, fund_organization, ladder,
+    organization_admin,
 )
 from tests.statements.conftest import shanghai
 
@@ -45,7 +47,7 @@ def history(clock, bu, other_bu, operator):
     """Members with every kind of line in March: sources, units, holds of several purposes, a
     cancel, a refund, an adjustment, a refund into debt, lots expiring soon and lots consumed and
     extended (activity extends expiry) after the end; one with points and no activity, one with
-    nothing; a tier programme."""
+    nothing; an employee given points by their organization; a tier programme."""
     ladder()
     ExpiryPolicyFactory(code="active-2m", kind=ExpiryKind.ACTIVITY_EXTENDS, months=2, is_default=True)
     clock.set(shanghai(2026, 2, 10))
@@ -54,7 +56,11 @@ def history(clock, bu, other_bu, operator):
     points_earn(member_id=quiet.pk, business_unit=other_bu, points=50)
     earned = points_earn(member_id=indebted.pk, business_unit=bu, points=100).posting
     points_spend(member_id=indebted.pk, points=100, business_unit=bu)
+    organization = OrganizationFactory()
+    admin, employee = organization_admin(organization), enrol_member(organization=organization)
+    fund_organization(organization, 500, bu)
     clock.set(shanghai(2026, 3, 1, 0, 1))
+    organization_distribute(admin=admin, member_id=employee.pk, points=200)
     parking = points_earn(member_id=busy.pk, business_unit=bu, points=500, event_type=EventType.PARKING).posting
     points_earn(member_id=busy.pk, business_unit=other_bu, points=300)
     hold_capture(hold_id=hold_place(member_id=busy.pk, points=300, business_unit=bu, purpose="mall_order").hold.pk,
@@ -68,10 +74,10 @@ def history(clock, bu, other_bu, operator):
     posting_reverse(posting_id=earned.pk)  # all spent: the refund becomes debt
     clock.set(shanghai(2026, 4, 2))
     points_spend(member_id=busy.pk, points=400, business_unit=bu)  # after the end: consumes and extends
-    points_spend(member_id=quiet.pk, points=10, business_unit=other_bu)  # its 50 expired in April at the end
+    points_spend(member_id=quiet.pk, points=10, business_unit=other_bu)  # its 50 (due in April then) move on
     assert LotExpiryChange.objects.filter(created_at__gte=MARCH.end).exists()
     clock.set(MARCH.end + timedelta(days=2, hours=4))
-    return busy, indebted, quiet, idle
+    return busy, indebted, quiet, idle, employee
 
 
 def test_the_set_based_and_portable_paths_write_the_same_statements(history):
@@ -86,7 +92,7 @@ def test_the_set_based_and_portable_paths_write_the_same_statements(history):
 
     set_based = services._generate_set_based(period=MARCH, wallets=wallets)
 
-    assert portable == set_based == 3
+    assert portable == set_based == 4
     assert statement_rows() == expected
     busy = Statement.objects.get(member=history[0])
     assert busy.redeemed_by_business_unit_and_channel == {"hotel": {"payment": 100, "spend": 200}, "mall": {"payment": 250}}
@@ -94,6 +100,7 @@ def test_the_set_based_and_portable_paths_write_the_same_statements(history):
     assert (busy.cancelled, busy.refunded, busy.adjusted) == (50, 20, -30)
     assert busy.tier["code"] == "silver"
     assert Statement.objects.get(member=history[2]).expiring_30_days == 50  # as at the end, not as now
+    assert Statement.objects.get(member=history[4]).transferred == 200
     indebted = Statement.objects.get(member=history[1])
     assert (indebted.closing_debt, indebted.debt_repaid) == (100, -100)
     assert services._generate_set_based(period=MARCH, wallets=wallets) == 0  # nothing twice
@@ -131,7 +138,7 @@ def python_contexts(member_ids: list[int]) -> dict[int, tuple[str, dict]]:
 
 
 def test_message_contexts_built_in_the_database_equal_statement_context(history):
-    busy, indebted, quiet, _idle = history
+    busy, indebted, quiet, _idle, employee = history
     member_update(member=indebted, language="en")
     BusinessUnitFactory(code="group", name="The Group's Own Unit")  # a unit coded like the group-wide key
     services.statements_generate_batch(period=MARCH)
@@ -157,7 +164,7 @@ def test_message_contexts_built_in_the_database_equal_statement_context(history)
             redeemed_by_business_unit_and_channel=None if number % 2 else {"mall": {"mall_order": 7}},
         )
         crafted.append(member.pk)
-    member_ids = [busy.pk, indebted.pk, quiet.pk, *crafted]
+    member_ids = [busy.pk, indebted.pk, quiet.pk, employee.pk, *crafted]
 
     in_sql, in_python = sql_contexts(member_ids), python_contexts(member_ids)
 
