@@ -333,7 +333,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "points@example.com")
 
 # Statements and notifications (docs/statements.md).
-STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "500"))
+STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "2000"))
 # Bulk member imports (points.imports): rows written per transaction, chunks per task call.
 MEMBER_IMPORT_CHUNK_SIZE = int(os.environ.get("MEMBER_IMPORT_CHUNK_SIZE", "2000"))
 MEMBER_IMPORT_TASK_CHUNKS = int(os.environ.get("MEMBER_IMPORT_TASK_CHUNKS", "25"))
