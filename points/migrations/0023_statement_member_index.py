@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('members', '0008_organization_admins'),
-        ('points', '0020_aggregates_know_transfers'),
+        ('points', '0022_partition_schedule'),
     ]
 
     operations = [
