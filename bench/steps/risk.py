@@ -45,7 +45,7 @@ def run(bench) -> dict:
     data = bench.data
     members = (data["first_member_id"], data["last_member_id"])
     hot = (data["first_member_id"], data["first_member_id"] + data["hot_members"] - 1)
-    if getattr(bench, "partner", None) is None:
+    if not bench.partner:  # a run of this step alone (--steps risk) made no key yet
         bench.partner = bench.helper("setup")
     run_id = datetime.now(UTC).strftime("%H%M%S")
     phases = {}
