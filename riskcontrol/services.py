@@ -115,7 +115,7 @@ REQUEST_KEY_PREFIX = "adjust-request:"
 EARN_HISTORY_KINDS = frozenset({RuleKind.EARN_COUNT, RuleKind.EARN_POINTS, RuleKind.REFUND_RATIO})
 DEVICE_KINDS = {RuleKind.DEVICE_MEMBERS: DeviceKind.DEVICE, RuleKind.ADDRESS_MEMBERS: DeviceKind.ADDRESS}
 REFERRAL_DEVICE_KINDS = {RuleKind.REFERRAL_DEVICE: DeviceKind.DEVICE, RuleKind.REFERRAL_ADDRESS: DeviceKind.ADDRESS}
-NO_COUNTS = EarnCounts(history={}, others={}, claimed=frozenset())
+NO_COUNTS = EarnCounts(history={}, devices={}, others={}, claimed=frozenset())
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,8 @@ def risk_earn_gate(earn: EarnContext) -> datetime | None:
 
 
 def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list[Finding]:
-    """What the earn's rules find. Whatever the rules, at most two statements of the counters
-    (riskcontrol.counters): the devices' rows upserted and locked, then every count and the
+    """What the earn's rules find. Whatever the rules, one statement of the counters
+    (riskcontrol.counters.earn_counts): the devices' rows upserted and locked, every count and the
     receipt claims together."""
     member = earn.member
     if config.earning_freezes and member_has_earning_freeze(member_id=member.pk, now=now):
@@ -226,8 +226,7 @@ def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list
             findings.append(_blacklist_finding(entry))
     rules = [rule for rule in config.earn_rules if rule.applies(earn.business_unit, earn.merchant)]
     seen = _seen_values(rules, DEVICE_KINDS)
-    devices = devices_seen(seen=seen, member_id=member.pk, now=now) if seen else {}
-    device_rules = [(rule, devices[DEVICE_KINDS[rule.kind]]) for rule in rules if DEVICE_KINDS.get(rule.kind) in devices]
+    device_rules = [(rule, DEVICE_KINDS[rule.kind]) for rule in rules if DEVICE_KINDS.get(rule.kind) in seen]
     history_rules = [rule for rule in rules if rule.kind in EARN_HISTORY_KINDS]
     fingerprint_rules = [rule for rule in config.fingerprint_rules if rule.applies(earn.business_unit, earn.merchant)]
     fingerprints = {}
@@ -237,8 +236,8 @@ def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list
             if (fingerprint := _fingerprint(kind, earn)) is not None
         }
     counts = NO_COUNTS
-    if history_rules or device_rules or fingerprints:
-        counts = earn_counts(member_id=member.pk, history_rules=history_rules, device_rules=device_rules,
+    if history_rules or seen or fingerprints:
+        counts = earn_counts(member_id=member.pk, history_rules=history_rules, seen=seen, device_rules=device_rules,
                              fingerprints=list(fingerprints.values()), now=now)
     for rule in rules:
         evidence = None
@@ -249,7 +248,7 @@ def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list
                 evidence = {"amount_cny": str(earn.amount_cny), "threshold": str(rule.threshold)}
         elif rule.id in counts.others:
             kind = DEVICE_KINDS[rule.kind]
-            evidence = _judge_device(rule, kind, seen[kind], devices[kind], counts.others[rule.id], member.pk, now)
+            evidence = _judge_device(rule, kind, seen[kind], counts.devices[kind], counts.others[rule.id], member.pk, now)
         if evidence is not None:
             findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence=evidence))
     if _blocks(findings):
