@@ -423,7 +423,10 @@ class RiskDevice(models.Model):
 
 
 class RiskDeviceUse(models.Model):
-    device = models.ForeignKey(RiskDevice, on_delete=models.PROTECT, related_name="uses", verbose_name=_("device"))
+    # Indexed by the unique (device, member) and by risk_device_use_recent: a third index would
+    # only slow the earn's upsert.
+    device = models.ForeignKey(RiskDevice, on_delete=models.PROTECT, related_name="uses", verbose_name=_("device"),
+                               db_index=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", verbose_name=_("member"))
     first_seen_at = models.DateTimeField(_("first seen"))
     last_seen_at = models.DateTimeField(_("last seen"))

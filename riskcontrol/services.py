@@ -6,9 +6,10 @@ How a rule takes part in an earn (all inside the earn's transaction, under the w
 
 1. `risk_earn_gate` (an earn gate) judges the event before pricing: an earning freeze, the
    blacklist, the member's counts (earns, points, refunds in the window), the amount, the
-   device and client address (riskcontrol.context), and last the receipt and the amount in its
-   minute (a unique fingerprint row claimed in the earn's transaction, so two tills racing on
-   one receipt find each other). A block raises `RiskBlocked` (nothing is posted; the attempt
+   device and client address (riskcontrol.context), the receipt and the amount in its minute (a
+   unique fingerprint row claimed in the earn's transaction, so two tills racing on one receipt
+   find each other); the counts and the claims are one statement (riskcontrol.counters), and a
+   block by another rule gives the claims back. A block raises `RiskBlocked` (nothing is posted; the attempt
    is recorded once the transaction has rolled back); a hold or freeze returns a far-future
    date, which lot_terms caps at each lot's expiry: the lots stay pending. Findings wait in
    riskcontrol.context for the posting.
