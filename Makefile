@@ -20,9 +20,10 @@ run: venv
 test: venv
 	scripts/test.sh
 
-# The benchmark suite on its own PostgreSQL (port 55433); QUICK=1 for the reduced scale (< 5 minutes).
+# The benchmark suite on its own PostgreSQL (port 55433); QUICK=1 for the reduced scale (< 5 minutes),
+# PARTITIONED=1 to measure the ledger partitioned by month.
 bench: venv
-	$(PY) bench/run.py $(if $(filter-out 0,$(QUICK)),--quick,)
+	$(PY) bench/run.py $(if $(filter-out 0,$(QUICK)),--quick,) $(if $(filter-out 0,$(PARTITIONED)),--partitioned,)
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

@@ -1,13 +1,14 @@
 """The benchmark suite: the platform against the raw PostgreSQL ceiling, in one run.
 
-    .venv/bin/python bench/run.py [--quick] [--port 55433] [--steps raw,http,expiry,mall,...]
+    .venv/bin/python bench/run.py [--quick] [--port 55433] [--steps raw,http,expiry,mall,...] [--partitioned]
 
 Starts a private PostgreSQL cluster (scripts/ensure-postgres.sh, default durability: fsync and
 synchronous_commit on), installs wrk and pgbench when absent, generates a ledger at scale, then
 runs each load step bounded in time: the raw ceiling (pgbench scripts doing the ledger's writes
 by hand in SQL), the platform served by gunicorn on 127.0.0.1 and loaded by wrk, the expiry job
-in a subprocess. `verify_ledger` runs after every load step; a step that leaves the ledger wrong
-stops the run with a non-zero exit. Every server the run started is stopped at the end. Writes
+in a subprocess. With --partitioned, `partition_ledger` partitions the generated ledger by month
+first (timed) and every step measures that schema. `verify_ledger` runs after every load step;
+a step that leaves the ledger wrong stops the run with a non-zero exit. Every server the run started is stopped at the end. Writes
 bench/results/latest.json and the results section of BENCHMARKS.md; a run of chosen steps only
 (--steps) writes bench/results/partial.json and prints its section, leaving both alone.
 """
@@ -294,6 +295,19 @@ class Bench:
         psql(self.env, "VACUUM ANALYZE")
         self.results["data"] = {**self.data, "generate_seconds": round(time.monotonic() - started, 1)}
         log(f"generated in {self.results['data']['generate_seconds']}s: {self.data['entries']:,} entries")
+
+    def partition(self) -> None:
+        """Partition the generated ledger by month (`partition_ledger`, timed): every later step
+        measures the partitioned schema."""
+        log("partitioning the ledger by month (partition_ledger)")
+        started = time.monotonic()
+        done = json.loads(manage(self.env, "partition_ledger").stdout.strip().splitlines()[-1])
+        self.results["partitioned"] = {
+            "seconds": round(time.monotonic() - started, 1), "command_seconds": done["seconds"], "month": done["month"],
+            "partitions": {table: len(names) for table, names in done["partitions"].items()},
+            "foreign_keys_validated": len(done["validated"]),
+        }
+        log(f"partitioned in {self.results['partitioned']['seconds']}s: {done['seconds']}")
 
     def verify(self, after: str) -> float:
         """verify_ledger; any failure stops the run."""
@@ -681,6 +695,14 @@ def render_markdown(results: dict) -> str:
         f"movements; generated in {data.get('generate_seconds')} s.",
         "",
     ]
+    partitioned = results.get("partitioned")
+    if partitioned:
+        timings = partitioned.get("command_seconds", {})
+        lines += [f"Schema: **partitioned by month** (`partition_ledger` right after generation, {partitioned['seconds']} s "
+                  f"in all: conversion {timings.get('convert', '?')} s, foreign keys into postings validated "
+                  f"{timings.get('validate_foreign_keys', '?')} s, ANALYZE {timings.get('analyze', '?')} s; "
+                  + ", ".join(f"{table} {count} partitions" for table, count in partitioned.get("partitions", {}).items())
+                  + "); every step below ran on it.", ""]
     raw = results.get("raw", {})
     if raw:
         lines += ["### Raw ceiling (pgbench, ledger-shaped SQL by hand)", "",
@@ -771,6 +793,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", default=None,
                         help="only these steps after generation, comma-separated (default: all): "
                              + ", ".join((*CORE_STEPS, *STEPS)))
+    parser.add_argument("--partitioned", action="store_true",
+                        help="partition the ledger by month (partition_ledger) after generating it, and measure that")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the results section of BENCHMARKS.md from bench/results/latest.json")
     args = parser.parse_args(argv)
@@ -787,7 +811,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     bench.results["meta"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "scale": scale.name,
                              "step_seconds": scale.step_seconds, "load_average_at_start": os.getloadavg(),
-                             "status": "complete", "steps": list(steps)}
+                             "status": "complete", "steps": list(steps), "partitioned": args.partitioned}
     bench.results["machine"] = machine()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
@@ -799,6 +823,9 @@ def main(argv=None) -> int:
             bench.results["versions"] = versions(bench.env)
             bench.generate()
             bench.results["verify_ledger_at_scale_seconds"] = bench.verify("generation")
+            if args.partitioned:
+                bench.partition()
+                bench.verify("partitioning")
             if "raw" in steps:
                 bench.raw_steps()
             if "http" in steps:

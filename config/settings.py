@@ -266,6 +266,11 @@ POINTS_MAX_AMOUNT_CNY = Decimal(os.environ.get("POINTS_MAX_AMOUNT_CNY", "1000000
 # Points given back (a cancel, a payment's refund) after their lot expired come back as a new
 # lot valid this many days.
 POINTS_REGRANT_DAYS = int(os.environ.get("POINTS_REGRANT_DAYS", "30"))
+# A ledger partitioned by month (docs/scaling.md, `manage.py partition_ledger`): how many months
+# beyond this one always have their partition; the memory each index or key check of the
+# conversion may use.
+POINTS_PARTITION_MONTHS_AHEAD = int(os.environ.get("POINTS_PARTITION_MONTHS_AHEAD", "3"))
+POINTS_PARTITION_MAINTENANCE_WORK_MEM = os.environ.get("POINTS_PARTITION_MAINTENANCE_WORK_MEM", "256MB")
 # The dashboard's daily aggregates (docs/dashboard.md): how far before its watermark the job looks
 # again for postings booked in transactions still open at its last run; which posting kinds make
 # a member active.
@@ -328,7 +333,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "points@example.com")
 
 # Statements and notifications (docs/statements.md).
-STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "500"))
+STATEMENTS_BATCH_SIZE = int(os.environ.get("STATEMENTS_BATCH_SIZE", "2000"))
 # Bulk member imports (points.imports): rows written per transaction, chunks per task call.
 MEMBER_IMPORT_CHUNK_SIZE = int(os.environ.get("MEMBER_IMPORT_CHUNK_SIZE", "2000"))
 MEMBER_IMPORT_TASK_CHUNKS = int(os.environ.get("MEMBER_IMPORT_TASK_CHUNKS", "25"))

@@ -344,6 +344,7 @@ def _safe_cell(value) -> str:
 class OrderResource(resources.ModelResource):
     placed_at = fields.Field(column_name="placed_at")
     member_card_no = fields.Field(attribute="member__card_no", column_name="member_card_no")
+    organization = fields.Field(attribute="organization__code", column_name="organization")
     item = fields.Field(attribute="item__name_zh", column_name="item")
     business_unit = fields.Field(attribute="business_unit__code", column_name="business_unit")
     merchant = fields.Field(attribute="merchant__code", column_name="merchant")
@@ -355,11 +356,11 @@ class OrderResource(resources.ModelResource):
         model = Order
         fields = ("number", "placed_at", "status", "kind", "member_card_no", "item", "quantity", "unit_points",
                   "points", "cash_cny", "settlement_value_cny", "business_unit", "merchant", "delivery_method",
-                  "delivery_address", "tracking_no")
+                  "delivery_address", "tracking_no", "organization")
         export_order = fields
 
     def get_queryset(self):
-        return super().get_queryset().select_related("member", "item", "business_unit", "merchant")
+        return super().get_queryset().select_related("member", "organization", "item", "business_unit", "merchant")
 
     def dehydrate_placed_at(self, order):
         return local_minute(order.placed_at)
@@ -376,11 +377,11 @@ class OrderResource(resources.ModelResource):
 
 @admin.register(Order)
 class OrderAdmin(MerchantScopedMixin, MallExportMixin, admin.ModelAdmin):
-    list_display = ("number", "placed_at", "status", "member", "item", "quantity", "points", "business_unit",
-                    "merchant")
+    list_display = ("number", "placed_at", "status", "member", "organization", "item", "quantity", "points",
+                    "business_unit", "merchant")
     list_filter = ("status", "kind", "business_unit", "merchant", "placed_at")
     search_fields = ("=number", "=member__phone", "=member__card_no")
-    list_select_related = ("member", "item", "business_unit", "merchant")
+    list_select_related = ("member", "organization", "item", "business_unit", "merchant")
     show_full_result_count = False
     inlines = [OrderCouponInline, OrderEventInline]
     actions = ["fulfil", "cancel", "refund"]
@@ -411,7 +412,7 @@ class OrderAdmin(MerchantScopedMixin, MallExportMixin, admin.ModelAdmin):
             done=lambda n: ngettext("%(count)d order fulfilled.", "%(count)d orders fulfilled.", n) % {"count": n},
         )
 
-    @admin.action(permissions=["cancel"], description=_("Cancel (points back to the member)"))
+    @admin.action(permissions=["cancel"], description=_("Cancel (points back to the wallet that paid)"))
     def cancel(self, request, queryset):
         merchant = staff_merchant(request)
         return run_with_form(

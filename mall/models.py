@@ -11,7 +11,10 @@ Design overview
 * An **order** is one redemption: the price, the tier discount and the points are frozen on it,
   and it points at the one spend posting the ledger wrote for it (points.services.spend_locked,
   inside the order's own transaction). The mall never writes a ledger row itself. An order is
-  unique per (member, idempotency key).
+  unique per (member, idempotency key). An **organization's order** (a meeting room booked by
+  one of a tenant company's administrators) is paid from the organization's wallet: `organization`
+  names it, `member` is the administrator who placed it and holds its check-in coupon; a cancel
+  gives the points back to that wallet.
 * Coupon and voucher items issue one **coupon** per unit ordered: an unguessable code
   (mall.codes) or one taken from the item's uploaded **pool**; a bookable order issues its
   check-in coupon. Merchants write coupons off (**write-off** rows), and may undo a write-off
@@ -35,7 +38,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from members.models import BusinessUnit, Member, Merchant
+from members.models import BusinessUnit, Member, Merchant, Organization
 from points.models import Posting
 from tiers.models import TierLevel
 
@@ -311,6 +314,12 @@ ORDERS_RETURNED = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
 class Order(models.Model):
     number = models.CharField(_("order number"), max_length=20, unique=True, editable=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="mall_orders", verbose_name=_("member"))
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="mall_orders",
+        verbose_name=_("paid by organization"),
+        help_text=_("Set: the organization's wallet paid, and the member is the administrator who placed the order. "
+                    "Empty: the member's own wallet paid."),
+    )
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="orders", verbose_name=_("item"))
     kind = models.CharField(_("kind"), max_length=24, choices=ItemKind.choices)
     business_unit = models.ForeignKey(
@@ -369,9 +378,13 @@ class Order(models.Model):
             models.CheckConstraint(condition=Q(discount_percent__gte=0) & Q(discount_percent__lte=100),
                                    name="mall_order_discount_percent"),
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="mall_order_status_known"),
+            models.CheckConstraint(condition=Q(organization__isnull=True) | Q(kind=ItemKind.BOOKABLE),
+                                   name="mall_order_organization_books_only"),
         ]
         indexes = [
             models.Index(fields=["member", "item", "placed_at"], name="mall_order_member_item"),
+            models.Index(fields=["organization", "item", "placed_at"], condition=Q(organization__isnull=False),
+                         name="mall_order_organization_item"),
             models.Index(fields=["business_unit", "merchant", "placed_at"], name="mall_order_provider"),
         ]
 

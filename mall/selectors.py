@@ -105,6 +105,15 @@ def member_standing(*, member, at: datetime, wallet: Wallet | None = None) -> Me
     )
 
 
+def organization_standing(*, admin, wallet: Wallet) -> MemberStanding:
+    """An organization's standing for an order its administrator places, from its wallet, locked
+    (organization_order_place): no tier (the list price, and no item reserved for a tier), its
+    frozen flag, and the administrator's being active. The available points are the ledger's to
+    judge."""
+    return MemberStanding(member_id=admin.pk, available=0, is_frozen=wallet.is_frozen,
+                          is_active=admin.status == MemberStatus.ACTIVE, level=None)
+
+
 def unit_points(price_points: int, discount_percent: Decimal) -> int:
     """The member's price of one unit: the list price less the tier discount rounded down (so
     the price is rounded up), never below one point."""
@@ -113,10 +122,21 @@ def unit_points(price_points: int, discount_percent: Decimal) -> int:
 
 
 def member_usage(*, member_id: int, item_ids, at: datetime) -> dict[int, Usage]:
-    """Usage of each item in `item_ids` by the member, in one aggregate query."""
+    """Usage of each item in `item_ids` by the member's own orders (not the ones they placed for
+    an organization), in one aggregate query."""
+    return _usage(Order.objects.filter(member_id=member_id, organization__isnull=True), item_ids=item_ids, at=at)
+
+
+def organization_usage(*, organization_id: int, item_ids, at: datetime) -> dict[int, Usage]:
+    """Usage of each item by the organization's orders, whichever administrator placed them:
+    an item's limits per member apply to the organization as one payer."""
+    return _usage(Order.objects.filter(organization_id=organization_id), item_ids=item_ids, at=at)
+
+
+def _usage(orders: QuerySet[Order], *, item_ids, at: datetime) -> dict[int, Usage]:
     starts = {period: local_period_start(at, period) for period in PERIODS}
     rows = (
-        Order.objects.filter(member_id=member_id, item_id__in=list(item_ids)).exclude(status__in=ORDERS_RETURNED)
+        orders.filter(item_id__in=list(item_ids)).exclude(status__in=ORDERS_RETURNED)
         .values("item_id")
         .annotate(total=Sum("quantity"), **{
             period: Sum("quantity", filter=Q(placed_at__gte=start)) for period, start in starts.items()
@@ -258,9 +278,20 @@ def free_slots(*, item: Item, at: datetime | None = None, limit: int = 50) -> li
 
 
 def member_orders(*, member_id: int) -> QuerySet[Order]:
+    """The member's own orders (those they placed for an organization are the organization's)."""
     return (
-        Order.objects.filter(member_id=member_id)
+        Order.objects.filter(member_id=member_id, organization__isnull=True)
         .select_related("item", "business_unit", "merchant", "slot")
+        .prefetch_related(_order_coupons())
+        .order_by("-id")
+    )
+
+
+def organization_orders(*, organization_id: int) -> QuerySet[Order]:
+    """The orders paid from the organization's wallet, whichever administrator placed them."""
+    return (
+        Order.objects.filter(organization_id=organization_id)
+        .select_related("item", "business_unit", "merchant", "slot", "member", "organization")
         .prefetch_related(_order_coupons())
         .order_by("-id")
     )
@@ -317,7 +348,7 @@ def partner_items(*, business_unit: BusinessUnit, merchant: Merchant | None) -> 
 def partner_orders(*, business_unit: BusinessUnit, merchant: Merchant | None) -> QuerySet[Order]:
     orders = (
         Order.objects.filter(business_unit=business_unit)
-        .select_related("item", "business_unit", "merchant", "slot", "member")
+        .select_related("item", "business_unit", "merchant", "slot", "member", "organization")
         .prefetch_related(_order_coupons())
         .order_by("-id")
     )

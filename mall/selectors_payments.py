@@ -21,7 +21,14 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.errors import NotFound
-from mall.exceptions_payments import BillAmountMismatch, PaymentMemberMismatch, PaymentNotCaptured, PointsNotAccepted
+from mall.exceptions_payments import (
+    BillAmountMismatch,
+    BillPayerMismatch,
+    InvalidPaymentInput,
+    PaymentMemberMismatch,
+    PaymentNotCaptured,
+    PointsNotAccepted,
+)
 from mall.models_payments import (
     CAPTURED_STATUSES,
     BusinessUnitPaymentSettings,
@@ -30,8 +37,9 @@ from mall.models_payments import (
     PaymentStatus,
     PropertyBill,
 )
-from members.models import BusinessUnit
+from members.models import BusinessUnit, Member
 from points.models import HoldStatus
+from points.organizations import organization_balance
 from points.selectors import member_balance
 
 MICRO = 10**6  # point values have 6 decimal places
@@ -60,6 +68,7 @@ class Limit:
 @dataclass(frozen=True)
 class Quote:
     member_id: int
+    organization: str | None  # the code of the organization whose wallet pays; None: the member's own
     bill_amount: Decimal
     terms: PaymentTerms
     max_points: int
@@ -120,17 +129,53 @@ def bill_limits(*, terms: PaymentTerms, bill_amount: Decimal, available: int | N
     return limits
 
 
-def payment_quote(*, business_unit: BusinessUnit, member_id: int, bill_amount: Decimal) -> Quote:
-    """The most points usable now for this bill and their value, with every limit; reserves nothing."""
+def payment_quote(*, business_unit: BusinessUnit, member_id: int, bill_no: str, bill_amount: Decimal | None) -> Quote:
+    """The most points usable now for this bill and their value, with every limit; reserves
+    nothing. The points available are those of the wallet that would pay: the member's, or for
+    a property bill of an organization the member administers, the organization's (a bill the
+    member may not pay is bill_payer_mismatch, as its authorisation would be)."""
+    bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
+    bill_amount = bill_amount_of(bill, bill_amount)
     terms = payment_terms(business_unit=business_unit)
-    balance = member_balance(member_id=member_id)
-    available = balance.available if balance is not None else 0
+    organization = None
+    if bill_paying_organization_id(bill, member_id) is not None:
+        organization = bill.payer_organization
+        available = organization_balance(organization=organization).available
+    else:
+        balance = member_balance(member_id=member_id)
+        available = balance.available if balance is not None else 0
     limits = bill_limits(terms=terms, bill_amount=bill_amount, available=available)
     binding = min(limits, key=lambda limit: limit.points)
     return Quote(
-        member_id=member_id, bill_amount=bill_amount, terms=terms, max_points=binding.points,
-        max_amount_cny=binding.amount_cny, binding_limit=binding.name, limits=limits,
+        member_id=member_id, organization=organization.code if organization else None, bill_amount=bill_amount,
+        terms=terms, max_points=binding.points, max_amount_cny=binding.amount_cny, binding_limit=binding.name,
+        limits=limits,
     )
+
+
+def bill_amount_of(bill: PropertyBill | None, bill_amount: Decimal | None) -> Decimal:
+    """The amount a payment of the bill is for: as given, which a property bill's must equal
+    (bill_amount_mismatch), or the property bill's own when none is given."""
+    if bill is None:
+        if bill_amount is None:
+            raise InvalidPaymentInput("This field is required.", field="bill_amount")
+        return bill_amount
+    if bill_amount is not None and bill_amount != bill.amount_cny:
+        raise BillAmountMismatch(bill_amount=str(bill.amount_cny))
+    return bill.amount_cny
+
+
+def bill_paying_organization_id(bill: PropertyBill | None, member_id: int) -> int | None:
+    """Whose wallet pays the bill when `member_id` is present: the member's own (None), or, for
+    a property bill of an organization, the organization's when the member is one of its
+    administrators. Anyone else is refused (bill_payer_mismatch)."""
+    if bill is None or bill.payer_member_id == member_id:
+        return None
+    if bill.payer_organization_id is None or not Member.objects.filter(
+        pk=member_id, organization_id=bill.payer_organization_id, is_organization_admin=True
+    ).exists():
+        raise BillPayerMismatch()
+    return bill.payer_organization_id
 
 
 # --- pay codes and presence
@@ -170,10 +215,14 @@ def payment_status_now(payment: Payment, now: datetime | None = None) -> str:
 
 def payment_earnable_cny(payment: Payment) -> Decimal:
     """What the bill's purchase earn should count: the whole bill when the BU's points part earns
-    (frozen on the payment), else the cash part only: the bill less the points captured and kept."""
+    (frozen on the payment), else the cash part only: the bill less the points captured.
+
+    A refund of points gives back points, not cash: the cash paid is unchanged, and so is its
+    earn, before or after the refund. Cash given back is the refund of the purchase itself: a
+    reversal of its earn (POST /api/v1/transactions/{id}/reverse/), which leaves the payment be."""
     if payment.points_part_earns:
         return payment.bill_amount
-    return payment.bill_amount - (payment.captured_cny - payment.refunded_cny)
+    return payment.bill_amount - payment.captured_cny
 
 
 def payment_earn_amount(*, payment_id: int, member_id: int, business_unit: BusinessUnit, bill_amount: Decimal) -> Decimal:
@@ -219,6 +268,12 @@ def property_bill_points_paid(bill: PropertyBill) -> tuple[int, Decimal]:
         points += payment.captured_points - payment.refunded_points
         cny += payment.captured_cny - payment.refunded_cny
     return points, cny
+
+
+def property_bill_cash_cny(bill: PropertyBill) -> Decimal:
+    """The part of the bill not paid with points: the bill less the points captured over its
+    payments. As for a till's bill (payment_earnable_cny), a refund of points leaves it be."""
+    return bill.amount_cny - sum((payment.captured_cny for payment in bill.payments.all()), Decimal("0.00"))
 
 
 def member_property_bills(*, member_id: int) -> QuerySet[PropertyBill]:

@@ -10,7 +10,11 @@ Locks, always taken in this order (so no two operations deadlock): the member's 
 
 * order_place: wallet, then the item row (SELECT ... FOR UPDATE): the wallet lock serialises a
   member's orders (their limits and the replay of their key), the item lock an item's stock.
-* order_cancel / order_refund / coupon_expire with points back: wallet, order, then the rest.
+* organization_order_place: the organization's wallet (points.ledger.organization_wallet_lock),
+  then as order_place: the wallet lock serialises the orders of all its administrators, so that
+  together they never spend more than it holds nor pass an item's limits.
+* order_cancel / order_refund / coupon_expire with points back: the wallet that paid (the
+  member's, or the organization's for its orders), order, then the rest.
 * coupon_redeem / coupon_redeem_undo / order_fulfil / coupon_expire without points back: the
   order row first. Two moves racing on one coupon or order serialise on the order row and the
   loser finds it moved: cancel, write-off and expiry of one coupon, exactly one wins.
@@ -20,7 +24,9 @@ or COUPON_MOVES, and appends an event row. The reasons the services write into e
 English, as the ledger's posting reasons are: stored audit text does not depend on the language
 of whoever caused it; operators' own reasons are stored as typed.
 
-Idempotency: an order is unique per (member, idempotency key); a replay with the same request
+Idempotency: an order is unique per (member, idempotency key), an organization's per the
+administrator who placed it and their key (the same key for their own order and for one of the
+organization is a different request: IdempotencyConflict); a replay with the same request
 returns the same order and spends nothing, a different request raises IdempotencyConflict. A
 request refused for a business reason stores nothing, so a retry under the same key is judged
 afresh. The ledger postings carry system keys derived from the order (`mall-order:<number>`,
@@ -41,7 +47,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.errors import DomainError, IdempotencyConflict, NotFound
-from members.models import BusinessUnit, Merchant
+from members.models import BusinessUnit, Member, Merchant
 from mall import codes
 from mall.exceptions import (
     CouponMerchantNotPermitted,
@@ -84,10 +90,21 @@ from mall.selectors import (
     may_redeem,
     member_standing,
     member_usage,
+    organization_standing,
+    organization_usage,
     unit_points,
 )
 from mall.thumbnails import thumbnail_make
-from points.ledger import SYSTEM_SCOPE, Idempotency, request_fingerprint, wallet_lock
+from points.ledger import (
+    SYSTEM_SCOPE,
+    Idempotency,
+    organization_wallet_lock,
+    organization_wallet_open,
+    request_fingerprint,
+    wallet_lock,
+)
+from points.models import Wallet
+from points.organizations import organization_of_admin
 from points.services import reverse_locked, spend_locked
 from points.timeutils import end_of_local_day, local_date
 from tiers.selectors import active_programme
@@ -303,27 +320,66 @@ def order_place(
     conditional UPDATEs (backed by CHECK constraints), the order, its coupons and events.
     `actor` is the operator placing it for the member at a service desk (None: the member).
     """
+    quantity = _checked_order_request(quantity=quantity, item_id=item_id, idempotency_key=idempotency_key)
+    fingerprint = order_fingerprint(item_id=item_id, quantity=quantity, slot_id=slot_id,
+                                    delivery_method=delivery_method, delivery_address=delivery_address)
+    by = actor_label(actor)
+
+    def lock() -> Wallet:
+        return wallet_lock(member_id=member_id)
+
+    return _place(lock=lock, member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint, place=dict(
+        item_id=item_id, quantity=quantity, slot_id=slot_id, delivery_method=delivery_method,
+        delivery_address=delivery_address, idempotency_key=idempotency_key, fingerprint=fingerprint, by=by,
+        actor=actor,
+    ))
+
+
+def organization_order_place(*, admin: Member, item_id, quantity=1, slot_id=None, idempotency_key: str) -> OrderResult:
+    """An administrator of an organization books a bookable item (a meeting room) for it, paid
+    from the organization's wallet: as order_place, under the organization wallet's lock.
+
+    Only an administrator may (not_organization_admin), only bookable items (invalid). The
+    organization has no tier: the list price, and an item reserved for a tier is tier_required.
+    An item's limits per member count the organization's orders, whichever administrator placed
+    them, and never the administrator's own (their own orders never count here either). The
+    administrator is the order's member and holds its check-in coupon.
+    """
+    quantity = _checked_order_request(quantity=quantity, item_id=item_id, idempotency_key=idempotency_key)
+    organization = organization_of_admin(member=admin)
+    fingerprint = request_fingerprint("mall-organization-order", organization=organization.pk, item=item_id,
+                                      quantity=quantity, slot=slot_id)
+    organization_wallet_open(organization)
+
+    def lock() -> Wallet:
+        return organization_wallet_lock(organization_id=organization.pk)
+
+    return _place(lock=lock, member_id=admin.pk, idempotency_key=idempotency_key, fingerprint=fingerprint, place=dict(
+        item_id=item_id, quantity=quantity, slot_id=slot_id, delivery_method="", delivery_address="",
+        idempotency_key=idempotency_key, fingerprint=fingerprint, by=actor_label(None), actor=None, placed_by=admin,
+    ))
+
+
+def _checked_order_request(*, quantity, item_id, idempotency_key: str) -> int:
     quantity = _checked_quantity(quantity)
     if not isinstance(item_id, int) or isinstance(item_id, bool):
         raise InvalidRequest(_("A valid integer is required."), field="item")
     if not idempotency_key or len(idempotency_key) > 128:
         raise InvalidRequest(_("1 to 128 printable characters."), field="idempotency_key")
-    fingerprint = order_fingerprint(item_id=item_id, quantity=quantity, slot_id=slot_id,
-                                    delivery_method=delivery_method, delivery_address=delivery_address)
-    by = actor_label(actor)
+    return quantity
+
+
+def _place(*, lock, member_id: int, idempotency_key: str, fingerprint: str, place: dict) -> OrderResult:
+    """One durable transaction: `lock()` the paying wallet, answer a replay of the key, place."""
     try:
         with transaction.atomic(durable=True):
-            wallet = wallet_lock(member_id=member_id)
+            wallet = lock()
             if replay := _order_replay(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint):
                 return OrderResult(order=replay, replayed=True)
-            return OrderResult(order=_place_locked(
-                wallet=wallet, item_id=item_id, quantity=quantity, slot_id=slot_id, delivery_method=delivery_method,
-                delivery_address=delivery_address, idempotency_key=idempotency_key, fingerprint=fingerprint, by=by,
-                actor=actor,
-            ))
+            return OrderResult(order=_place_locked(wallet=wallet, **place))
     except IntegrityError as exc:
-        # The wallet lock serialises a member's orders, so this is a backstop: the loser of a
-        # race on the key answers with the winner's order.
+        # The wallet lock serialises the orders of a key's member, so this is a backstop: the
+        # loser of a race on the key answers with the winner's order.
         if ORDER_IDEMPOTENCY_CONSTRAINT not in str(exc):
             raise
         replay = _order_replay(member_id=member_id, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -333,7 +389,9 @@ def order_place(
 
 
 def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_method: str, delivery_address: str,
-                  idempotency_key: str, fingerprint: str, by: str, actor) -> Order:
+                  idempotency_key: str, fingerprint: str, by: str, actor, placed_by: Member | None = None) -> Order:
+    """`placed_by` is the administrator of the organization whose wallet `wallet` is; None for
+    a member's own order from their own wallet."""
     now = timezone.now()
     item = (
         Item.objects.select_for_update(of=("self",)).select_related("business_unit", "merchant", "min_tier")
@@ -341,10 +399,17 @@ def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_meth
     )
     if item is None:
         raise InvalidRequest(_("No such item."), field="item")
+    if placed_by is not None and item.kind != ItemKind.BOOKABLE:
+        raise InvalidRequest(_("An organization books bookable services only (e.g. a meeting room)."), field="item")
     slot = _locked_slot(item, slot_id, at=now)
     method, address = _delivery(item, delivery_method, delivery_address)
-    standing = member_standing(member=wallet.member, at=now, wallet=wallet)
-    usage = member_usage(member_id=wallet.member_id, item_ids=[item.pk], at=now).get(item.pk, Usage())
+    if placed_by is None:
+        standing = member_standing(member=wallet.member, at=now, wallet=wallet)
+        usage = member_usage(member_id=wallet.member_id, item_ids=[item.pk], at=now).get(item.pk, Usage())
+    else:
+        standing = organization_standing(admin=placed_by, wallet=wallet)
+        usage = organization_usage(organization_id=wallet.organization_id, item_ids=[item.pk], at=now).get(
+            item.pk, Usage())
     free = free_pool_codes(item_ids=[item.pk]).get(item.pk, 0) if item.code_source == CodeSource.POOL else 0
     if refusal := item_refusal(item, standing=standing, usage=usage, free_codes=free, at=now, quantity=quantity):
         raise refusal
@@ -366,7 +431,8 @@ def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_meth
             raise SlotFull(free=slot.free)
     status = OrderStatus.ISSUED if item.issues_coupons else OrderStatus.AWAITING_FULFILMENT
     order = Order.objects.create(
-        number=number, member_id=wallet.member_id, item=item, kind=item.kind, business_unit=item.business_unit,
+        number=number, member_id=placed_by.pk if placed_by else wallet.member_id,
+        organization_id=wallet.organization_id, item=item, kind=item.kind, business_unit=item.business_unit,
         merchant=item.merchant, quantity=quantity, list_price_points=item.price_points,
         discount_percent=standing.discount_percent, unit_points=unit, points=unit * quantity,
         cash_cny=item.cash_cny * quantity, settlement_value_cny=item.settlement_value_cny,
@@ -383,13 +449,28 @@ def _place_locked(*, wallet, item_id: int, quantity: int, slot_id, delivery_meth
 # --- cancel, refund, fulfil ------------------------------------------------------------------
 
 
-def _order_for_member(order_id, member_id: int | None) -> Order:
+def _order_in_scope(order_id, *, member_id: int | None = None, organization_id: int | None = None) -> Order:
+    """The order, if in the caller's scope: a member's own orders (`member_id`: not those they
+    placed for an organization), an organization administrator's (`organization_id`: the
+    organization's orders), or any (neither: an operator's)."""
     if not isinstance(order_id, int) or isinstance(order_id, bool):
         raise NotFound(_("Order not found."))
-    order = Order.objects.filter(pk=order_id).only("id", "member_id", "merchant_id", "business_unit_id").first()
-    if order is None or (member_id is not None and order.member_id != member_id):
+    order = Order.objects.filter(pk=order_id).only(
+        "id", "member_id", "organization_id", "merchant_id", "business_unit_id").first()
+    if order is None:
+        raise NotFound(_("Order not found."))
+    if member_id is not None and (order.member_id != member_id or order.organization_id is not None):
+        raise NotFound(_("Order not found."))
+    if organization_id is not None and order.organization_id != organization_id:
         raise NotFound(_("Order not found."))
     return order
+
+
+def _paying_wallet_lock(order: Order) -> Wallet:
+    """Lock the wallet that paid the order: the organization's for its orders, else the member's."""
+    if order.organization_id is not None:
+        return organization_wallet_lock(organization_id=order.organization_id)
+    return wallet_lock(member_id=order.member_id)
 
 
 def _check_scope(order: Order, *, business_unit: BusinessUnit | None, merchant: Merchant | None) -> None:
@@ -401,27 +482,29 @@ def _check_scope(order: Order, *, business_unit: BusinessUnit | None, merchant: 
 
 
 def order_cancel(
-    *, order_id, reason: str = "", member_id: int | None = None, merchant: Merchant | None = None, actor=None,
+    *, order_id, reason: str = "", member_id: int | None = None, organization_id: int | None = None,
+    merchant: Merchant | None = None, actor=None,
 ) -> OrderResult:
     """Cancel an order before use: every coupon cancelled, the points back to exactly the lots the
-    spend consumed (reverse_locked), the stock and the slot's place given back, the limit freed
-    (a cancelled order counts against none). Exactly once: cancelling a cancelled order answers
-    it again (`replayed`).
+    spend consumed (reverse_locked) in the wallet that paid (the organization's, for its orders),
+    the stock and the slot's place given back, the limit freed (a cancelled order counts against
+    none). Exactly once: cancelling a cancelled order answers it again (`replayed`).
 
     A pool code is not given back to the pool: the member has seen it, and issued again it could
     be used by them at the merchant's own system before its new holder. It stays with the
     cancelled coupon (which no till can write off); the merchant uploads more codes.
 
-    `member_id` is the member's own scope; `merchant` a merchant staff's. A member may cancel a
-    booking only before its slot starts; an operator may cancel it later. Raises
+    `member_id` is the member's own scope; `organization_id` an organization administrator's (see
+    organization_order_cancel); `merchant` a merchant staff's. A member (or an administrator) may
+    cancel a booking only before its slot starts; an operator may cancel it later. Raises
     order_not_cancellable once a coupon has been used or has expired, or the goods were fulfilled.
     """
     reason = checked_free_text(reason, field="reason")
-    found = _order_for_member(order_id, member_id)
+    found = _order_in_scope(order_id, member_id=member_id, organization_id=organization_id)
     _check_scope(found, business_unit=merchant.business_unit if merchant else None, merchant=merchant)
     by = actor_label(actor)
     with transaction.atomic(durable=True):
-        wallet = wallet_lock(member_id=found.member_id)
+        wallet = _paying_wallet_lock(found)
         order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=found.pk)
         if order.status == OrderStatus.CANCELLED:
             return OrderResult(order=order, replayed=True)
@@ -450,16 +533,24 @@ def order_cancel(
         return OrderResult(order=order)
 
 
+def organization_order_cancel(*, admin: Member, order_id, reason: str = "") -> OrderResult:
+    """An administrator cancels an order of their organization (whichever administrator placed
+    it) before its slot starts: the points go back to the organization's wallet."""
+    organization = organization_of_admin(member=admin)
+    return order_cancel(order_id=order_id, reason=reason, organization_id=organization.pk)
+
+
 def order_refund(*, order_id, reason: str, actor, merchant: Merchant | None = None) -> OrderResult:
-    """Refund fulfilled goods (returned to the desk): the points back to the lots they came from.
+    """Refund fulfilled goods (returned to the desk): the points back to the lots they came from,
+    in the wallet that paid.
     The returned goods are not put back in stock (an operator adds them by hand if resellable)."""
     reason = checked_free_text(reason, field="reason")
     if not reason:
         raise InvalidRequest(_("A reason is required."), field="reason")
-    found = _order_for_member(order_id, None)
+    found = _order_in_scope(order_id)
     _check_scope(found, business_unit=merchant.business_unit if merchant else None, merchant=merchant)
     with transaction.atomic(durable=True):
-        wallet = wallet_lock(member_id=found.member_id)
+        wallet = _paying_wallet_lock(found)
         order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=found.pk)
         if order.status == OrderStatus.REFUNDED:
             return OrderResult(order=order, replayed=True)
@@ -479,7 +570,7 @@ def order_fulfil(*, order_id, actor, tracking_no: str = "", reason: str = "", me
     """Goods handed over at the desk, or shipped (a tracking number is then required)."""
     tracking_no = checked_free_text(tracking_no, field="tracking_no")[:64]
     reason = checked_free_text(reason, field="reason")
-    found = _order_for_member(order_id, None)
+    found = _order_in_scope(order_id)
     _check_scope(found, business_unit=merchant.business_unit if merchant else None, merchant=merchant)
     with transaction.atomic(durable=True):
         order = Order.objects.select_for_update().get(pk=found.pk)
@@ -604,7 +695,8 @@ def coupon_redeem_undo(*, raw_code: str, business_unit: BusinessUnit, merchant: 
 
 def coupon_expire(*, coupon_id: int, now: datetime) -> bool:
     """Expire one coupon past its validity, in its own transaction; its points go back (to the
-    lots its order's spend consumed) only if the order's item said so when it was ordered.
+    lots its order's spend consumed, in the wallet that paid) only if the order's item said so
+    when it was ordered.
     Idempotent: a coupon already moved (used, cancelled, expired) is left alone. Returns whether
     it expired it."""
     coupon = Coupon.objects.select_related("order").filter(pk=coupon_id).first()
@@ -612,7 +704,7 @@ def coupon_expire(*, coupon_id: int, now: datetime) -> bool:
         return False
     points_back = coupon.order.points_back_on_expiry
     with transaction.atomic(durable=True):
-        wallet = wallet_lock(member_id=coupon.member_id) if points_back else None
+        wallet = _paying_wallet_lock(coupon.order) if points_back else None
         order = Order.objects.select_for_update(of=("self",)).select_related("spend_posting").get(pk=coupon.order_id)
         coupon = Coupon.objects.select_for_update().get(pk=coupon_id)
         if coupon.status != CouponStatus.ISSUED or coupon.valid_until >= now:

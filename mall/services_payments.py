@@ -39,8 +39,6 @@ from django.utils import timezone
 from config.errors import IdempotencyConflict, NotFound
 from mall.exceptions_payments import (
     BillAlreadyPaid,
-    BillAmountMismatch,
-    BillPayerMismatch,
     CaptureExceedsAuthorization,
     InvalidPaymentInput,
     InvalidPointsUnit,
@@ -67,14 +65,16 @@ from mall.models_payments import (
 )
 from mall.selectors_payments import (
     MICRO,
+    bill_amount_of,
     bill_limits,
+    bill_paying_organization_id,
     pay_code_hash,
     pay_code_member_id,
     payment_status_now,
     payment_terms,
     points_value_cny,
+    property_bill_cash_cny,
     property_bill_get,
-    property_bill_points_paid,
 )
 from members.models import BusinessUnit, BusinessUnitKind, Member, Merchant, Organization, PartnerKey
 from points.ledger import (
@@ -194,13 +194,7 @@ def payment_authorize(
     if member_id is not None and partner_key is not None and not partner_key.may_spend_without_presence:
         raise PresenceRequired()
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
-    if bill is not None:
-        if bill_amount is None:
-            bill_amount = bill.amount_cny
-        elif bill_amount != bill.amount_cny:
-            raise BillAmountMismatch(bill_amount=str(bill.amount_cny))
-    elif bill_amount is None:
-        raise InvalidPaymentInput("This field is required.", field="bill_amount")
+    bill_amount = bill_amount_of(bill, bill_amount)
     terms = payment_terms(business_unit=business_unit)
     points = _points_for(terms=terms, points=points, amount_cny=amount_cny)
     for limit in bill_limits(terms=terms, bill_amount=bill_amount, available=None):
@@ -272,17 +266,12 @@ def payment_authorize(
 
 
 def _paying_organization(bill: PropertyBill | None, member_id: int) -> int | None:
-    """Whose wallet pays: the member's (None), or, for a bill of an organization, the
-    organization's when the member present is one of its administrators (its wallet opened if
-    it is the first use). Anyone else is refused (bill_payer_mismatch)."""
-    if bill is None or bill.payer_member_id == member_id:
-        return None
-    if bill.payer_organization_id is None or not Member.objects.filter(
-        pk=member_id, organization_id=bill.payer_organization_id, is_organization_admin=True
-    ).exists():
-        raise BillPayerMismatch()
-    organization_wallet_open(bill.payer_organization)
-    return bill.payer_organization_id
+    """Whose wallet pays (selectors_payments.bill_paying_organization_id), the organization's
+    wallet opened if this is its first use."""
+    organization_id = bill_paying_organization_id(bill, member_id)
+    if organization_id is not None:
+        organization_wallet_open(bill.payer_organization)
+    return organization_id
 
 
 # --- the moves of an authorised payment
@@ -568,8 +557,8 @@ def property_bill_post(
 def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingResult:
     """The `bill` earn of a paid property bill, once per bill (system key
     `property-bill-earn:<bill>`), into its payer's wallet: the member's, or the organization's.
-    It counts the cash part only (the bill less the points that paid it, captured less
-    refunded) unless the BU's points part earns. A bill with an authorisation still open is
+    It counts the cash part only (the bill less the points captured: a refund of points leaves it
+    be) unless the BU's points part earns. A bill with an authorisation still open is
     refused (payment_pending): capture or void it first."""
     bill = property_bill_get(business_unit=business_unit, bill_no=bill_no)
     if bill is None:
@@ -577,8 +566,7 @@ def property_bill_earn(*, business_unit: BusinessUnit, bill_no: str) -> PostingR
     live = [payment for payment in bill.payments.all() if payment_status_now(payment) == PaymentStatus.AUTHORIZED]
     if live:
         raise PaymentPending(payment=live[0].pk)
-    _points, points_cny = property_bill_points_paid(bill)
-    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else bill.amount_cny - points_cny
+    amount = bill.amount_cny if payment_terms(business_unit=business_unit).points_part_earns else property_bill_cash_cny(bill)
     earn = dict(business_unit=business_unit, amount_cny=amount, event_type=EventType.BILL, receipt_no=bill_no[:64],
                 reason=f"property bill {bill.period} {bill.unit}"[:200],
                 idempotency=Idempotency(scope=SYSTEM_SCOPE, key=f"property-bill-earn:{bill.pk}"))

@@ -23,6 +23,7 @@ from config.routers import ReplicaExportsMixin
 from members.admin_mixins import ReadOnlyAdminMixin
 from members.models import Member
 from members.services import MEMBER_PROFILE_FIELDS, member_enrol, member_update
+from points import admin_organizations  # noqa: F401 - registers the organization admin with its wallet
 from points.imports import admin as imports_admin  # noqa: F401 - registers the member-imports admin
 from points.rules import admin as rules_admin  # noqa: F401 - registers the earning-rules admin
 from points.statements import admin as statements_admin  # noqa: F401 - registers the statements admin

@@ -23,6 +23,7 @@ __all__ = [
     "HoldExpired",
     "HoldResolved",
     "CaptureExceedsHold",
+    "HoldReserved",
     "TransfersDisabled",
     "TransferLimitExceeded",
     "NotOrganizationAdmin",
@@ -111,6 +112,14 @@ class CaptureExceedsHold(DomainError):
     status_code = 409
     code = "capture_exceeds_hold"
     default_detail = _("The capture is larger than the points held.")
+
+
+class HoldReserved(DomainError):
+    """A hold whose purpose an app above points reserves (points.policies): only that app moves it."""
+
+    status_code = 409
+    code = "hold_reserved"
+    default_detail = _("This hold belongs to an operation of its own (e.g. a payment): move it through that operation.")
 
 
 class AmountNotAllowed(DomainError):

@@ -222,13 +222,18 @@ class Entry(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            # An entry's id and its posting's carry the same month prefix (id // 10^12: 0 before
+            # partitioning, the month after it, see points.partitioning): the id bounds let a
+            # partitioned ledger read one month's partition instead of probing every one.
             pgtrigger.Trigger(
                 name="posting_entries_balance",
                 operation=pgtrigger.Insert,
                 when=pgtrigger.After,
                 timing=pgtrigger.Deferred,
                 func="""
-                    IF (SELECT COALESCE(SUM(amount), 0) FROM points_entry WHERE posting_id = NEW.posting_id) <> 0 THEN
+                    IF (SELECT COALESCE(SUM(amount), 0) FROM points_entry WHERE posting_id = NEW.posting_id
+                        AND id >= NEW.posting_id / 1000000000000 * 1000000000000
+                        AND id < (NEW.posting_id / 1000000000000 + 1) * 1000000000000) <> 0 THEN
                         RAISE EXCEPTION 'posting % is unbalanced: its entries do not sum to zero', NEW.posting_id
                             USING ERRCODE = 'check_violation';
                     END IF;

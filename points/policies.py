@@ -33,6 +33,11 @@ transaction. A reader of the ledger sees every call; nothing runs through signal
 - the tier progress provider (one, from tiers): the member's tier, the next one and what is
   still needed at a moment, for statements and near-upgrade nudges (reads only, outside any
   posting).
+- reserved hold purposes (any number, e.g. mall's `payment`): a purpose an app above points
+  places holds for, as one step of an operation whose own rows move with the hold. The ledger's
+  stand-alone hold functions (hold_place, hold_capture, hold_void, and so the holds API) refuse a
+  reserved purpose (`hold_reserved`); the app moves its holds with the `_locked` variants inside
+  its own transaction, and the expiry sweep releases them as any other.
 - redemption channels (any number, e.g. from mall): how a statement tells what a redemption
   paid for from what its posting carries (a system idempotency key's prefix such as
   `mall-order:`, a captured hold's purpose such as `payment`); read by statements only.
@@ -160,6 +165,7 @@ _spend_gates: list[SpendGate] = []
 _after_post_hooks: list[AfterPostHook] = []
 _adjust_gates: list[AdjustGate] = []
 _redemption_channels: dict[str, RedemptionChannel] = {}
+_reserved_hold_purposes: set[str] = set()
 PaymentEarnAmount = Callable[..., Decimal]
 _payment_earn_amount: list[PaymentEarnAmount] = []
 
@@ -279,6 +285,19 @@ def register_redemption_channel(channel: RedemptionChannel) -> None:
 
 def redemption_channels() -> list[RedemptionChannel]:
     return list(_redemption_channels.values())
+
+
+def register_reserved_hold_purpose(purpose: str) -> None:
+    _reserved_hold_purposes.add(purpose)
+
+
+def reserved_hold_purposes() -> frozenset[str]:
+    return frozenset(_reserved_hold_purposes)
+
+
+def hold_purpose_reserved(purpose: str) -> bool:
+    """Whether an app above points reserves holds of this purpose for its own operations."""
+    return purpose in _reserved_hold_purposes
 
 
 def register_payment_earn_amount(resolver: PaymentEarnAmount) -> None:

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from members.models import BusinessUnit, Merchant
 from points.models import Entry, Hold, HoldStatus, Lot, LotMovement, Posting, PostingKind, Wallet
+from points.partitioning import PARTITION_INVARIANTS, ledger_partitioned, partition_problems
+from points.policies import reserved_hold_purposes
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,30 @@ def member_balance(*, member_id: int, now: datetime | None = None) -> Balance | 
     total, debt, is_frozen, held = rows[0][:4]
     by_expiry = [row[4:] for row in rows if row[4] is not None]
     return _balance(total=total, debt=debt, is_frozen=is_frozen, held=held, by_expiry=by_expiry, now=now)
+
+
+def wallet_balances(*, wallets: list[Wallet], now: datetime | None = None) -> dict[int, Balance]:
+    """`wallet_balance` of each of `wallets` (a console page of them), by wallet id, in two
+    queries whatever their number: their open lots summed per expiry, their live holds."""
+    now = now or timezone.now()
+    ids = [wallet.pk for wallet in wallets]
+    by_expiry: dict[int, list[tuple]] = {wallet_id: [] for wallet_id in ids}
+    lots = (
+        Lot.objects.filter(wallet_id__in=ids, remaining__gt=0).values("wallet_id", "expires_at")
+        .annotate(points=Sum("remaining"), pending=Sum("remaining", filter=Q(available_at__gt=now)))
+        .order_by("wallet_id", "expires_at")
+    )
+    for row in lots:
+        by_expiry[row["wallet_id"]].append((row["expires_at"], row["points"], row["pending"]))
+    held = dict(
+        Hold.objects.filter(wallet_id__in=ids, status=HoldStatus.HELD, expires_at__gt=now)
+        .values("wallet_id").annotate(points=Sum("points")).values_list("wallet_id", "points")
+    )
+    return {
+        wallet.pk: _balance(total=wallet.balance, debt=wallet.debt, is_frozen=wallet.is_frozen,
+                            held=held.get(wallet.pk, 0), by_expiry=by_expiry[wallet.pk], now=now)
+        for wallet in wallets
+    }
 
 
 def _balance(*, total: int, debt: int, is_frozen: bool, held: int, by_expiry, now: datetime) -> Balance:
@@ -229,13 +255,17 @@ def posting_regranted_points(*, posting_id: int) -> int:
 PARTNER_SCOPE_PREFIX = "partner:"
 
 
-def partner_hold(*, hold_id: int, business_unit: BusinessUnit) -> Hold | None:
+def partner_hold(*, hold_id: int, business_unit: BusinessUnit, reserved_too: bool = False) -> Hold | None:
     """A hold a partner placed through the holds API at `business_unit` (its key's scope names a
     partner); None for another BU's hold and for holds an app above points placed for its own
-    rows (a payment's), which only that app may move."""
+    rows, which only that app may move. `reserved_too` finds also the BU's holds of a purpose an
+    app reserves (a payment's), so that a move of one is refused as such (hold_reserved)."""
+    placed_here = Q(idempotency_scope__startswith=PARTNER_SCOPE_PREFIX)
+    if reserved_too:
+        placed_here |= Q(purpose__in=sorted(reserved_hold_purposes()))
     return (
         Hold.objects.select_related("business_unit", "merchant", "wallet")
-        .filter(pk=hold_id, business_unit=business_unit, idempotency_scope__startswith=PARTNER_SCOPE_PREFIX).first()
+        .filter(placed_here, pk=hold_id, business_unit=business_unit).first()
     )
 
 
@@ -378,7 +408,8 @@ INVARIANTS: dict[str, str] = {
 
 
 def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
-    """Run every invariant; return the failing ones with up to `limit` offending rows each."""
+    """Run every invariant (a partitioned ledger's too); return the failing ones with up to
+    `limit` offending rows each."""
     problems = {}
     with connection.cursor() as cursor:
         for name, sql in INVARIANTS.items():
@@ -386,7 +417,13 @@ def ledger_problems(*, limit: int = 10) -> dict[str, list[tuple]]:
             rows = cursor.fetchall()
             if rows:
                 problems[name] = rows
+    problems.update(partition_problems(limit=limit))
     return problems
+
+
+def ledger_invariant_names() -> list[str]:
+    """The invariants ledger_problems checks on this database."""
+    return [*INVARIANTS, *(PARTITION_INVARIANTS if ledger_partitioned() else ())]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from points.expiry import expiry_partitions, expiry_run_batch
 from points.imports.models import ImportStatus
 from points.imports.services import member_import_fail, member_import_run
 from points.ledger import holds_release_expired
+from points.partitioning import ledger_partitions_extend
 from points.timeutils import local_date
 
 logger = logging.getLogger(__name__)
@@ -181,3 +182,16 @@ def member_import(self, import_id: int) -> str:
         logger.info("member import %s %s: %d rows, %d created, %d updated, %d unchanged, %d refused", import_id,
                     done.status, done.rows_done, done.created, done.updated, done.skipped, done.error_count)
     return done.status
+
+
+@shared_task(acks_late=True)
+def extend_ledger_partitions() -> int:
+    """Create the partitions of this month and the POINTS_PARTITION_MONTHS_AHEAD next ones that a
+    partitioned ledger lacks (beat, daily); nothing on an unpartitioned one. Idempotent: a rerun
+    creates nothing. Returns the partitions created."""
+    with job_batch("points.partitions") as batch:
+        created = ledger_partitions_extend(months_ahead=settings.POINTS_PARTITION_MONTHS_AHEAD)
+        batch.rows = len(created)
+    if created:
+        logger.info("ledger partitions created: %s", ", ".join(created))
+    return len(created)

@@ -25,7 +25,7 @@ Design overview
   database refuses a request decided by its own maker.
 * Counters that must stay exact under concurrency lock what they count: a member's own postings
   under the wallet lock; receipts by a unique fingerprint row (`RiskReceipt`); devices and client
-  addresses by their row (`RiskDevice`), locked while its uses are counted.
+  addresses by their row (`RiskDevice`), locked while its uses are counted (riskcontrol.counters).
 
 riskcontrol writes none of the ledger's rows: it asks points' services for them.
 """
@@ -405,10 +405,13 @@ class DeviceKind(models.TextChoices):
 
 
 class RiskDevice(models.Model):
-    """A device id or client address seen on earns; its row is locked while its members are counted."""
+    """A device id or client address seen on earns; its row is locked while its members are
+    counted. Every upsert of the row moves `version` on, so an earn can tell whether anyone
+    changed the row between the start of its statement and its lock (riskcontrol.counters)."""
 
     kind = models.CharField(_("kind"), max_length=8, choices=DeviceKind.choices)
     value = models.CharField(_("value"), max_length=128)
+    version = models.BigIntegerField(_("version"), default=0, editable=False)
 
     class Meta:
         verbose_name = _("device or address")
@@ -420,7 +423,10 @@ class RiskDevice(models.Model):
 
 
 class RiskDeviceUse(models.Model):
-    device = models.ForeignKey(RiskDevice, on_delete=models.PROTECT, related_name="uses", verbose_name=_("device"))
+    # Indexed by the unique (device, member) and by risk_device_use_recent: a third index would
+    # only slow the earn's upsert.
+    device = models.ForeignKey(RiskDevice, on_delete=models.PROTECT, related_name="uses", verbose_name=_("device"),
+                               db_index=False)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", verbose_name=_("member"))
     first_seen_at = models.DateTimeField(_("first seen"))
     last_seen_at = models.DateTimeField(_("last seen"))

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.cache import VersionedCache
 from members.models import BusinessUnit, Member, Merchant
-from points.models import Hold, Lot, Posting, PostingKind
+from points.models import Lot, Posting, PostingKind
 from points.timeutils import local_date, start_of_local_day
 from riskcontrol.models import (
     ADJUST_KINDS,
@@ -113,65 +113,15 @@ def _risk_config_load() -> RiskConfig:
 
 # Read on every earn, redemption and adjustment; invalidated by any change of a rule, a freeze, a
 # blacklist entry or a limit (RiskcontrolConfig.ready, and the services after their updates).
-risk_configs = VersionedCache("risk", _risk_config_load)
+# Frozen all the way down, so kept in the process too (memo): a request reads only the version.
+risk_configs = VersionedCache("risk", _risk_config_load, memo=True)
 
 
 def risk_config() -> RiskConfig:
     return risk_configs.get()
 
 
-# --- what the rules count --------------------------------------------------------------------
-
-
-def member_earn_history(*, member_id: int, rules: list[RuleSpec], now: datetime) -> dict[int, dict]:
-    """For each windowed earn rule: the member's earns (count, points) and refunds (points)
-    created in its window, in one aggregate query. The caller holds the member's wallet lock, so
-    the counts are final until its transaction ends."""
-    if not rules:
-        return {}
-    aggregates = {}
-    for rule in rules:
-        since = Q(created_at__gte=rule.since(now))
-        aggregates[f"n{rule.id}"] = Count("id", filter=since & Q(kind=PostingKind.EARN))
-        aggregates[f"p{rule.id}"] = Sum("points", filter=since & Q(kind=PostingKind.EARN))
-        aggregates[f"r{rule.id}"] = Sum("points", filter=since & Q(kind=PostingKind.REFUND))
-    totals = Posting.objects.filter(
-        wallet__member_id=member_id, created_at__gte=min(rule.since(now) for rule in rules)
-    ).aggregate(**aggregates)
-    return {
-        rule.id: {
-            "earns": totals[f"n{rule.id}"] or 0,
-            "points": totals[f"p{rule.id}"] or 0,
-            "refunded": -(totals[f"r{rule.id}"] or 0),
-        }
-        for rule in rules
-    }
-
-
-def member_spend_history(*, member_id: int, rules: list[RuleSpec], now: datetime, count_holds: bool) -> dict[int, dict]:
-    """For each windowed redemption rule: the member's redemptions (spends that are not a hold's
-    capture, plus holds placed) and points earned in its window. Under the wallet lock."""
-    if not rules:
-        return {}
-    aggregates = {}
-    for rule in rules:
-        since = Q(created_at__gte=rule.since(now))
-        aggregates[f"n{rule.id}"] = Count("id", filter=since & Q(kind=PostingKind.SPEND, captured_hold__isnull=True))
-        aggregates[f"e{rule.id}"] = Sum("points", filter=since & Q(kind=PostingKind.EARN))
-    start = min(rule.since(now) for rule in rules)
-    totals = Posting.objects.filter(wallet__member_id=member_id, created_at__gte=start).aggregate(**aggregates)
-    holds = {}
-    if count_holds:
-        holds = Hold.objects.filter(wallet__member_id=member_id, created_at__gte=start).aggregate(**{
-            f"h{rule.id}": Count("id", filter=Q(created_at__gte=rule.since(now))) for rule in rules
-        })
-    return {
-        rule.id: {
-            "redemptions": (totals[f"n{rule.id}"] or 0) + (holds.get(f"h{rule.id}") or 0),
-            "earned": totals[f"e{rule.id}"] or 0,
-        }
-        for rule in rules
-    }
+# --- what the rules count (the gates' own counters: riskcontrol.counters) --------------------
 
 
 def operator_adjusted(*, actor_id: int, since: datetime) -> int:

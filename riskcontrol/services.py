@@ -6,9 +6,10 @@ How a rule takes part in an earn (all inside the earn's transaction, under the w
 
 1. `risk_earn_gate` (an earn gate) judges the event before pricing: an earning freeze, the
    blacklist, the member's counts (earns, points, refunds in the window), the amount, the
-   device and client address (riskcontrol.context), and last the receipt and the amount in its
-   minute (a unique fingerprint row claimed in the earn's transaction, so two tills racing on
-   one receipt find each other). A block raises `RiskBlocked` (nothing is posted; the attempt
+   device and client address (riskcontrol.context), the receipt and the amount in its minute (a
+   unique fingerprint row claimed in the earn's transaction, so two tills racing on one receipt
+   find each other); the counts and the claims are one statement (riskcontrol.counters), and a
+   block by another rule gives the claims back. A block raises `RiskBlocked` (nothing is posted; the attempt
    is recorded once the transaction has rolled back); a hold or freeze returns a far-future
    date, which lot_terms caps at each lot's expiry: the lots stay pending. Findings wait in
    riskcontrol.context for the posting.
@@ -31,7 +32,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -49,6 +50,7 @@ from points.services import (
     wallet_unfreeze_locked,
 )
 from riskcontrol import context
+from riskcontrol.counters import EarnCounts, devices_seen, earn_counts, receipts_release, spend_counts
 from riskcontrol.exceptions import (
     AdjustmentApprovalRequired,
     ApprovalNotPermitted,
@@ -82,8 +84,6 @@ from riskcontrol.models import (
     RequestStatus,
     RiskCase,
     RiskCaseEvent,
-    RiskDevice,
-    RiskDeviceUse,
     RiskFreeze,
     RiskFreezeEvent,
     RiskReceipt,
@@ -99,9 +99,7 @@ from riskcontrol.selectors import (
     RuleSpec,
     blacklist_matches,
     device_members,
-    member_earn_history,
     member_has_earning_freeze,
-    member_spend_history,
     open_held_postings,
     operator_adjusted,
     referees_on_device,
@@ -118,6 +116,7 @@ REQUEST_KEY_PREFIX = "adjust-request:"
 EARN_HISTORY_KINDS = frozenset({RuleKind.EARN_COUNT, RuleKind.EARN_POINTS, RuleKind.REFUND_RATIO})
 DEVICE_KINDS = {RuleKind.DEVICE_MEMBERS: DeviceKind.DEVICE, RuleKind.ADDRESS_MEMBERS: DeviceKind.ADDRESS}
 REFERRAL_DEVICE_KINDS = {RuleKind.REFERRAL_DEVICE: DeviceKind.DEVICE, RuleKind.REFERRAL_ADDRESS: DeviceKind.ADDRESS}
+NO_COUNTS = EarnCounts(history={}, devices={}, others={}, claimed=frozenset())
 
 
 @dataclass(frozen=True)
@@ -215,37 +214,63 @@ def risk_earn_gate(earn: EarnContext) -> datetime | None:
 
 
 def _earn_findings(earn: EarnContext, config: RiskConfig, now: datetime) -> list[Finding]:
+    """What the earn's rules find. Whatever the rules, one statement of the counters
+    (riskcontrol.counters.earn_counts): the devices' rows upserted and locked, every count and the
+    receipt claims together."""
     member = earn.member
-    device, address = context.device_id(), context.client_address()
     if config.earning_freezes and member_has_earning_freeze(member_id=member.pk, now=now):
         return [Finding(origin="freeze", action=RuleAction.BLOCK)]
     findings = []
     if config.blacklist:
-        for entry in blacklist_matches(phone=member.phone, card_no=member.card_no, device_id=device,
-                                       client_address=address, now=now):
+        for entry in blacklist_matches(phone=member.phone, card_no=member.card_no, device_id=context.device_id(),
+                                       client_address=context.client_address(), now=now):
             findings.append(_blacklist_finding(entry))
     rules = [rule for rule in config.earn_rules if rule.applies(earn.business_unit, earn.merchant)]
-    history = member_earn_history(
-        member_id=member.pk, rules=[rule for rule in rules if rule.kind in EARN_HISTORY_KINDS], now=now
-    )
-    devices: dict[str, int] = {}
+    seen = _seen_values(rules, DEVICE_KINDS)
+    device_rules = [(rule, DEVICE_KINDS[rule.kind]) for rule in rules if DEVICE_KINDS.get(rule.kind) in seen]
+    history_rules = [rule for rule in rules if rule.kind in EARN_HISTORY_KINDS]
+    fingerprint_rules = [rule for rule in config.fingerprint_rules if rule.applies(earn.business_unit, earn.merchant)]
+    fingerprints = {}
+    if not _blocks(findings):
+        fingerprints = {
+            kind: fingerprint for kind in sorted({rule.kind for rule in fingerprint_rules})
+            if (fingerprint := _fingerprint(kind, earn)) is not None
+        }
+    counts = NO_COUNTS
+    if history_rules or seen or fingerprints:
+        counts = earn_counts(member_id=member.pk, history_rules=history_rules, seen=seen, device_rules=device_rules,
+                             fingerprints=list(fingerprints.values()), now=now)
     for rule in rules:
         evidence = None
         if rule.kind in EARN_HISTORY_KINDS:
-            evidence = _judge_history(rule, history[rule.id])
+            evidence = _judge_history(rule, counts.history[rule.id])
         elif rule.kind == RuleKind.EARN_AMOUNT:
             if earn.amount_cny is not None and earn.amount_cny > rule.threshold:
                 evidence = {"amount_cny": str(earn.amount_cny), "threshold": str(rule.threshold)}
-        elif rule.kind in DEVICE_KINDS:
-            value = device if rule.kind == RuleKind.DEVICE_MEMBERS else address
-            if value:
-                evidence = _judge_device(rule, DEVICE_KINDS[rule.kind], value, member.pk, now, devices)
+        elif rule.id in counts.others:
+            kind = DEVICE_KINDS[rule.kind]
+            evidence = _judge_device(rule, kind, seen[kind], counts.devices[kind], counts.others[rule.id], member.pk, now)
         if evidence is not None:
             findings.append(Finding(origin=CaseOrigin.RULE, action=rule.action, rule=rule, evidence=evidence))
-    if config.fingerprint_rules and not any(finding.action == RuleAction.BLOCK for finding in findings):
-        # Last: a claim made here is kept only if the earn commits.
-        findings += _fingerprint_findings(earn=earn, config=config, now=now)
-    return findings
+    if _blocks(findings):
+        # Refused by another rule: the receipts are not this earn's (a refusal rolls the single
+        # earn back, but the bulk earn goes on with its other items).
+        if counts.claimed:
+            receipts_release(fingerprints=counts.claimed)
+        return findings
+    return findings + _fingerprint_findings(earn=earn, rules=fingerprint_rules, fingerprints=fingerprints,
+                                            claimed=counts.claimed)
+
+
+def _blocks(findings: list[Finding]) -> bool:
+    return any(finding.action == RuleAction.BLOCK for finding in findings)
+
+
+def _seen_values(rules: list[RuleSpec], kinds: dict[str, str]) -> dict[str, str]:
+    """The request's device and client address (kind -> value) that the rules of `kinds` count."""
+    values = {DeviceKind.DEVICE: context.device_id(), DeviceKind.ADDRESS: context.client_address()}
+    wanted = {kinds[rule.kind] for rule in rules if rule.kind in kinds}
+    return {kind: values[kind] for kind in wanted if values[kind]}
 
 
 def _blacklist_finding(entry: BlacklistEntry) -> Finding:
@@ -267,32 +292,14 @@ def _judge_history(rule: RuleSpec, counts: dict) -> dict | None:
     return None
 
 
-def _judge_device(rule: RuleSpec, kind: str, value: str, member_id: int, now: datetime, devices: dict) -> dict | None:
-    """Record the member's use of the device (or address) and count the other members on it in
-    the rule's window."""
-    device_pk = _device_seen(kind, value, member_id, now, devices)
-    others = RiskDeviceUse.objects.filter(device_id=device_pk, last_seen_at__gte=rule.since(now)).exclude(
-        member_id=member_id).count()
+def _judge_device(rule: RuleSpec, kind: str, value: str, device_pk: int, others: int, member_id: int,
+                  now: datetime) -> dict | None:
+    """Whether the members on the device (or address) in the rule's window, this one with the
+    `others`, are more than the threshold; the evidence names them."""
     if others + 1 <= rule.threshold:
         return None
     seen = [other for other in device_members(device_pk=device_pk, since=rule.since(now)) if other != member_id]
     return {kind: value, "members_in_window": others + 1, "other_members": seen, "threshold": str(rule.threshold)}
-
-
-def _device_seen(kind: str, value: str, member_id: int, now: datetime, devices: dict) -> int:
-    """The device's (or address's) row, upserted once per request into `devices`, and the
-    member's use of it. The row stays locked until the transaction ends, so two members on it at
-    once are counted one after the other."""
-    if kind not in devices:
-        device = RiskDevice(kind=kind, value=value)
-        RiskDevice.objects.bulk_create([device], update_conflicts=True, unique_fields=["kind", "value"],
-                                       update_fields=["kind"])
-        RiskDeviceUse.objects.bulk_create(
-            [RiskDeviceUse(device_id=device.pk, member_id=member_id, first_seen_at=now, last_seen_at=now)],
-            update_conflicts=True, unique_fields=["device", "member"], update_fields=["last_seen_at"],
-        )
-        devices[kind] = device.pk
-    return devices[kind]
 
 
 def risk_after_earn(*, posting, wallet, tier=None) -> None:
@@ -311,12 +318,6 @@ def risk_after_earn_many(earns: list[EarnDone]) -> None:
         risk_after_earn(posting=earn.posting, wallet=earn.wallet)
 
 
-INSERT_RECEIPT_SQL = (
-    "INSERT INTO {table} (fingerprint, member_id, created_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (fingerprint) DO NOTHING RETURNING id"
-)
-
-
 def _fingerprint(kind: str, earn: EarnContext) -> str | None:
     where = f"{earn.business_unit.pk}:{earn.merchant.pk if earn.merchant else '-'}"
     if kind == RuleKind.DUPLICATE_RECEIPT:
@@ -330,24 +331,17 @@ def _utc_minute(at: datetime) -> datetime:
     return at.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
 
 
-def _fingerprint_findings(*, earn: EarnContext, config: RiskConfig, now: datetime) -> list[Finding]:
-    """Claim the earn's receipt (and amount-in-a-minute) fingerprints: one INSERT each, which
-    waits for a concurrent claim of the same fingerprint to commit or roll back. A fingerprint
-    claimed already (since the rule was switched on) is a duplicate. The claim is part of the
-    earn's transaction: an earn refused after it, or rolled back, leaves the receipt unclaimed;
-    an earn that commits (even one that earned nothing) keeps it."""
-    rules = [rule for rule in config.fingerprint_rules if rule.applies(earn.business_unit, earn.merchant)]
+def _fingerprint_findings(*, earn: EarnContext, rules: list[RuleSpec], fingerprints: dict[str, str],
+                          claimed: frozenset[str]) -> list[Finding]:
+    """The duplicates among the earn's fingerprints (kind -> fingerprint): those it could not
+    claim (riskcontrol.counters.earn_counts) were claimed first by an earn that committed, or by
+    this transaction, which the rules of their kind judge if that claim was made since they were
+    switched on. The claims are part of the earn's transaction: an earn rolled back leaves its
+    receipts unclaimed; an earn that commits (even one that earned nothing) keeps them."""
     findings = []
-    for kind in sorted({rule.kind for rule in rules}):
-        fingerprint = _fingerprint(kind, earn)
-        if fingerprint is None:
+    for kind, fingerprint in fingerprints.items():
+        if fingerprint in claimed:
             continue
-        with connection.cursor() as cursor:
-            cursor.execute(INSERT_RECEIPT_SQL.format(table=RiskReceipt._meta.db_table), [
-                fingerprint, earn.member.pk, connection.ops.adapt_datetimefield_value(now),
-            ])
-            if cursor.fetchone() is not None:
-                continue
         first = RiskReceipt.objects.get(fingerprint=fingerprint)
         fired = [rule for rule in rules if rule.kind == kind and first.created_at >= rule.active_since]
         if not fired:
@@ -520,7 +514,7 @@ def risk_spend_gate(spend: SpendContext) -> None:
     if not rules:
         return
     windowed = [rule for rule in rules if rule.kind != RuleKind.REDEMPTION_POINTS]
-    history = member_spend_history(
+    history = spend_counts(
         member_id=spend.member.pk, rules=windowed, now=spend.at,
         count_holds=any(rule.kind == RuleKind.REDEMPTION_COUNT for rule in rules),
     )
@@ -580,7 +574,8 @@ def risk_enrolment_hook(member: Member) -> None:
 def _referral_findings(*, member: Member, rules: list[RuleSpec], now: datetime) -> list[Finding]:
     referrer_id = member.referred_by_id
     findings = []
-    devices: dict[str, int] = {}
+    seen = _seen_values(rules, REFERRAL_DEVICE_KINDS)
+    devices = devices_seen(seen=seen, member_id=member.pk, now=now) if seen else {}
     for rule in rules:
         since = rule.since(now)
         evidence = None
@@ -590,10 +585,10 @@ def _referral_findings(*, member: Member, rules: list[RuleSpec], now: datetime) 
                 evidence = {"referrals_in_window": referrals}
         else:
             kind = REFERRAL_DEVICE_KINDS[rule.kind]
-            value = context.device_id() if kind == DeviceKind.DEVICE else context.client_address()
+            value = seen.get(kind)
             if value:
-                device_pk = _device_seen(kind, value, member.pk, now, devices)
-                others = referees_on_device(device_pk=device_pk, referrer_id=referrer_id, since=since, besides=member.pk)
+                others = referees_on_device(device_pk=devices[kind], referrer_id=referrer_id, since=since,
+                                            besides=member.pk)
                 if len(others) + 1 > rule.threshold:
                     evidence = {kind: value, "referees_in_window": len(others) + 1, "other_referees": others[:20]}
         if evidence is not None:

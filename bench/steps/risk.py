@@ -7,8 +7,10 @@ device (every request names one of DEVICES devices, bench/wrk/earn_device.lua); 
 velocity (redemptions per member per day), one redemption's points and earn-then-redeem. The
 thresholds are out of reach, so every rule reads and counts what it would and none fires: the
 figures are the cost of judging, not of refusing. Each phase runs on its own gunicorn (the
-rules' cached configuration is per process); the rules are switched off again at the end, even
-after a failure, so later steps run without them. run.py runs verify_ledger after the step.
+rules' cached configuration is per process), warmed up on both paths before it is measured, in
+ROUNDS rounds (none, rules, none, rules: load that drifts weighs on both alike); the rules are
+switched off again at the end, even after a failure, so later steps run without them. run.py
+runs verify_ledger after the step.
 
     python bench/steps/risk.py on|off      # switch the benchmark's rules (in the bench's env)
 """
@@ -27,6 +29,7 @@ CONNECTIONS = 8
 DEVICES = 10_000
 REDEEM_POINTS = 7
 GOAL_ADDED_COST = 0.15
+WARM_UP_SECONDS = 2
 DAY = 24 * 60
 OUT_OF_REACH = 1_000_000_000
 # (code, kind, window in minutes, action): three rules for each path.
@@ -39,35 +42,51 @@ RULES = (
     ("bench-earn-then-redeem", "earn_then_redeem", 30, "flag"),
 )
 PHASES = ("none", "rules")
+# none, rules, none, rules: a machine whose load drifts during the step weighs on both alike.
+ROUNDS = 2
 
 
 def run(bench) -> dict:
     data = bench.data
     members = (data["first_member_id"], data["last_member_id"])
     hot = (data["first_member_id"], data["first_member_id"] + data["hot_members"] - 1)
-    if getattr(bench, "partner", None) is None:
+    if not bench.partner:  # a run of this step alone (--steps risk) made no key yet
         bench.partner = bench.helper("setup")
     run_id = datetime.now(UTC).strftime("%H%M%S")
-    phases = {}
+    rounds = []
     try:
-        for phase in PHASES:
-            switch(bench.env, on=phase == "rules")
-            with bench.gunicorn() as base:
-                earn = bench.wrk(base, "earn_device", CONNECTIONS, key_prefix=f"k{run_id}{phase}e-", members=members,
-                                 extra=str(DEVICES))
-                bench.check_statuses(f"risk earn ({phase})", earn, {"201"})
-                redeem = bench.wrk(base, "spend", CONNECTIONS, key_prefix=f"k{run_id}{phase}s-", members=hot,
-                                   extra=str(REDEEM_POINTS))
-                bench.check_statuses(f"risk redeem ({phase})", redeem, {"201", "409"})
-            phases[phase] = {"earn": earn, "redeem": redeem}
+        for number in range(ROUNDS):
+            for phase in PHASES:
+                switch(bench.env, on=phase == "rules")
+                tag = f"k{run_id}{number}{phase}"
+                with bench.gunicorn() as base:
+                    warm_up(bench, base, members=members, hot=hot, prefix=f"{tag}w")
+                    earn = bench.wrk(base, "earn_device", CONNECTIONS, key_prefix=f"{tag}e-", members=members,
+                                     extra=str(DEVICES))
+                    bench.check_statuses(f"risk earn ({phase})", earn, {"201"})
+                    redeem = bench.wrk(base, "spend", CONNECTIONS, key_prefix=f"{tag}s-", members=hot,
+                                       extra=str(REDEEM_POINTS))
+                    bench.check_statuses(f"risk redeem ({phase})", redeem, {"201", "409"})
+                rounds.append({"phase": phase, "earn": earn, "redeem": redeem})
     finally:
         switch(bench.env, on=False)
+    phases = merged(rounds)
     raw = bench.results.get("raw", {})
     return {
-        "connections": CONNECTIONS, "rules": [code for code, *_rest in RULES], "phases": phases,
+        "connections": CONNECTIONS, "rules": [code for code, *_rest in RULES], "rounds": rounds, "phases": phases,
         "comparison": compare(phases),
         "raw_tps": {path: raw_tps(raw, path) for path in ("earn", "redeem")},
     }
+
+
+def warm_up(bench, base: str, *, members: tuple[int, int], hot: tuple[int, int], prefix: str) -> None:
+    """Both paths for WARM_UP_SECONDS each, not measured: every worker has booted and served
+    both before the figures are taken (the first phase would otherwise pay for the boot alone)."""
+    for script, key, who, extra, statuses in (("earn_device", "e-", members, str(DEVICES), {"201"}),
+                                              ("spend", "s-", hot, str(REDEEM_POINTS), {"201", "409"})):
+        figures = bench.wrk(base, script, CONNECTIONS, key_prefix=f"{prefix}{key}", members=who, extra=extra,
+                            seconds=WARM_UP_SECONDS)
+        bench.check_statuses(f"risk warm-up {script}", figures, statuses)
 
 
 def switch(env: dict, *, on: bool) -> None:
@@ -75,6 +94,29 @@ def switch(env: dict, *, on: bool) -> None:
     python = ROOT / ".venv" / "bin" / "python"
     subprocess.run([str(python) if python.exists() else sys.executable, __file__, "on" if on else "off"],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+
+
+def merged(rounds: list[dict]) -> dict:
+    """Per phase and path, the rounds together: req/s over all their requests and seconds, the
+    worse round's p99, the statuses summed."""
+    phases = {}
+    for phase in PHASES:
+        of_phase = [measured for measured in rounds if measured["phase"] == phase]
+        phases[phase] = {}
+        for path in ("earn", "redeem"):
+            figures = [measured[path] for measured in of_phase]
+            requests, seconds = sum(f["requests"] for f in figures), sum(f["seconds"] for f in figures)
+            statuses = {}
+            for f in figures:
+                for status, count in f["statuses"].items():
+                    statuses[status] = statuses.get(status, 0) + count
+            phases[phase][path] = {
+                "requests": requests, "seconds": round(seconds, 2),
+                "req_per_s": round(requests / seconds, 1) if seconds else 0.0,
+                "p99_ms": max((f["p99_ms"] for f in figures if f["p99_ms"] is not None), default=None),
+                "statuses": statuses,
+            }
+    return phases
 
 
 def compare(phases: dict) -> dict:
@@ -103,9 +145,11 @@ def markdown(figures: dict) -> list[str]:
     def cell(value, suffix=""):
         return "–" if value is None else f"{value:,}{suffix}"
 
+    rounds = len(figures.get("rounds", [])) // len(PHASES) or 1
     lines = [
         f"{figures['connections']} connections; rules: {', '.join(f'`{code}`' for code in figures['rules'])} "
-        f"(thresholds out of reach: judged, never fired). Goal: under {GOAL_ADDED_COST:.0%} added cost.",
+        f"(thresholds out of reach: judged, never fired); {rounds} round(s) of each, "
+        f"alternating. Goal: under {GOAL_ADDED_COST:.0%} added cost.",
         "",
         "| path | no rule req/s | p99 ms | three rules req/s | p99 ms | ratio | added cost | goal met | raw ceiling tps |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",

@@ -3,11 +3,13 @@ reminders, each in a child process of its own (its peak RSS read from wait4), bo
 
 Statements: the month just ended (the generated ledger books its postings over two years, so
 most members have a balance then), batch after batch as one worker's chain of the beat job does
-(`statements_generate_batch`, STATEMENTS_BATCH_SIZE members each), until every member is done or
-the budget is spent. Reported: members and statements per second, the projection for all
-members at that rate, the peak RSS beside the RSS after the first batches (flat memory: the two
-stay close however many members follow) and whether it finished. verify_statements then checks
-every member the run reached (`--through-member`), itself bounded by a timeout.
+(`statements_generate_batch`, STATEMENTS_BATCH_SIZE members each), for every member: the budget
+(GENERATION_BUDGET_SECONDS, 10 minutes at full scale) only stops a run far slower than expected.
+Reported: members and statements per second, the projection for all members at that rate, the
+peak RSS beside the RSS after the first batches (flat memory: the two stay close however many
+members follow) and whether it finished. verify_statements then checks the first
+VERIFY_SAMPLE_MEMBERS members the run reached (every member at quick scale; at full scale a
+sample, as it recomputes each statement the long way round), itself bounded by a timeout.
 
 Expiry reminders: the day's run for each offset of NOTIFICATIONS_EXPIRY_REMINDER_DAYS over every
 wallet (`expiry_reminders_batch`), bounded likewise.
@@ -36,7 +38,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 NAME = "statements"
 TITLE = "Statements and expiry reminders"
 FIRST_BATCHES = 5  # the RSS after these many batches is the baseline of "flat"
-VERIFY_TIMEOUT_FACTOR = 3  # verify_statements may take this many times the generation budget
+GENERATION_BUDGET_SECONDS = {"quick": 60, "full": 600}  # by scale: enough for every member
+VERIFY_SAMPLE_MEMBERS = 100_000  # verify_statements checks the members up to the one reached at this count
+VERIFY_TIMEOUT_FACTOR = 3  # verify_statements may take this many times the reminders' budget
 
 
 def per_second(count: int, seconds: float) -> float | None:
@@ -71,6 +75,7 @@ def generate(*, period: str | None, budget: float) -> dict:
     run_period = period_parse(period) if period else period_last_closed(timezone.now())
     started = time.monotonic()
     cursor, members, created, handed, batches, first_rss, finished = 0, 0, 0, 0, 0, None, False
+    sample_through = None
     while time.monotonic() - started < budget:
         batch = statements_generate_batch(period=run_period, after_member_id=cursor)
         members, created, handed, batches = (members + batch.members, created + batch.created,
@@ -81,11 +86,13 @@ def generate(*, period: str | None, budget: float) -> dict:
             finished = True
             break
         cursor = batch.cursor
+        if sample_through is None and members >= VERIFY_SAMPLE_MEMBERS:
+            sample_through = cursor
     return {
         "period": run_period.name, "members": members, "statements": created, "sends_handed": handed, "batches": batches,
         "seconds": round(time.monotonic() - started, 3), "finished": finished,
-        "through_member": None if finished else cursor, "rss_after_first_batches_mb": first_rss,
-        "wallets": Wallet.objects.count(),
+        "through_member": None if finished else cursor, "verify_through_member": sample_through or (None if finished else cursor),
+        "rss_after_first_batches_mb": first_rss, "wallets": Wallet.objects.filter(member__isnull=False).count(),
     }
 
 
@@ -156,18 +163,22 @@ def run(bench) -> dict:
 
     budget = bench.scale.expiry_budget_seconds
     _idle, idle_rss = bench.measure_rss("idle")
-    job, peak_rss = child(bench, "generate", "--budget", str(budget))
+    generation_budget = GENERATION_BUDGET_SECONDS[bench.scale.name]
+    job, peak_rss = child(bench, "generate", "--budget", str(generation_budget))
     period = job["period"]
     statements = {
-        **job, "peak_rss_mb": peak_rss, "idle_django_rss_mb": idle_rss,
+        **job, "budget_seconds": generation_budget, "peak_rss_mb": peak_rss, "idle_django_rss_mb": idle_rss,
         "members_per_s": per_second(job["members"], job["seconds"]),
         "statements_per_s": per_second(job["statements"], job["seconds"]),
         "projected_all_members_s": projection_seconds(done=job["members"], seconds=job["seconds"], total=job["wallets"]),
     }
     log(f"statements {period}: {job['members']} members in {job['seconds']} s ({statements['members_per_s']}/s, "
         f"all {job['wallets']} in ~{statements['projected_all_members_s']} s), peak RSS {peak_rss} MB")
-    statements["verify"] = verify_statements(bench, period=period, through_member=job["through_member"],
-                                             timeout=budget * VERIFY_TIMEOUT_FACTOR)
+    statements["verify"] = {
+        **verify_statements(bench, period=period, through_member=job["verify_through_member"],
+                            timeout=budget * VERIFY_TIMEOUT_FACTOR),
+        "through_member": job["verify_through_member"],
+    }
     log(f"verify_statements: {statements['verify']}")
     job, peak_rss = child(bench, "reminders", "--budget", str(budget))
     reminder = {**job, "peak_rss_mb": peak_rss, "messages_per_s": per_second(job["messages"], job["seconds"])}
@@ -186,9 +197,11 @@ def _cell(value) -> str:
 def markdown(figures: dict) -> list[str]:
     st, rem = figures["statements"], figures["expiry_reminders"]
     verify = st.get("verify", {})
+    generation_budget = st.get("budget_seconds", figures["budget_seconds"])
     return [
-        f"Each job in a process of its own, bounded by {figures['budget_seconds']} s; one chain of batches "
-        "(one worker). The members have no e-mail or SMS consent: their messages are logged as skipped.",
+        f"Each job in a process of its own, statements bounded by {generation_budget} s and reminders by "
+        f"{figures['budget_seconds']} s; one chain of batches (one worker). The members have no e-mail or SMS "
+        "consent: their messages are logged as skipped.",
         "",
         "| job | members / messages | seconds | per s | all members (projected s) | peak RSS MB | RSS after "
         f"{FIRST_BATCHES} batches MB | finished |",
@@ -200,7 +213,8 @@ def markdown(figures: dict) -> list[str]:
         f"{_cell(rem['seconds'])} | {_cell(rem['messages_per_s'])} | - | {_cell(rem['peak_rss_mb'])} | - | "
         f"{_cell(rem['finished'])} |",
         "",
-        f"Idle Django RSS {_cell(st['idle_django_rss_mb'])} MB. verify_statements over the members reached: "
+        f"Idle Django RSS {_cell(st['idle_django_rss_mb'])} MB. verify_statements over "
+        f"{'the members reached' if verify.get('through_member') is None else 'the members with ids up to ' + _cell(verify['through_member'])}: "
         f"{'OK' if verify.get('ok') else 'not finished'} in {_cell(verify.get('seconds'))} s.",
     ]
 

@@ -118,6 +118,9 @@ ERROR_EXAMPLES: dict[str, tuple[int, dict]] = {
                             "hold": 7, "status": "captured"}),
     "capture_exceeds_hold": (409, {"code": "capture_exceeds_hold", "detail": "The capture is larger than the points held.",
                                    "held": 3000, "requested": 3500}),
+    "hold_reserved": (409, {"code": "hold_reserved",
+                            "detail": "This hold belongs to an operation of its own (e.g. a payment): move it through "
+                                      "that operation.", "hold": 7, "purpose": "payment"}),
     # transfers between wallets
     "transfers_disabled": (403, {"code": "transfers_disabled", "detail": "Transfers between members are not offered."}),
     "not_organization_admin": (403, {"code": "not_organization_admin",

@@ -22,7 +22,7 @@ from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, error_respons
 from members.permissions import IsMember, IsPartner
 from members.throttles import MemberScopedRateThrottle
 from config.errors import NotFound
-from mall.exceptions_payments import BillAmountMismatch, InvalidPaymentInput, PayCodeInvalid
+from mall.exceptions_payments import PayCodeInvalid
 from mall.models_payments import PaymentPresence, PaymentStatus
 from mall.selectors_payments import (
     member_payments,
@@ -32,7 +32,6 @@ from mall.selectors_payments import (
     payment_for_business_unit,
     payment_quote,
     payment_status_now,
-    property_bill_get,
     property_bill_points_paid,
 )
 from mall.services_payments import (
@@ -46,7 +45,8 @@ from mall.services_payments import (
     property_bill_post,
 )
 from points.ledger import Idempotency
-from points.selectors import member_balance
+from points.models import Wallet
+from points.selectors import member_balance, wallet_balance
 
 BIGINT_MAX = 2**63 - 1
 PAYMENT_ID = OpenApiParameter("payment_id", int, OpenApiParameter.PATH, description="The payment's id.")
@@ -137,13 +137,19 @@ class VoidSerializer(serializers.Serializer):
 
 
 class LimitSerializer(serializers.Serializer):
-    limit = serializers.CharField(source="name", help_text=_("max_share, cap_per_payment or available_points."))
+    limit = serializers.CharField(source="name", help_text=_(
+        "max_share, cap_per_payment or available_points (of the wallet that pays)."))
     points = serializers.IntegerField(help_text=_("The most points this limit allows, rounded down to the unit."))
     amount_cny = CnyField()
 
 
 class QuoteSerializer(serializers.Serializer):
     member = serializers.IntegerField(source="member_id")
+    organization = serializers.CharField(
+        allow_null=True,
+        help_text=_("The code of the organization whose wallet pays (a property bill of a company, paid by one of its "
+                    "administrators): `available_points` are its. Null: the member's own wallet pays."),
+    )
     bill_amount = CnyField()
     point_value_cny = serializers.DecimalField(source="terms.point_value_cny", max_digits=12, decimal_places=6,
                                                coerce_to_string=True)
@@ -220,7 +226,8 @@ class PaymentBalanceSerializer(serializers.Serializer):
 
 class PaymentResultSerializer(serializers.Serializer):
     payment = PaymentSerializer()
-    balance = PaymentBalanceSerializer(help_text=_("The member's points after the call."))
+    balance = PaymentBalanceSerializer(help_text=_(
+        "The points of the wallet that pays, after the call: the member's, or the organization's for its bill."))
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 
@@ -234,7 +241,10 @@ class PayCodeSerializer(serializers.Serializer):
 
 def _result(result, *, created: bool) -> Response:
     payment = payment_for_business_unit(payment_id=result.payment.pk, business_unit=result.payment.business_unit)
-    balance = member_balance(member_id=payment.member_id)
+    if result.wallet.organization_id is not None:  # an organization's bill: its wallet paid
+        balance = wallet_balance(wallet=Wallet.objects.get(pk=result.wallet.pk))
+    else:
+        balance = member_balance(member_id=payment.member_id)
     body = {
         "payment": PaymentSerializer(payment).data,
         "balance": {"available": balance.available, "held": balance.held, "total": balance.total},
@@ -287,12 +297,16 @@ class PaymentQuoteView(APIView):
     @extend_schema(
         operation_id="payments_quote",
         summary="The most points usable now for a bill, and why",
-        description="Reserves nothing, and does not use the pay code.",
+        description=(
+            "Reserves nothing, and does not use the pay code. The points available are those of the wallet that "
+            "would pay: the member's, or for a property bill of a company the member administers, the company's "
+            "(`organization`); a bill that is not the member's to pay is `bill_payer_mismatch`."
+        ),
         request=QuoteRequestSerializer,
         responses={
             200: QuoteSerializer,
             **error_responses("invalid", "parse_error", "pay_code_invalid", "not_found", "points_not_accepted",
-                              "bill_amount_mismatch", *AUTH_ERRORS,
+                              "bill_amount_mismatch", "bill_payer_mismatch", *AUTH_ERRORS,
                               invalid_fields={"bill_amount": ["Ensure that there are no more than 2 decimal places."]}),
         },
         examples=[OpenApiExample("till", value={"pay_code": "812345678901234567", "bill_no": "T12-20261201-0042",
@@ -309,19 +323,9 @@ class PaymentQuoteView(APIView):
                 raise PayCodeInvalid()
         elif member_balance(member_id=member_id) is None:
             raise NotFound(f"member {member_id} not found")
-        bill_amount = _bill_amount(request, data.validated_data)
-        quote = payment_quote(business_unit=request.user.business_unit, member_id=member_id, bill_amount=bill_amount)
+        quote = payment_quote(business_unit=request.user.business_unit, member_id=member_id,
+                              bill_no=data.validated_data["bill_no"], bill_amount=data.validated_data["bill_amount"])
         return Response(QuoteSerializer(quote).data)
-
-
-def _bill_amount(request, validated) -> Decimal:
-    bill = property_bill_get(business_unit=request.user.business_unit, bill_no=validated["bill_no"])
-    amount = validated["bill_amount"]
-    if bill is None and amount is None:
-        raise InvalidPaymentInput("This field is required.", field="bill_amount")
-    if bill is not None and amount is not None and amount != bill.amount_cny:
-        raise BillAmountMismatch(bill_amount=str(bill.amount_cny))
-    return amount if amount is not None else bill.amount_cny
 
 
 class PaymentListView(APIView):

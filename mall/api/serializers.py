@@ -238,6 +238,11 @@ class OrderSerializer(serializers.Serializer):
     points = serializers.IntegerField(help_text=_("Points spent."))
     cash_cny = serializers.DecimalField(max_digits=12, decimal_places=2)
     transaction = serializers.IntegerField(source="spend_posting_id", help_text=_("The spend transaction's id."))
+    organization = serializers.CharField(
+        source="organization.code", allow_null=True, default=None,
+        help_text=_("The code of the organization whose wallet paid (an order an administrator placed for it); null: "
+                    "the member's own wallet paid."),
+    )
     slot = SlotSerializer(allow_null=True)
     delivery_method = serializers.CharField()
     delivery_address = serializers.CharField()
@@ -253,6 +258,17 @@ class PartnerOrderSerializer(OrderSerializer):
 
 class OrderResultSerializer(serializers.Serializer):
     order = OrderSerializer()
+    replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
+
+
+class OrganizationOrderSerializer(OrderSerializer):
+    placed_by = serializers.IntegerField(
+        source="member_id", help_text=_("The administrator who placed it: the member who holds its check-in coupon."))
+    placed_by_name = serializers.CharField(source="member.name")
+
+
+class OrganizationOrderResultSerializer(serializers.Serializer):
+    order = OrganizationOrderSerializer()
     replayed = serializers.BooleanField(help_text=_("True when this answers a retry of an earlier request."))
 
 

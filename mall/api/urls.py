@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mall.api import partner, views
+from mall.api import organization, partner, views
 
 urlpatterns = [
     path("me/mall/items/", views.MeItemListView.as_view(), name="me-mall-items"),
@@ -9,6 +9,11 @@ urlpatterns = [
     path("me/mall/orders/<int:order_id>/", views.MeOrderDetailView.as_view(), name="me-mall-order"),
     path("me/mall/orders/<int:order_id>/cancel/", views.MeOrderCancelView.as_view(), name="me-mall-order-cancel"),
     path("me/coupons/", views.MeCouponListView.as_view(), name="me-coupons"),
+    path("me/organization/orders/", organization.OrganizationOrderListView.as_view(), name="me-organization-orders"),
+    path("me/organization/orders/<int:order_id>/", organization.OrganizationOrderDetailView.as_view(),
+         name="me-organization-order"),
+    path("me/organization/orders/<int:order_id>/cancel/", organization.OrganizationOrderCancelView.as_view(),
+         name="me-organization-order-cancel"),
     path("coupons/<str:code>/", partner.CouponDetailView.as_view(), name="coupon-detail"),
     path("coupons/<str:code>/redeem/", partner.CouponRedeemView.as_view(), name="coupon-redeem"),
     path("coupons/<str:code>/undo/", partner.CouponUndoView.as_view(), name="coupon-undo"),

@@ -15,9 +15,10 @@ from config.api.openapi import AUTH_ERRORS, IDEMPOTENCY_PARAMETER, REPLAYED_HEAD
 from members.permissions import IsPartner, MaySpendWithoutPresence
 from points.api.serializers import BalanceSerializer, MemberIdField, PointsField, TransactionSerializer
 from points.api.views import WRITE_ERRORS, balance_after_commit, idempotency
-from points.exceptions import NotFound
+from points.exceptions import HoldReserved, NotFound
 from points.ledger import hold_capture, hold_place, hold_void
 from points.models import Hold, HoldStatus
+from points.policies import hold_purpose_reserved
 from points.selectors import partner_hold
 
 HOLD_ID = OpenApiParameter("hold_id", int, OpenApiParameter.PATH, description="The hold's id.")
@@ -91,6 +92,17 @@ def _partner_hold(request, hold_id: int) -> Hold:
     return hold
 
 
+def _movable_hold(request, hold_id: int) -> Hold:
+    """The hold to capture or void: as _partner_hold, but a hold of the business unit whose
+    purpose an app above points reserves (a payment's) is refused as such, not hidden."""
+    hold = partner_hold(hold_id=hold_id, business_unit=request.user.business_unit, reserved_too=True)
+    if hold is None:
+        raise NotFound(f"hold {hold_id} not found")
+    if hold_purpose_reserved(hold.purpose):
+        raise HoldReserved(hold=hold.pk, purpose=hold.purpose)
+    return hold
+
+
 def _result(result, *, created: bool, posting=None) -> Response:
     """The hold (and the capture's posting) as written; the balance read after the commit, which a
     failing database leaves null rather than answering a committed write with an error."""
@@ -117,7 +129,8 @@ class HoldListView(APIView):
         description=(
             "The points stay the member's but can no longer be spent, until the hold is captured, voided or "
             "expires. Capture, void and expiry race safely: exactly one of them resolves the hold. Only for keys "
-            "allowed to spend without the member present (`presence_required` otherwise)."
+            "allowed to spend without the member present (`presence_required` otherwise). A purpose reserved by an "
+            "operation of its own (`payment`: use /api/v1/payments/) is `hold_reserved`."
         ),
         parameters=[IDEMPOTENCY_PARAMETER],
         request=HoldPlaceSerializer,
@@ -125,7 +138,7 @@ class HoldListView(APIView):
             201: OpenApiResponse(HoldResultSerializer, description="Held."),
             200: OpenApiResponse(HoldResultSerializer, description="A replay: the original hold, nothing reserved."),
             **error_responses(*WRITE_ERRORS, "not_found", "insufficient_points", "account_frozen", "risk_blocked",
-                              "presence_required",
+                              "presence_required", "hold_reserved",
                               invalid_fields={"points": ["Ensure this value is greater than or equal to 1."]}),
         },
         examples=[OpenApiExample("bill", value={"member": 42, "points": 3000, "purpose": "pos_bill",
@@ -166,13 +179,17 @@ class HoldCaptureView(APIView):
     @extend_schema(
         operation_id="holds_capture",
         summary="Spend all or part of a hold (the rest is released)",
+        description=(
+            "A hold that belongs to an operation of its own (a payment's: purpose `payment`) is `hold_reserved`: "
+            "capture the payment instead (POST /api/v1/payments/{id}/capture/)."
+        ),
         parameters=[HOLD_ID, IDEMPOTENCY_PARAMETER],
         request=HoldCaptureSerializer,
         responses={
             201: OpenApiResponse(CaptureResultSerializer, description="Captured: the spend posting is written."),
             200: OpenApiResponse(CaptureResultSerializer, description="A replay of the same capture."),
             **error_responses(*WRITE_ERRORS, "not_found", "hold_expired", "hold_resolved", "capture_exceeds_hold",
-                              "account_frozen", invalid_fields={"points": ["A valid integer is required."]}),
+                              "hold_reserved", "account_frozen", invalid_fields={"points": ["A valid integer is required."]}),
         },
         tags=["holds"],
     )
@@ -180,7 +197,7 @@ class HoldCaptureView(APIView):
         key = idempotency(request)
         data = HoldCaptureSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        _partner_hold(request, hold_id)
+        _movable_hold(request, hold_id)
         result, posting = hold_capture(
             hold_id=hold_id, points=data.validated_data["points"], reason=data.validated_data["reason"],
             business_unit=request.user.business_unit, idempotency=key,
@@ -194,12 +211,15 @@ class HoldVoidView(APIView):
     @extend_schema(
         operation_id="holds_void",
         summary="Release a hold",
-        description="Voiding a voided hold answers it again; a hold past its expiry is resolved as expired.",
+        description=(
+            "Voiding a voided hold answers it again; a hold past its expiry is resolved as expired. A hold that "
+            "belongs to an operation of its own (a payment's) is `hold_reserved`: void the payment instead."
+        ),
         parameters=[HOLD_ID],
         request=HoldVoidSerializer,
         responses={
             200: OpenApiResponse(HoldResultSerializer, description="Released (or already voided: `replayed`)."),
-            **error_responses("invalid", "parse_error", "not_found", "hold_resolved", *AUTH_ERRORS,
+            **error_responses("invalid", "parse_error", "not_found", "hold_resolved", "hold_reserved", *AUTH_ERRORS,
                               invalid_fields={"reason": ["Ensure this field has no more than 200 characters."]}),
         },
         tags=["holds"],
@@ -207,7 +227,7 @@ class HoldVoidView(APIView):
     def post(self, request, hold_id: int):
         data = HoldVoidSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        _partner_hold(request, hold_id)
+        _movable_hold(request, hold_id)
         result = hold_void(hold_id=hold_id, business_unit=request.user.business_unit,
                            reason=data.validated_data["reason"])
         return _result(result, created=False)

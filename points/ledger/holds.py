@@ -26,6 +26,12 @@ Idempotency: a hold is placed under the caller's key (unique per scope): the sam
 request answer the same hold, a different request IdempotencyConflict. A capture carries a key
 of its own for its posting; a retried capture replays that posting.
 
+Reserved purposes: a purpose an app above points registered as its own
+(points.policies.register_reserved_hold_purpose, e.g. mall's `payment`) is refused by
+`hold_place`, `hold_capture` and `hold_void` (`hold_reserved`): those holds move only with the
+app's own rows, through the `_locked` variants below (and the sweep releases them when they
+expire, as any other).
+
 In the caller's transaction: `hold_place`, `hold_capture` and `hold_void` each open their own
 durable transaction. An operation above points whose own row moves with the hold (a payment:
 authorised, captured, voided) makes the move one transaction with the `_locked` variants:
@@ -47,6 +53,7 @@ from points.exceptions import (
     AccountFrozen,
     CaptureExceedsHold,
     HoldExpired,
+    HoldReserved,
     HoldResolved,
     IdempotencyConflict,
     InsufficientPoints,
@@ -72,7 +79,7 @@ from points.models import (
     PostingKind,
     Wallet,
 )
-from points.policies import SpendContext, run_spend_gates
+from points.policies import SpendContext, hold_purpose_reserved, run_spend_gates
 
 HOLD_IDEMPOTENCY_CONSTRAINT = "hold_idempotency_key_unique_per_scope"
 
@@ -104,11 +111,13 @@ def hold_place(
     *, member_id: int, points: int, business_unit: BusinessUnit, merchant: Merchant | None = None, purpose: str,
     reference: str = "", expires_in: timedelta | None = None, idempotency: Idempotency | None = None, actor=None,
 ) -> HoldResult:
-    """Reserve `points` available points of the member's wallet for `purpose` (see the module docstring)."""
+    """Reserve `points` available points of the member's wallet for `purpose` (see the module
+    docstring); a reserved purpose is hold_reserved."""
     _checked_points(points)
     lifetime = _checked_lifetime(expires_in)
     if not purpose:
         raise InvalidHold("purpose is required", field="purpose")
+    _refuse_reserved(purpose)
     fingerprint = request_fingerprint(
         "hold", member=member_id, points=points, bu=business_unit.pk, merchant=merchant.pk if merchant else None,
         purpose=purpose, reference=reference, expires_in=lifetime.total_seconds(),
@@ -219,6 +228,11 @@ def hold_lock(*, hold_id: int, business_unit: BusinessUnit | None = None) -> tup
     return hold, wallet
 
 
+def _refuse_reserved(purpose: str, hold: Hold | None = None) -> None:
+    if hold_purpose_reserved(purpose):
+        raise HoldReserved(hold=hold.pk if hold else None, purpose=purpose)
+
+
 def _move(hold: Hold, to_status: str, *, now: datetime, actor, reason: str, **fields) -> None:
     """The hold's one move out of `held`: a conditional write, and its event row."""
     assert to_status in HOLD_MOVES[hold.status]
@@ -245,13 +259,15 @@ def hold_capture(
     idempotency: Idempotency | None = None, reason: str = "", actor=None,
 ) -> tuple[HoldResult, Posting]:
     """Spend all of the hold, or `points` of it (releasing the rest). `business_unit`, when
-    given, is the caller's scope: a hold of another BU is not found. Returns the hold and the
-    spend posting (replayed when the same capture is retried under its key)."""
+    given, is the caller's scope: a hold of another BU is not found; a hold of a reserved purpose
+    is hold_reserved. Returns the hold and the spend posting (replayed when the same capture is
+    retried under its key)."""
     if points is not None:
         _checked_points(points)
     fingerprint = request_fingerprint("hold_capture", hold=hold_id, points=points, reason=reason)
     with transaction.atomic(durable=True):
         hold, wallet = hold_lock(hold_id=hold_id, business_unit=business_unit)
+        _refuse_reserved(hold.purpose, hold)
         if replay := posting_replay(idempotency, fingerprint):
             return HoldResult(hold=hold, wallet=wallet, replayed=True), replay
         posting = hold_capture_locked(
@@ -332,9 +348,11 @@ def _release_locked(*, hold: Hold, wallet: Wallet, to_status: str, now: datetime
 
 
 def hold_void(*, hold_id: int, business_unit: BusinessUnit | None = None, reason: str = "", actor=None) -> HoldResult:
-    """Release the hold (see the module docstring for a voided or expired one)."""
+    """Release the hold (see the module docstring for a voided or expired one); a hold of a
+    reserved purpose is hold_reserved."""
     with transaction.atomic(durable=True):
         hold, wallet = hold_lock(hold_id=hold_id, business_unit=business_unit)
+        _refuse_reserved(hold.purpose, hold)
         if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
             return HoldResult(hold=hold, wallet=wallet, replayed=True)
         hold_void_locked(hold=hold, wallet=wallet, reason=reason, actor=actor)

@@ -104,9 +104,9 @@ def insert_many_with_children(
 ) -> None:
     """insert_with_children for many parents of one model at once: one statement, whatever the
     number of rows. Each child names its parent through its foreign key `key` (the unsaved parent
-    instance). The parents' ids are drawn from their sequence inside the statement, so each child
-    finds its parent's by position; every parent's pk and every child's key are set afterwards
-    (the children's own pks are not read back). PostgreSQL only, as insert_with_children.
+    instance). The parents' ids are drawn through their column's default inside the statement,
+    so each child finds its parent's by position; every parent's pk and every child's key are set
+    afterwards (the children's own pks are not read back). PostgreSQL only, as insert_with_children.
 
     Each table's rows travel as one JSON parameter (`json_rows`), not as an array per column:
     adapting thousands of list elements one by one costs more Python than everything else here.
@@ -119,9 +119,10 @@ def insert_many_with_children(
     position = {id(parent): number for number, parent in enumerate(parents, start=1)}
     params = {"count": len(parents), "table": parent_meta.db_table, "pk": parent_meta.pk.column}
     ctes = [
-        # nextval is volatile: PostgreSQL evaluates this CTE once, however many read it.
-        "ids AS (SELECT n, nextval(pg_get_serial_sequence(%(table)s, %(pk)s)) AS id "
-        "FROM generate_series(1, %(count)s) AS n)",
+        # Drawn through the column's own default (points_next_ids, migration 0021): the identity
+        # sequence, or the month-encoded ids of a partitioned ledger. Volatile: PostgreSQL
+        # evaluates this CTE once, however many read it.
+        "ids AS (SELECT n, id FROM points_next_ids(%(table)s::regclass, %(pk)s, %(count)s))",
         _insert_json_rows("parent", quote(parent_meta.db_table), quote(parent_meta.pk.column),
                           _insertable(type(parents[0])), parents, None, params, connection),
     ]

@@ -52,9 +52,8 @@ def write_posting(rows: PostingRows) -> Posting:
 def write_postings(rows: list[PostingRows]) -> None:
     """Write many new postings that credit (no lot movements) and their wallets' balances; then
     run the after-post hooks for each. On PostgreSQL two statements whatever the number of
-    postings: the trigger setting (IGNORE_NO_TRIGGER_SQL: a chunk of thousands of entries would
-    otherwise make the balance check at COMMIT quadratic) and one statement of data-modifying
-    CTEs; elsewhere through the ORM."""
+    postings: one of data-modifying CTEs, then the settings of the checks at COMMIT
+    (COMMIT_CHECKS_SQL); elsewhere through the ORM."""
     touched = {row.wallet.pk: row.wallet for row in rows if row.entries}
     now = timezone.now()
     for wallet in touched.values():
@@ -64,10 +63,10 @@ def write_postings(rows: list[PostingRows]) -> None:
     entries = [entry for row in rows for entry in row.entries]
     if connection.vendor == "postgresql":
         if postings:
-            with connection.cursor() as cursor:
-                cursor.execute(IGNORE_NO_TRIGGER_SQL)
             insert_many_with_children(postings, [(Lot, "posting", lots), (Entry, "posting", entries)],
                                       updates=[(Wallet, list(touched.values()), WALLET_FIELDS)])
+            with connection.cursor() as cursor:
+                cursor.execute(COMMIT_CHECKS_SQL)
     else:
         Posting.objects.bulk_create(postings)
         Lot.objects.bulk_create(lots)
@@ -166,13 +165,21 @@ WITH due AS (
 SELECT id, wallet_id FROM postings
 """
 
-# The entries-balance trigger runs pgtrigger's ignore check for every entry at COMMIT. The check
-# reads the `pgtrigger.ignore` setting inside an exception block; in a session where it was never
-# set, the read raises, and each caught error rolls back a subtransaction, for which PostgreSQL
-# walks every deferred trigger event still pending: quadratic in the size of the batch. Setting it
-# for the batch's transaction to the empty list (ignore no trigger) keeps every check and that cost
-# away.
-IGNORE_NO_TRIGGER_SQL = "SELECT set_config('pgtrigger.ignore', '{}', true)"
+# Set by a bulk write for the rest of its transaction, after its statement, for the checks that
+# run at COMMIT, thousands of them (every check is kept):
+# * The entries-balance trigger runs pgtrigger's ignore check for every entry. The check reads the
+#   `pgtrigger.ignore` setting inside an exception block; in a session where it was never set,
+#   the read raises, and each caught error rolls back a subtransaction, for which PostgreSQL walks
+#   every deferred trigger event still pending: quadratic in the size of the batch. The empty list
+#   (ignore no trigger) keeps that cost away.
+# * Generic plans: on a ledger partitioned by month (points.partitioning) PostgreSQL plans every
+#   foreign-key check into postings, and the balance check, afresh (its plan cache prefers a plan
+#   pruned to one partition to a generic one costed for all). Measured on 1,000 earns, the
+#   database's CPU for the statement and its checks went from 188 to 120 ms (107 ms unpartitioned,
+#   where generic and custom plans are the same). The batch's own statement is planned before.
+COMMIT_CHECKS_SQL = (
+    "SELECT set_config('pgtrigger.ignore', '{}', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+)
 
 
 def write_expiry(*, wallet_ids: list[int], now: datetime) -> int:
@@ -183,13 +190,13 @@ def write_expiry(*, wallet_ids: list[int], now: datetime) -> int:
         written = _expire_portably(wallet_ids=wallet_ids, now=now)
     else:
         with connection.cursor() as cursor:
-            cursor.execute(IGNORE_NO_TRIGGER_SQL)
             cursor.execute(EXPIRE_SQL, {
                 "wallets": wallet_ids, "now": now, "stamp": now.isoformat(), "created_at": timezone.now(),
                 "scope": SYSTEM_SCOPE, "kind": PostingKind.EXPIRE.value,
                 "wallet_account": Account.WALLET.value, "expiry_account": Account.EXPIRY.value,
             })
             written = [posting_id for posting_id, _wallet_id in cursor.fetchall()]
+            cursor.execute(COMMIT_CHECKS_SQL)
     if written and after_post_hooks():
         postings = Posting.objects.filter(pk__in=written).select_related("wallet").order_by("id")
         run_after_post_hooks([(posting, posting.wallet) for posting in postings])

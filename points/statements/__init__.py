@@ -5,6 +5,8 @@
 * `periods`: a period is a calendar month of the group's time zone, named "YYYY-MM".
 * `selectors`: the figures of a period computed from the ledger, and the reconciliation
   behind `verify_statements`.
+* `sql`: the same figures on PostgreSQL, set-based: a batch's snapshots in one INSERT ... SELECT,
+  and its messages' contexts built in the database.
 * `services`: generation in batches of members (`statements_generate_batch`) and the
   messages that announce a statement; the reminders (expiry, near-upgrade, win-back) are in
   `reminders`.

@@ -26,7 +26,10 @@ __all__ = ["Statement"]
 
 
 class Statement(models.Model):
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="statements", verbose_name=_("member"))
+    # Indexed by the unique (member, period): a second index would only slow the monthly insert.
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="statements", verbose_name=_("member"), db_index=False
+    )
     period = models.CharField(_("period"), max_length=7, help_text=_("The month, YYYY-MM, in the group's time zone."))
     period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField(_("period end"), help_text=_("The first instant after the period."))

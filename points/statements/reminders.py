@@ -19,13 +19,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import translation
 
 from members.models import Member, MemberStatus
 from members.notifications.models import NotificationKind
-from members.notifications.services import Message, app_link, member_fields, notifications_queue, notifications_send
+from members.notifications.services import (
+    MEMBER_FIELDS_SQL, QUEUE_MEMBER_COLUMNS, Message, app_link, member_fields, notifications_queue,
+    notifications_queue_select, notifications_send,
+)
 from points.models import Lot, Posting, PostingKind, Wallet
 from points.policies import member_tier_progress
 from points.statements.messages import tier_line, tier_snapshot
@@ -50,37 +53,63 @@ def _members(member_ids) -> dict[int, Member]:
     return Member.objects.in_bulk(list(member_ids))
 
 
+# An expiry reminder's context (what the portable path builds in Python) for each due member.
+EXPIRY_MESSAGES = """
+SELECT m.id AS member_id, 'expiry:' || m.id || %(key_suffix)s AS key, {member_columns},
+    jsonb_build_object({member_fields}, 'points', due.points, 'days', %(days)s::int,
+                       'expires_on', %(expires_on)s::text, 'expires_at', %(expires_at)s::text,
+                       'link', %(link)s::text) AS context
+FROM members_member m
+JOIN unnest(%(members)s::bigint[], %(points)s::bigint[]) AS due(member_id, points) ON due.member_id = m.id
+WHERE m.id = ANY(%(members)s::bigint[])
+"""
+
+
 def expiry_reminders_batch(
     *, run_day: date, offset: int, after_wallet_id: int = 0, batch_size: int | None = None
 ) -> ReminderBatch:
-    """Queue the expiry reminders `offset` days ahead of `run_day` for the next batch of wallets."""
+    """Queue the expiry reminders `offset` days ahead of `run_day` for the next batch of members' wallets.
+
+    The due wallets are read in one aggregate over the open lots of that day (the partial index
+    of open lots by expiry); on PostgreSQL their messages' contexts are then built in the
+    database and the messages of members who get them on no channel logged there
+    (notifications_queue_select), elsewhere in Python."""
     batch_size = batch_size or settings.STATEMENTS_BATCH_SIZE
     expiry_day = run_day + timedelta(days=offset)
     due = list(
         Lot.objects.filter(remaining__gt=0)  # lets the partial index of open lots by expiry serve the day
         .filter(
-            wallet_id__gt=after_wallet_id, remaining__gt=F("held"),
+            wallet_id__gt=after_wallet_id, wallet__member__isnull=False, remaining__gt=F("held"),
             expires_at__gte=start_of_local_day(expiry_day), expires_at__lt=start_of_local_day(expiry_day + timedelta(days=1)),
         )
-        .order_by("wallet_id").values("wallet_id", "wallet__member_id")
+        .order_by("wallet_id").values_list("wallet_id", "wallet__member_id")
         .annotate(points=Sum(F("remaining") - F("held")))[:batch_size]
     )
-    members = _members(row["wallet__member_id"] for row in due)
-    messages = []
-    for row in due:
-        member = members[row["wallet__member_id"]]
-        messages.append(Message(
-            member=member, kind=NotificationKind.EXPIRY_REMINDER, run=f"expiry:{run_day.isoformat()}",
-            key=f"expiry:{member.pk}:{expiry_day.isoformat()}:{offset}",
-            context={
-                **member_fields(member), "points": row["points"], "days": offset,
-                "expires_on": expiry_day.isoformat(), "expires_at": end_of_local_day(expiry_day).isoformat(),
-                "link": app_link("points"),
-            },
-        ))
-    queued = _queue(messages) if messages else 0
-    cursor = due[-1]["wallet_id"] if len(due) == batch_size else None
-    return ReminderBatch(messages=len(messages), queued=queued, cursor=cursor)
+    run, key_suffix = f"expiry:{run_day.isoformat()}", f":{expiry_day.isoformat()}:{offset}"
+    context = {"days": offset, "expires_on": expiry_day.isoformat(),
+               "expires_at": end_of_local_day(expiry_day).isoformat(), "link": app_link("points")}
+    queued = 0
+    if due and connection.vendor == "postgresql":
+        with transaction.atomic(durable=True):
+            log_ids = notifications_queue_select(
+                kind=NotificationKind.EXPIRY_REMINDER, run=run,
+                source=EXPIRY_MESSAGES.format(member_columns=QUEUE_MEMBER_COLUMNS, member_fields=MEMBER_FIELDS_SQL),
+                params={**context, "key_suffix": key_suffix,
+                        "members": [member_id for _wallet, member_id, _points in due],
+                        "points": [points for _wallet, _member_id, points in due]},
+            )
+            notifications_send(log_ids=log_ids)
+        queued = len(log_ids)
+    elif due:
+        members = _members(member_id for _wallet, member_id, _points in due)
+        queued = _queue([
+            Message(member=members[member_id], kind=NotificationKind.EXPIRY_REMINDER, run=run,
+                    key=f"expiry:{member_id}{key_suffix}",
+                    context={**member_fields(members[member_id]), "points": points, **context})
+            for _wallet, member_id, points in due
+        ])
+    cursor = due[-1][0] if len(due) == batch_size else None
+    return ReminderBatch(messages=len(due), queued=queued, cursor=cursor)
 
 
 def upgrade_nudges_batch(*, run_day: date, after_member_id: int = 0, batch_size: int | None = None, now=None) -> ReminderBatch:

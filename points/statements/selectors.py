@@ -211,12 +211,17 @@ def lots_at(*, wallet_ids: list[int], at) -> QuerySet:
     )
 
 
+def expiring_bounds(*, end) -> tuple:
+    """The first instants after the 30 and the 60 days that follow a period ending at `end`."""
+    first_day = local_date(end)
+    return start_of_local_day(first_day + timedelta(days=30)), start_of_local_day(first_day + timedelta(days=60))
+
+
 def _add_expiring(by_wallet: dict[int, StatementFigures], *, end) -> None:
     """What of the closing balance expires within 30 and 60 days of the period end: lots whose
     last valid day falls within the next 30 (60) days. Points whose validity ended with the
     period, which the expiry job removes in the first minutes of the next one, count too."""
-    first_day = local_date(end)
-    within_30, within_60 = start_of_local_day(first_day + timedelta(days=30)), start_of_local_day(first_day + timedelta(days=60))
+    within_30, within_60 = expiring_bounds(end=end)
     lots = lots_at(wallet_ids=list(by_wallet), at=end).filter(expires_then__lt=within_60)
     for wallet_id, remaining, expires in lots.values_list("wallet_id", "remaining_then", "expires_then"):
         one = by_wallet[wallet_id]
@@ -236,13 +241,18 @@ def member_statement(*, member_id: int, period: Period) -> Statement | None:
     return Statement.objects.filter(member_id=member_id, period=period.name).first()
 
 
-def members_after(*, after_member_id: int, through_member_id: int | None, before, limit: int) -> list[int]:
-    """The next `limit` member ids after `after_member_id` (up to `through_member_id`) that have
-    a wallet and enrolled before `before`, in id order."""
-    wallets = Wallet.objects.filter(member_id__gt=after_member_id, member__enrolled_at__lt=before)
+def statement_batch(*, period: Period, after_member_id: int, through_member_id: int | None,
+                    limit: int) -> list[tuple[int, int, bool]]:
+    """The next `limit` members after `after_member_id` (up to `through_member_id`) that have a
+    wallet and enrolled before the period ended, in id order: (member id, wallet id, whether
+    their statement of `period` exists), the last read per member from the unique (member,
+    period) index."""
+    wallets = Wallet.objects.filter(member_id__gt=after_member_id, member__enrolled_at__lt=period.end)
     if through_member_id is not None:
         wallets = wallets.filter(member_id__lte=through_member_id)
-    return list(wallets.order_by("member_id").values_list("member_id", flat=True)[:limit])
+    stated = Statement.objects.filter(member_id=OuterRef("member_id"), period=period.name)
+    rows = wallets.order_by("member_id").annotate(stated=Exists(stated)).values_list("member_id", "id", "stated")
+    return list(rows[:limit])
 
 
 # --- reconciliation ------------------------------------------------------------------------

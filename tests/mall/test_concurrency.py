@@ -29,12 +29,13 @@ from mall.exceptions import (
     SlotFull,
 )
 from mall.models import Coupon, CouponStatus, Item, ItemKind, Order, OrderStatus, Slot, WriteOff
-from mall.services import coupon_expire, coupon_redeem, order_cancel, order_place
+from mall.services import coupon_expire, coupon_redeem, order_cancel, order_place, organization_order_place
+from points.exceptions import InsufficientPoints
 from points.ledger import Idempotency
 from points.models import Posting, PostingKind, Wallet
 from points.selectors import ledger_problems
 from tests.factories import BusinessUnitFactory, MerchantFactory, enrol_member
-from tests.factories import ItemFactory, bookable, fund
+from tests.factories import ItemFactory, OrganizationFactory, bookable, fund, fund_organization, organization_admin
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,4 +205,51 @@ def test_cancel_write_off_and_expiry_racing_on_one_coupon_exactly_one_wins(mall)
     back = Order.objects.filter(status__in=[OrderStatus.CANCELLED, OrderStatus.EXPIRED]).count()
     assert Posting.objects.filter(kind=PostingKind.CANCEL).count() == back
     assert Wallet.objects.get(member=member).balance == 1000 - 100 * rounds + 100 * back
+    assert_ledger_sound()
+
+
+def test_two_admins_racing_against_the_organizations_points_never_overspend_it():
+    """Twelve bookings by two administrators at once, 1,000 points each, against a company
+    wallet of 5,000: the organization wallet's lock serialises them; exactly five are placed."""
+    park = BusinessUnitFactory(code="park-race")
+    company = OrganizationFactory(code="race-co")
+    fund_organization(company, 5000, park)
+    admins = [organization_admin(company), organization_admin(company)]
+    room = bookable(business_unit=park, price_points=1000, slots=1, capacity=20)
+    slot = room.slots.get()
+    outcomes = run_together([
+        lambda i=i: organization_order_place(admin=admins[i % 2], item_id=room.pk, slot_id=slot.pk,
+                                             idempotency_key=f"race-{i}")
+        for i in range(12)
+    ])
+    placed, refused = successes(outcomes), failures(outcomes)
+    assert len(placed) == 5, refused
+    assert all(isinstance(error, InsufficientPoints) for error in refused), refused
+    assert {result.order.member_id for result in placed} <= {admin.pk for admin in admins}
+    organization_wallet = Wallet.objects.get(organization=company)
+    assert (organization_wallet.balance, organization_wallet.held) == (0, 0)
+    spent = Posting.objects.filter(wallet=organization_wallet, kind=PostingKind.SPEND).aggregate(total=Sum("points"))
+    assert spent["total"] == -5000
+    assert Order.objects.filter(organization=company).count() == 5
+    assert Slot.objects.get(pk=slot.pk).booked == 5
+    assert list(Wallet.objects.filter(member__in=admins).values_list("balance", flat=True)) == [0, 0]
+    assert_ledger_sound()
+
+
+def test_ten_retries_of_one_admins_key_book_once_for_the_organization():
+    park = BusinessUnitFactory(code="park-retry")
+    company = OrganizationFactory(code="retry-co")
+    fund_organization(company, 5000, park)
+    admin = organization_admin(company)
+    room = bookable(business_unit=park, price_points=1000, slots=1, capacity=20)
+    slot = room.slots.get()
+    outcomes = run_together([
+        lambda: organization_order_place(admin=admin, item_id=room.pk, slot_id=slot.pk, idempotency_key="once")
+        for _ in range(10)
+    ])
+    results = successes(outcomes)
+    assert len(results) == 10, failures(outcomes)
+    assert len({result.order.pk for result in results}) == 1
+    assert sum(not result.replayed for result in results) == 1
+    assert Wallet.objects.get(organization=company).balance == 4000
     assert_ledger_sound()

@@ -104,6 +104,7 @@ def test_an_admin_pays_the_organizations_bill_from_its_wallet_and_the_bill_earns
     assert paid.status_code == 201, paid.json()
     organization_wallet = Wallet.objects.get(organization=company)
     assert organization_wallet.held == 50000 and Wallet.objects.get(member=admin).held == 0
+    assert paid.json()["balance"] == {"available": 150000, "held": 50000, "total": 200000}, "the wallet that pays"
     payment_id = paid.json()["payment"]["id"]
     pending = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/")
     assert (pending.status_code, pending.json()["code"]) == (409, "payment_pending")
@@ -133,3 +134,62 @@ def test_a_members_bill_earns_its_cash_part_into_the_members_wallet(property_sys
                          HTTP_IDEMPOTENCY_KEY="c1")
     earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/").json()
     assert (earned["earned_by"], earned["amount_cny"], earned["points"]) == ("member", "3000.00", 3000)
+
+
+def test_the_quote_of_an_organizations_bill_counts_the_organization_wallets_available_points(
+    property_system, property_bu, pay_code,
+):
+    from points.earning import points_earn
+
+    company = OrganizationFactory(code="blue-ocean")
+    fund_organization(company, 30000, property_bu)
+    admin = organization_admin(company)
+    points_earn(member_id=admin.pk, business_unit=property_bu, points=90000, reason="the admin's own")
+    post_bill(property_system, payer_organization=company.code)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin)},
+                                 format="json")
+    assert quote.status_code == 200, quote.json()
+    body = quote.json()
+    assert (body["organization"], body["member"]) == ("blue-ocean", admin.pk)
+    assert (body["max_points"], body["binding_limit"]) == (30000, "available_points")
+    assert {limit["limit"]: limit["points"] for limit in body["limits"]}["available_points"] == 30000
+    held = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin),
+                                                      "points": 10000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert held.status_code == 201, held.json()
+    again = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(admin)},
+                                 format="json").json()
+    assert (again["max_points"], again["max_amount_cny"]) == (20000, "200.00"), "the held points are not available"
+
+
+def test_the_quote_of_a_members_own_bill_names_no_organization(property_system, property_bu, payer, pay_code):
+    post_bill(property_system, payer_member=payer.pk)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer)},
+                                 format="json").json()
+    assert (quote["organization"], quote["binding_limit"], quote["max_points"]) == (None, "available_points", 10000)
+
+
+def test_an_employee_who_is_not_an_admin_gets_no_quote_for_the_organizations_bill(property_system, pay_code):
+    company = OrganizationFactory(code="blue-ocean")
+    employee = enrol_member(organization=company)
+    post_bill(property_system, payer_organization=company.code)
+    quote = property_system.post("/api/v1/payments/quote/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(employee)},
+                                 format="json")
+    assert (quote.status_code, quote.json()["code"]) == (409, "bill_payer_mismatch")
+
+
+def test_a_property_bills_earn_is_its_cash_part_whatever_the_points_refunded(property_system, property_bu, payer,
+                                                                            pay_code):
+    from points.earning import points_earn
+
+    points_earn(member_id=payer.pk, business_unit=property_bu, points=100000, reason="bills")
+    post_bill(property_system, payer_member=payer.pk)
+    paid = property_system.post("/api/v1/payments/", {"bill_no": BILL["bill_no"], "pay_code": pay_code(payer),
+                                                      "points": 28000}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    payment_id = paid.json()["payment"]["id"]
+    property_system.post(f"/api/v1/payments/{payment_id}/capture/", {}, format="json", HTTP_IDEMPOTENCY_KEY="c1")
+    property_system.post(f"/api/v1/payments/{payment_id}/refund/", {"points": 8000}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="r1")
+    earned = property_system.post(f"/api/v1/property/bills/{BILL['bill_no']}/earn/").json()
+    assert (earned["amount_cny"], earned["points"]) == ("3000.00", 3000)
+    bills = member_client(payer).get("/api/v1/me/property-bills/").json()
+    assert [(b["points_paid"], b["points_paid_cny"]) for b in bills] == [(20000, "200.00")], "what points paid, kept"

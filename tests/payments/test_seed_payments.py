@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from mall.models import Item, Order, OrderStatus
 from mall.models_payments import Payment, PaymentEvent, PaymentStatus, PropertyBill
 from members.models import PartnerKey
 from points.models import Posting, Wallet
@@ -20,18 +21,26 @@ def test_seed_payments_twice_same_data_and_working_keys(tmp_path, ledger_sound):
     out = tmp_path / "credentials.json"
     call_command("seed_demo", members=5, credentials_out=out)
     call_command("seed_payments", credentials_out=out)
-    counts = (Payment.objects.count(), PaymentEvent.objects.count(), PropertyBill.objects.count(), Posting.objects.count())
+    counts = (Payment.objects.count(), PaymentEvent.objects.count(), PropertyBill.objects.count(), Posting.objects.count(),
+              Order.objects.count())
     first = json.loads(out.read_text())
     call_command("seed_payments", credentials_out=out)
     assert (Payment.objects.count(), PaymentEvent.objects.count(), PropertyBill.objects.count(),
-            Posting.objects.count()) == counts
+            Posting.objects.count(), Order.objects.count()) == counts
     second = json.loads(out.read_text())
     assert {"partner_api_key", "member_token", "restaurant_api_key", "parking_api_key", "property_api_key"} <= set(second)
     statuses = dict(Payment.objects.values_list("bill_no", "status"))
     assert statuses == {"RR-20261201-0007": PaymentStatus.PARTIALLY_REFUNDED, "P-20261201-0311": PaymentStatus.CAPTURED,
                         "PF-2026-05-T2-1808": PaymentStatus.CAPTURED, "PF-2026-06-T3-0901": PaymentStatus.CAPTURED}
     tenant = Wallet.objects.get(organization__code="blue-ocean-tech")
-    assert tenant.balance == 50000 + 12800 - 38400 - 2 * 2000
+    assert tenant.balance == 50000 + 12800 - 38400 - 2 * 2000 - 2000 == 18400
+    booking = Order.objects.get(organization__code="blue-ocean-tech")
+    assert (booking.item.name_en, booking.points, booking.status, booking.member.phone) == (
+        "Meeting room A (8 seats)", 2000, OrderStatus.ISSUED, "13955500001")
+    assert booking.spend_posting.wallet == tenant
+    call_command("seed_mall", credentials_out=out)  # as `make run`, later: it finds the same room
+    room = Item.objects.get(name_en="Meeting room A (8 seats)")
+    assert (room.pk, room.slots.count(), sum(room.slots.values_list("booked", flat=True))) == (booking.item_id, 14, 1)
     employees = Wallet.objects.filter(member__organization__code="blue-ocean-tech", member__is_organization_admin=False)
     assert sorted(employees.values_list("balance", flat=True)) == [2000, 2000]
     assert "organization_admin_token" in second

@@ -89,6 +89,17 @@ def test_results_section_is_replaced_and_the_analysis_kept(tmp_path):
     assert text.startswith("# Benchmarks\n\nintro") and text.endswith("## Analysis\nkept\n")
 
 
+def test_a_partitioned_run_says_so_with_the_conversions_timings():
+    from bench.run import render_markdown
+
+    partitioned = {"seconds": 4.2, "command_seconds": {"convert": 1.5, "validate_foreign_keys": 2.0, "analyze": 0.6},
+                   "month": 202612, "partitions": {"points_posting": 6}, "foreign_keys_validated": 10}
+    assert "Schema: **partitioned by month**" not in render_markdown({"meta": {"scale": "quick"}})
+    text = render_markdown({"meta": {"scale": "quick", "partitioned": True}, "partitioned": partitioned})
+    assert "Schema: **partitioned by month** (`partition_ledger` right after generation, 4.2 s in all: conversion 1.5 s" in text
+    assert "points_posting 6 partitions" in text
+
+
 def test_setup_places_every_member_at_the_level_their_points_reach(db):
     from bench.helpers import setup
     from tiers.models import MemberTier

@@ -2,7 +2,9 @@
 change at once, and a value read before a change is never served after it."""
 
 from decimal import Decimal
+from unittest.mock import patch
 
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -24,6 +26,20 @@ def test_a_value_is_read_once_then_served_from_the_cache_until_invalidated(db):
     counter.invalidate()
     assert counter.get("a") == 3
     assert reads == ["a", "b", "a"]
+
+
+def test_a_memo_cache_serves_its_value_from_the_process_and_still_follows_every_change(db, settings):
+    reads = []
+    config = VersionedCache("test-memo", lambda: reads.append(1) or (len(reads),), memo=True)
+    first = config.get()
+    with patch.object(cache, "get", wraps=cache.get) as cache_reads:
+        assert config.get() is first  # the object kept in the process, not an unpickled copy
+    assert [call.args[0] for call in cache_reads.call_args_list] == [config.version_key]
+    config.invalidate()
+    assert config.get() == (2,)
+    settings.CONFIG_CACHE_SECONDS = 0  # the memo never outlives the cache's own timeout
+    config.invalidate()
+    assert (config.get(), config.get()) == ((3,), (4,))
 
 
 def test_partner_key_lookups_hit_the_database_once(bu, partner_key):

@@ -114,12 +114,21 @@ def test_another_business_units_hold_is_not_found(partner, rich, other_bu, partn
 
 
 def test_a_hold_placed_by_an_app_for_its_own_rows_is_not_the_holds_apis(partner, rich, bu):
-    """A payment's hold moves with the payment: the holds API neither shows nor moves it."""
+    """A hold placed without a partner's key (an app's, of a purpose it does not reserve): the
+    holds API neither shows nor moves it."""
     from points.ledger import hold_place
 
-    app_hold = hold_place(member_id=rich.pk, points=100, business_unit=bu, purpose="payment").hold
+    app_hold = hold_place(member_id=rich.pk, points=100, business_unit=bu, purpose="kiosk").hold
     assert partner.get(f"/api/v1/holds/{app_hold.pk}/").status_code == 404
     capture = partner.post(f"/api/v1/holds/{app_hold.pk}/capture/", {}, format="json", HTTP_IDEMPOTENCY_KEY="x")
     assert capture.status_code == 404
     assert partner.post(f"/api/v1/holds/{app_hold.pk}/void/", {}, format="json").status_code == 404
     assert Hold.objects.get(pk=app_hold.pk).status == HoldStatus.HELD
+
+
+def test_a_reserved_purpose_is_refused_when_placing_and_nothing_is_held(partner, rich):
+    """`payment` is mall's (its AppConfig.ready registers it): a partner cannot place such a hold."""
+    response = place(partner, rich, purpose="payment")
+    assert response.status_code == 409, response.json()
+    assert (response.json()["code"], response.json()["purpose"]) == ("hold_reserved", "payment")
+    assert not Hold.objects.exists()

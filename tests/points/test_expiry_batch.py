@@ -193,15 +193,15 @@ def test_a_batch_that_crashes_before_commit_leaves_nothing_and_the_rerun_expires
 
 @pytest.mark.django_db(transaction=True)
 def test_the_batch_keeps_the_balance_trigger_armed(bu):
-    """The batch sets pgtrigger's ignore list to empty (see IGNORE_NO_TRIGGER_SQL): the check on
-    unbalanced postings must still refuse at COMMIT."""
+    """The batch sets pgtrigger's ignore list to empty and generic plans (see COMMIT_CHECKS_SQL):
+    the check on unbalanced postings must still refuse at COMMIT."""
     wallet = Wallet.objects.get(member=enrol_member(name="Forger"))
     with pytest.raises(IntegrityError, match="unbalanced"):
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(writer.IGNORE_NO_TRIGGER_SQL)
             posting = Posting.objects.create(wallet=wallet, kind=PostingKind.EXPIRE, points=-5, occurred_at=timezone.now())
             Entry.objects.create(posting=posting, account=Account.WALLET, wallet=wallet, amount=-5)
+            with connection.cursor() as cursor:
+                cursor.execute(writer.COMMIT_CHECKS_SQL)
     assert not Posting.objects.filter(wallet=wallet).exists()
 
 

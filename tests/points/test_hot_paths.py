@@ -87,3 +87,26 @@ def test_a_hold_and_its_capture_cost_what_they_cost(bu, member):
     assert verbs(capturing) == [
         "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "INSERT", "UPDATE", "INSERT",
     ]
+
+
+
+def test_a_members_mall_order_costs_what_it_costs(bu, member):
+    """A member's own booking (no tier programme): an organization's orders take another path and
+    must not add a statement to this one."""
+    from mall.services import order_place
+    from tests.factories import bookable, fund
+
+    fund(member, 5000, bu)
+    item = bookable(business_unit=bu, price_points=100)
+    slot = item.slots.get()
+    order_place(member_id=member.pk, item_id=item.pk, slot_id=slot.pk, idempotency_key="warm")
+    with CaptureQueriesContext(connection) as queries:
+        order_place(member_id=member.pk, item_id=item.pk, slot_id=slot.pk, idempotency_key="o")
+    # lock the wallet, look for the key, lock the item, lock the slot, sum the member's usage of
+    # the item, read the open lots, write the posting with everything else (and settlement's
+    # clearing lines), take the place of the slot, insert the order and its event, check the
+    # new code is free, insert the coupon and its event
+    assert verbs(queries) == [
+        "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "SELECT", "WITH", "INSERT", "UPDATE", "INSERT", "INSERT",
+        "SELECT", "INSERT", "INSERT",
+    ]

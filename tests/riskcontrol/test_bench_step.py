@@ -39,3 +39,16 @@ def test_the_rules_switch_on_three_per_path_and_off_again():
     assert RiskRule.objects.count() == len(risk.RULES)
     config = risk_config()
     assert not (config.earn_rules or config.fingerprint_rules or config.spend_rules)
+
+
+def test_the_rounds_of_a_phase_count_together():
+    def round_(phase, earn_requests, p99):
+        figures = {"requests": earn_requests, "seconds": 5.0, "p99_ms": p99, "statuses": {"201": earn_requests}}
+        return {"phase": phase, "earn": figures, "redeem": {**figures, "statuses": {"201": 1, "409": 1}}}
+
+    phases = risk.merged([round_("none", 500, 10.0), round_("rules", 400, 12.0), round_("none", 300, 30.0),
+                          round_("rules", 400, 11.0)])
+    assert (phases["none"]["earn"]["req_per_s"], phases["none"]["earn"]["p99_ms"]) == (80.0, 30.0)
+    assert phases["rules"]["earn"]["statuses"] == {"201": 800}
+    assert phases["rules"]["redeem"]["statuses"] == {"201": 2, "409": 2}
+    assert risk.compare(phases)["earn"]["ratio"] == 1.0

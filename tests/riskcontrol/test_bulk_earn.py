@@ -10,7 +10,7 @@ from points.batch import CREATED, ERROR, EarnBatchItem, points_earn_batch
 from points.models import Posting
 from points.selectors import member_balance
 from riskcontrol.context import risk_request
-from riskcontrol.models import BlockedAttempt, RiskCase, RuleAction, RuleKind
+from riskcontrol.models import BlockedAttempt, RiskCase, RiskReceipt, RuleAction, RuleKind
 from tests.factories import enrol_member
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +55,14 @@ def test_a_gate_block_refuses_only_its_item_set_wise(bu, merchant, make_rule):
     outcomes = batch(bu, [item(0, members[0], "900"), item(1, members[1])])
     assert [outcome.status for outcome in outcomes] == [ERROR, CREATED]
     assert BlockedAttempt.objects.get().member == members[0]
+
+
+def test_an_item_refused_by_another_rule_leaves_its_receipt_unclaimed(bu, merchant, make_rule):
+    # Set-wise, a refusal does not roll the batch back: the gate gives back the receipt it claimed.
+    make_rule(RuleKind.EARN_AMOUNT, 500, action=RuleAction.BLOCK)
+    make_rule(RuleKind.DUPLICATE_RECEIPT, 1, action=RuleAction.FLAG)
+    members = [enrol_member() for _ in range(2)]
+    outcomes = batch(bu, [item(0, members[0], "900", receipt="Y"), item(1, members[1], receipt="Y")])
+    assert [outcome.status for outcome in outcomes] == [ERROR, CREATED]
+    assert list(RiskReceipt.objects.values_list("member_id", flat=True)) == [members[1].pk]
+    assert not RiskCase.objects.exists()  # the receipt was the second item's own

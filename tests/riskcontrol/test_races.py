@@ -1,18 +1,26 @@
 """Risk control's guarantees under real concurrency: threads, each on its own PostgreSQL
 connection, committing (transaction=True), started together at a barrier (tests.concurrency)."""
 
+import threading
+import time
+from unittest.mock import patch
+
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
 from points.models import Posting, PostingKind, Wallet
 from points.selectors import member_balance
 from points.services import points_adjust, posting_reverse
 from points.exceptions import ReversalExceedsOriginal
+from riskcontrol import counters
 from riskcontrol.exceptions import AdjustmentApprovalRequired, CaseResolved, RiskBlocked
 from riskcontrol.models import (
     AdjustmentRequest,
     AdjustmentThreshold,
     BlockedAttempt,
     CaseStatus,
+    DeviceKind,
     RequestStatus,
     RiskCase,
     RiskReceipt,
@@ -60,12 +68,63 @@ def test_a_duplicate_receipt_raced_from_two_tills_earns_once_and_is_caught_once(
         assert case.evidence["findings"][0]["first_earn"] == (postings - {case.posting_id}).pop()
 
 
+def test_earns_racing_on_one_receipt_and_one_device_wait_in_one_order(bu, earn, make_rule):
+    # Each earn's statement locks the device before it claims the receipt: never crosswise.
+    shop = MerchantFactory(business_unit=bu, code="till-shop")
+    make_rule(RuleKind.DUPLICATE_RECEIPT, 1, action=RuleAction.BLOCK)
+    make_rule(RuleKind.DEVICE_MEMBERS, 100, window_minutes=DAY, action=RuleAction.FLAG)
+    members = [enrol_member() for _ in range(4)]
+    outcomes = run_together([
+        lambda m=m: earn(m, bu, "100", merchant=shop, receipt_no="R-78", device="kiosk") for m in members
+    ])
+    assert len(results_of(outcomes)) == 1
+    assert all(isinstance(error, RiskBlocked) for error in errors_of(outcomes)), errors_of(outcomes)
+    assert RiskReceipt.objects.count() == 1
+
+
 def test_members_racing_on_one_device_are_counted_one_after_the_other(bu, earn, make_rule):
     make_rule(RuleKind.DEVICE_MEMBERS, 3, window_minutes=DAY, action=RuleAction.BLOCK)
     members = [enrol_member() for _ in range(8)]
     outcomes = run_together([lambda m=m: earn(m, bu, "10", device="shared-phone") for m in members])
     assert len(results_of(outcomes)) == 3
     assert all(isinstance(error, RiskBlocked) for error in errors_of(outcomes)), errors_of(outcomes)
+
+
+def _blocked_by_me() -> int:
+    """Backends waiting for a lock this connection holds (read afresh: no statistics snapshot)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))")
+        return cursor.fetchone()[0]
+
+
+def test_an_earn_that_waited_for_the_device_counts_the_member_it_waited_for(bu, earn, make_rule):
+    # The earn's one statement reads what was committed when it began; having waited for the
+    # device's lock, it must count again (riskcontrol.counters): here the member before it commits
+    # only once the earn's statement is waiting for the lock.
+    make_rule(RuleKind.DEVICE_MEMBERS, 1, window_minutes=DAY, action=RuleAction.BLOCK)
+    first, second = enrol_member(), enrol_member()
+    holding = threading.Event()
+
+    def hold_the_device_until_the_earn_waits():
+        with transaction.atomic():
+            counters.devices_seen(seen={DeviceKind.DEVICE: "shared-phone"}, member_id=first.pk, now=timezone.now())
+            holding.set()
+            deadline = time.monotonic() + 30
+            while not _blocked_by_me():
+                assert time.monotonic() < deadline, "the earn never waited for the device's lock"
+                time.sleep(0.02)
+
+    def earn_once_the_device_is_held():
+        assert holding.wait(30)
+        return earn(second, bu, "10", device="shared-phone")
+
+    with patch("riskcontrol.counters._others_again", wraps=counters._others_again) as counted_again:
+        outcomes = run_together([hold_the_device_until_the_earn_waits, earn_once_the_device_is_held])
+    assert outcomes[0] == (True, None)
+    assert isinstance(outcomes[1][1], RiskBlocked), outcomes[1]
+    assert counted_again.call_count == 1
+    assert not Posting.objects.filter(kind=PostingKind.EARN).exists()
 
 
 @pytest.fixture

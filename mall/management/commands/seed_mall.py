@@ -24,7 +24,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from members.models import BusinessUnit, Member, Merchant, PartnerKey
-from mall.models import Category, CodeSource, CouponBenefit, GoodsDelivery, Item, ItemKind, MerchantStaff, Slot
+from mall.management.meeting_room import WORKSPACE, meeting_room
+from mall.models import Category, CodeSource, CouponBenefit, GoodsDelivery, Item, ItemKind, MerchantStaff
 from mall.services import order_place
 from points.earning import points_earn
 from points.ledger import Idempotency
@@ -42,7 +43,7 @@ CATEGORIES = [
     ("goods", "精选好物", "Goods", 1),
     ("parking", "停车出行", "Parking", 2),
     ("fun", "餐饮娱乐", "Dining and fun", 3),
-    ("workspace", "办公空间", "Workspace", 4),
+    WORKSPACE,
     ("home", "物业生活", "Home services", 5),
 ]
 
@@ -110,12 +111,6 @@ class Command(BaseCommand):
                 face_value_cny=Decimal("30.00"), min_spend_cny=Decimal("100.00"), settlement_value_cny=Decimal("30.00"),
                 description_zh="影城售票处核销，满 100 元可用。", description_en="Written off at the box office on a bill of 100 or more.",
             ),
-            "room": dict(
-                kind=ItemKind.BOOKABLE, category=categories["workspace"], business_unit=park, merchant=None,
-                name_zh="会议室 A（8 人）", name_en="Meeting room A (8 seats)", price_points=2000,
-                settlement_value_cny=Decimal("0.00"),
-                description_zh="半天时段，提前 30 分钟可签到。", description_en="Half-day slots; check in from 30 minutes before.",
-            ),
             "flash": dict(
                 kind=ItemKind.SERVICE_VOUCHER, category=categories["fun"], business_unit=mall,
                 merchant=merchants["sky-cafe"], name_zh="限时秒杀：云端咖啡", name_en="Flash sale: Sky Cafe coffee",
@@ -135,12 +130,7 @@ class Command(BaseCommand):
             name_en = fields.pop("name_en")
             items[key], _ = Item.objects.get_or_create(name_en=name_en, business_unit=fields["business_unit"],
                                                        defaults={**fields, "code_source": CodeSource.GENERATED})
-        for day in range(1, 8):
-            for start_hour, end_hour in ((9, 12), (14, 17)):
-                date = today + timedelta(days=day)
-                starts = datetime.combine(date, time(start_hour), tzinfo=group_timezone())
-                Slot.objects.get_or_create(item=items["room"], starts_at=starts, defaults={
-                    "ends_at": datetime.combine(date, time(end_hour), tzinfo=group_timezone()), "capacity": 1})
+        items["room"] = meeting_room(park)
         return items
 
     def _afford(self, member, mall):

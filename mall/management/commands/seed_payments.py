@@ -1,6 +1,7 @@
 """Points as cash in the demo group (run after seed_demo): the Riverside Hotel's restaurant and
 Central Mall's parking take points, a property-management BU posts a property bill, and a few
-payments run through the real services (authorised, captured, partly refunded).
+payments run through the real services (authorised, captured, partly refunded). The tenant
+company's administrator books the office park's meeting room from the company wallet.
 
 Idempotent: the settings and the property bill are looked up by code and number, every payment
 and move carries a deterministic key (scope "seed"), so a second run replays. As seed_demo
@@ -13,9 +14,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import F
+from django.utils import timezone
 
 from config.errors import DomainError
+from mall.management.meeting_room import meeting_room
+from mall.models import Order
 from mall.models_payments import BusinessUnitPaymentSettings
+from mall.services import organization_order_place
 from mall.services_payments import (
     payment_authorize,
     payment_capture,
@@ -58,6 +64,8 @@ TENANT_BILLS = [
 ]
 TENANT_WELCOME_POINTS = 50000
 TENANT_DISTRIBUTION_POINTS = 2000
+TENANT_ROOM_KEY = "seed-demo-meeting-room"
+OFFICE_PARK = "harbour-park"
 
 
 class Command(BaseCommand):
@@ -74,6 +82,7 @@ class Command(BaseCommand):
         units = self._units()
         self._demo_payments(member, units)
         tenant_admin = self._tenant_company(units[PROPERTY_BU[0]])
+        self._meeting_room_booking(tenant_admin)
         problems = ledger_problems()
         if problems:
             raise CommandError(f"the ledger is not sound after seeding payments: {problems}")
@@ -165,6 +174,18 @@ class Command(BaseCommand):
                                     reason="team award",
                                     idempotency=Idempotency(scope=SEED_SCOPE, key=f"{key}:award:{employee.pk}"))
         return admin
+
+    def _meeting_room_booking(self, admin: Member) -> None:
+        """The administrator books meeting room A's first free half day for the company, paid
+        from its wallet (once: a later run finds the order under its key)."""
+        if Order.objects.filter(member=admin, idempotency_key=TENANT_ROOM_KEY).exists():
+            return
+        room = meeting_room(BusinessUnit.objects.get(code=OFFICE_PARK))
+        slot = room.slots.filter(starts_at__gt=timezone.now(), booked__lt=F("capacity")).order_by("starts_at").first()
+        if slot is None:
+            self.stderr.write("demo meeting-room booking skipped: no free slot")
+            return
+        organization_order_place(admin=admin, item_id=room.pk, slot_id=slot.pk, idempotency_key=TENANT_ROOM_KEY)
 
     def _keys(self, units: dict[str, BusinessUnit]) -> dict[str, str]:
         credentials = {}

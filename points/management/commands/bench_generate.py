@@ -13,7 +13,8 @@ When the connection is a superuser's, each chunk is loaded with `session_replica
 replica`, which skips triggers and foreign-key checks (the deferred balance trigger would
 otherwise run once per entry); `verify_ledger` checks everything they check. With
 `--rebuild-indexes` the secondary indexes of the loaded tables are dropped first and rebuilt
-once at the end. Prints a JSON summary on stdout; progress goes to stderr.
+once at the end. Prints a JSON summary on stdout; progress goes to stderr. It refuses a ledger
+already partitioned by month (`partition_ledger`, which a benchmark runs after it).
 """
 
 import json
@@ -29,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from members.models import BusinessUnit, BusinessUnitKind, Merchant, MerchantCategory
+from points.partitioning import ledger_partitioned
 from points.timeutils import expiry_after_months
 
 DAY = 86_400
@@ -258,6 +260,9 @@ class Command(BaseCommand):
                rebuild_indexes, no_progress, **options):
         if members <= 0:
             raise CommandError("--members must be positive")
+        if ledger_partitioned():
+            raise CommandError("the ledger is partitioned by month: generate before partition_ledger (the generator "
+                               "writes ids of the plain sequence)")
         entries = entries or members * 10
         started = time.monotonic()
         self._check_columns()
