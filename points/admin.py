@@ -29,7 +29,7 @@ from points.rules import admin as rules_admin  # noqa: F401 - registers the earn
 from points.statements import admin as statements_admin  # noqa: F401 - registers the statements admin
 from points.forms import AdjustPointsForm, WalletStatusForm, new_form_token
 from points.member_360 import MEMBER_360_FIELDS, Member360Mixin
-from points.member_panels import PANEL_ROWS, html_table, local_date, local_minute
+from points.member_panels import PANEL_ROWS, balance_rows, expiring_rows, html_table, local_date, local_minute
 from points.models import Entry, Hold, HoldAllocation, HoldEvent, Lot, LotMovement, Posting, WalletStatusChange
 from points.selectors import wallet_balance, wallet_postings
 from points.ledger import OPERATOR_SCOPE, Idempotency
@@ -125,19 +125,10 @@ class MemberAdmin(Member360Mixin, admin.ModelAdmin):
     @admin.display(description=_("wallet"))
     def wallet_panel(self, member):
         state = wallet_balance(wallet=member.wallet)
-        rows = [
-            (_("balance"), state.total),
-            (_("available"), state.available),
-            (_("pending"), state.pending),
-            (_("frozen"), state.frozen),
-            (_("held"), state.held),
-            (_("expired, awaiting the expiry job"), state.expired_unswept),
-            (_("debt"), state.debt),
-        ]
+        rows = balance_rows(state)
         if member.wallet.is_frozen:
             rows.append((_("freeze reason"), member.wallet.frozen_reason))
-        rows += [(_("expires %(date)s") % {"date": local_date(item["expires_at"])}, item["points"]) for item in state.expiring]
-        return html_table((_("state"), _("points")), rows)
+        return html_table((_("state"), _("points")), rows + expiring_rows(state))
 
     @admin.display(description=_("open lots"))
     def lots_panel(self, member):

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.admin import OrganizationAdmin
 from members.models import Organization
-from points.member_panels import html_table, local_date
+from points.member_panels import balance_rows, expiring_rows, html_table
 from points.models import Wallet
 from points.selectors import Balance, wallet_balances
 
@@ -92,18 +92,7 @@ class OrganizationWalletAdmin(OrganizationAdmin):
     def wallet_panel(self, organization):
         _points_of([organization])
         state = organization.points_state
-        rows = [
-            (_("balance"), state.total),
-            (_("available"), state.available),
-            (_("pending"), state.pending),
-            (_("frozen"), state.frozen),
-            (_("held"), state.held),
-            (_("expired, awaiting the expiry job"), state.expired_unswept),
-            (_("debt"), state.debt),
-        ]
-        rows += [(_("expires %(date)s") % {"date": local_date(item["expires_at"])}, item["points"])
-                 for item in state.expiring]
-        table = html_table((_("state"), _("points")), rows)
+        table = html_table((_("state"), _("points")), balance_rows(state) + expiring_rows(state))
         wallet = _wallet(organization)
         if wallet is None:
             return format_html('{}<p>{}</p>', table, _("The wallet opens on its first use."))

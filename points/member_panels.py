@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
 
@@ -59,6 +60,24 @@ def html_table(headers, rows):
         "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
     )
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def balance_rows(state) -> list[tuple]:
+    """A wallet's balance by state (points.selectors.Balance), a row each, for the wallet panels."""
+    return [
+        (_("balance"), state.total),
+        (_("available"), state.available),
+        (_("pending"), state.pending),
+        (_("frozen"), state.frozen),
+        (_("held"), state.held),
+        (_("expired, awaiting the expiry job"), state.expired_unswept),
+        (_("debt"), state.debt),
+    ]
+
+
+def expiring_rows(state) -> list[tuple]:
+    """What the wallet's points expire when, a row per local date."""
+    return [(_("expires %(date)s") % {"date": local_date(item["expires_at"])}, item["points"]) for item in state.expiring]
 
 
 def changelist_url(url_name: str, **filters) -> str | None:
