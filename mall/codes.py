@@ -3,7 +3,8 @@
 A generated code is 13 random symbols (65 bits from `secrets`) and one check symbol, in
 upper-case base32 without the ambiguous letters I, L, O and U (Crockford's alphabet). The check
 symbol is Luhn mod 32 over the 13: it catches every single mistyped symbol and every swap of two
-neighbours. Codes are stored bare (14 symbols) and shown in groups of four (`ABCD-EFGH-JKMN-PQ`);
+neighbours but one, 0 and Z (values 0 and 31: Luhn mod N's one blind spot, as 09/90 in Luhn mod 10;
+kept, since changing the check would void the codes already issued). Codes are stored bare (14 symbols) and shown in groups of four (`ABCD-EFGH-JKMN-PQ`);
 input is forgiving: case, spaces and dashes are ignored, and O, I and L read as 0, 1 and 1.
 
 Codes uploaded to a pool (a merchant's own codes) keep their own format: letters and digits,
