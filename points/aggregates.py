@@ -7,7 +7,13 @@ zone, of the postings' `occurred_at` (so a backdated posting counts on the day i
   debited, the wallet and debt entries' sums, what operators posted, CNY amounts;
 * `LotFlowDay` per (day, business unit, issuing BU, kind, rule): points credited to new lots and
   taken from or given back to lots (the liability by issuer, the earning rules' points);
-* `MemberDay` per (day, business unit, merchant, kind, member): the active members of any window.
+* `MemberDay` per (day, business unit, merchant, kind, member): who was active on a day, from
+  which `ActivityGap` (points.activity) is derived and recomputed with it, to count the active
+  members of any window as a sum.
+
+Apps above the ledger register daily aggregates of their own (`register_daily_aggregate`, e.g.
+settlement's cross-BU flows): they are rebuilt, refreshed under the same watermark and
+reconciled with these, by the same commands and job.
 
 A day is always rebuilt whole: its rows are deleted and computed afresh from the ledger in one
 transaction (`aggregates_rebuild`), so a rebuild is idempotent and may run for any range. The
@@ -20,6 +26,7 @@ rows with the ledger's (the `verify_aggregates` command).
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +37,7 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from points.activity import activity_mismatches, activity_recompute
 from points.models import (
     Account,
     AggregateWatermark,
@@ -50,6 +58,38 @@ CHUNK_DAYS = 92
 BOOKED_BEFORE_DATED = timedelta(days=1)
 LEDGER_MEASURES = ("postings", "members", "points_in", "points_out", "wallet_net", "debt_net", "manual_postings",
                    "manual_points_in", "amount_cny")
+
+
+@dataclass(frozen=True)
+class DailyAggregate:
+    """Another app's aggregate by day. `rebuild(first, last)` recomputes the days first..last
+    whole; `touched_days(since)` names the days of its source rows booked since an instant;
+    `span()` the first and last day its source has rows for (None: none); `mismatches(first,
+    last)` the days first..last whose stored rows differ from the source's."""
+
+    label: str
+    rebuild: Callable[[date, date], None]
+    touched_days: Callable[[datetime], set[date]]
+    span: Callable[[], tuple[date, date] | None]
+    mismatches: Callable[[date, date], list[date]]
+
+
+_registered: list[DailyAggregate] = []
+
+
+def register_daily_aggregate(aggregate: DailyAggregate) -> None:
+    """Keep `aggregate` with the ledger's (an app's ready() calls this once)."""
+    if aggregate not in _registered:
+        _registered.append(aggregate)
+
+
+def daily_aggregate_rebuild(aggregate: DailyAggregate) -> None:
+    """Rebuild every day of one registered aggregate alone (its source changed by other means
+    than postings), under the watermark's lock."""
+    with transaction.atomic():
+        _watermark_locked()
+        if span := aggregate.span():
+            aggregate.rebuild(*span)
 
 
 def _day(field: str) -> TruncDate:
@@ -194,19 +234,28 @@ def ledger_days() -> tuple[date, date] | None:
 
 def aggregates_rebuild(*, first: date, last: date) -> int:
     """Recompute every aggregate of the days first..last (inclusive) from the ledger, in one
-    transaction and one pass over the ledger's tables. Returns the LedgerDay rows written."""
+    transaction and one pass over the ledger's tables, and the active members' gaps of every
+    day from `first` on. Returns the LedgerDay rows written."""
     with transaction.atomic():
         _watermark_locked()
-        return _rebuild_days(first, last)
+        written = _rebuild_days(first, last)
+        activity_recompute(since=first)
+        for aggregate in _registered:
+            aggregate.rebuild(first, last)
+        return written
 
 
 def aggregates_rebuild_all() -> int:
     """Rebuild every day of the ledger and move the watermark to now."""
     now = timezone.now()
-    span = ledger_days()
-    written = aggregates_rebuild(first=span[0], last=span[1]) if span else 0
     with transaction.atomic():
         mark = _watermark_locked()
+        span = ledger_days()
+        written = _rebuild_days(*span) if span else 0
+        activity_recompute(since=None)
+        for aggregate in _registered:
+            if own := aggregate.span():
+                aggregate.rebuild(*own)
         mark.booked_before = now
         mark.save(update_fields=["booked_before", "updated_at"])
     return written
@@ -248,6 +297,16 @@ def aggregates_refresh(*, now: datetime | None = None) -> Refresh:
                 .values_list("d", flat=True).distinct().order_by()
             ))
         rows = sum(_rebuild_days(first, last, bounded=True) for first, last in _runs(days))
+        if days:
+            activity_recompute(since=None if mark.booked_before is None else days[0])
+        for aggregate in _registered:
+            if mark.booked_before is None:
+                own = aggregate.span()
+                runs = [own] if own else []
+            else:
+                runs = _runs(sorted(aggregate.touched_days(mark.booked_before - lag)))
+            for first, last in runs:
+                aggregate.rebuild(first, last)
         mark.booked_before = now
         mark.save(update_fields=["booked_before", "updated_at"])
     return Refresh(days=days, rows=rows)
@@ -299,6 +358,13 @@ def aggregates_mismatches(*, first: date | None = None, last: date | None = None
         ):
             problems += [f"{day:%Y-%m-%d}: the {table} differ from the ledger's"
                          for day in sorted(_differing_days(stored, fresh))]
+    problems += [f"{day:%Y-%m-%d}: the active members' gaps differ from the member activity"
+                 for day in activity_mismatches(first=first, last=last)]
+    for aggregate in _registered:
+        own = aggregate.span() if whole else (first, last)
+        if own:
+            problems += [f"{day:%Y-%m-%d}: the {aggregate.label} differ from their source"
+                         for day in aggregate.mismatches(min(own[0], first), max(own[1], last))]
     if whole and not problems:
         problems += _total_problems()
     return problems

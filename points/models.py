@@ -31,12 +31,14 @@ Design overview
 Every row of these tables is written by the ledger core (points.ledger) and nowhere else.
 """
 
+from datetime import date
+
 import pgtrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -80,6 +82,8 @@ class Wallet(models.Model):
                 name="wallet_one_holder",
             ),
         ]
+        # The dashboard's negative balances: the few wallets in debt, without reading every wallet.
+        indexes = [models.Index(fields=["debt"], condition=Q(debt__gt=0), name="wallet_in_debt")]
 
     def __str__(self):
         return f"{self.member if self.member_id else self.organization} · {self.balance}"
@@ -881,6 +885,31 @@ class MemberDay(models.Model):
             models.UniqueConstraint(
                 "day", Coalesce("business_unit", 0), Coalesce("merchant", 0), "kind", "wallet",
                 name="member_day_unique_cell",
+            ),
+        ]
+        # A wallet's days, for the active members' gaps (points.activity).
+        indexes = [models.Index(fields=["wallet", "day"], name="member_day_wallet_day")]
+
+
+class ActivityGap(models.Model):
+    """How many members were active on `day` whose previous active day, in the same scope, was
+    `previous_day` (empty: never before). The members active in any window first..last are then
+    a sum, not a distinct count: those of its days whose previous day falls before `first`
+    (points.activity). Active means a posting of DASHBOARD_ACTIVE_MEMBER_KINDS; the scope is the
+    whole group (""), a business unit ("bu:<id>"), a kind of business unit ("bu_kind:<kind>")
+    or a merchant ("merchant:<id>")."""
+
+    scope = models.CharField(_("scope"), max_length=40, blank=True)
+    day = models.DateField(_("day"))
+    previous_day = models.DateField(_("previous active day"), null=True, blank=True)
+    members = models.BigIntegerField(_("members"))
+
+    class Meta:
+        verbose_name = _("active members' gap")
+        verbose_name_plural = _("active members' gaps")
+        constraints = [
+            models.UniqueConstraint(
+                "scope", "day", Coalesce("previous_day", Value(date.min)), name="activity_gap_unique_cell"
             ),
         ]
 

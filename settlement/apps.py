@@ -7,7 +7,10 @@ class SettlementConfig(AppConfig):
     verbose_name = _("Settlement")
 
     def ready(self):
+        from points.aggregates import register_daily_aggregate
         from points.policies import register_after_post_hook
+        from settlement.flow_days import FLOW_DAYS
         from settlement.hooks import record_clearing
 
         register_after_post_hook(record_clearing)
+        register_daily_aggregate(FLOW_DAYS)

@@ -15,7 +15,8 @@ would have written, in batches of posting ids:
 
 A posting that already has a line is left alone, and ON CONFLICT keeps a line from being written
 twice by a concurrent run. Lines dated inside a closed settlement period would change a closed
-month, so the backfill refuses while any run is closed.
+month, so the backfill refuses while any run is closed. The dashboard's flow days are rebuilt
+after it, since its lines are booked on their postings' old days.
 """
 
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection, transaction
 
+from points.aggregates import daily_aggregate_rebuild
 from points.models import Posting, PostingKind
+from settlement.flow_days import FLOW_DAYS
 from settlement.hooks import KINDS, record_clearing
 from settlement.models import ClearingLine, RunStatus, SettlementRun
 
@@ -81,6 +84,8 @@ def record_missing_clearing_lines(*, batch_size: int = 200_000,
         written += _backfill_batch(first=start, after=start + batch_size)
         if progress:
             progress(min(start + batch_size - 1, last), written)
+    if written:
+        daily_aggregate_rebuild(FLOW_DAYS)
     return written
 
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from members.models import BusinessUnit, Merchant
@@ -91,6 +92,34 @@ class ClearingLine(models.Model):
 
     def __str__(self):
         return f"#{self.posting_id} {self.kind} {self.points:+d}"
+
+
+class FlowDay(models.Model):
+    """One day's clearing lines of redemptions and their reversals (net) from one issuer's lots
+    at one redeeming business unit and merchant: the dashboard's cross-BU flow. The day is the
+    lines' booking day in the group's time zone, as the settlement matrix's month is; rebuilt
+    from the lines by day (settlement.flow_days)."""
+
+    day = models.DateField(_("day"))
+    issuer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("issuer"),
+                               db_index=False)
+    redeemer = models.ForeignKey(BusinessUnit, on_delete=models.PROTECT, related_name="+", verbose_name=_("redeemer"),
+                                 db_index=False)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant"),
+        db_index=False,
+    )
+    points = models.BigIntegerField(_("points"))
+    amount_cny = models.DecimalField(_("amount (CNY)"), max_digits=18, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("daily cross-BU flow")
+        verbose_name_plural = _("daily cross-BU flows")
+        constraints = [
+            models.UniqueConstraint(
+                "day", "issuer", "redeemer", Coalesce("merchant", 0), name="flow_day_unique_cell"
+            ),
+        ]
 
 
 class RunStatus(models.TextChoices):

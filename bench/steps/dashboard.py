@@ -1,10 +1,13 @@
 """Benchmark step: the dashboard's daily aggregates over the benchmark's ledger.
 
-1. Build: `rebuild_aggregates` over every day of the ledger (seconds, rows of each table).
+1. Build: `record_clearing_lines` first (the generated ledger has none; after the settlement
+   step it finds nothing to do), then `rebuild_aggregates` over every day of the ledger
+   (seconds, rows of each table).
 2. Read: the dashboard's KPI and time-series queries answered from the aggregates (the whole
    page's figures for the last 30 days by day, and the last year by month) - the target is
    under a second at 10M entries - beside the same figures computed straight from the ledger's
-   postings and lots, which they must equal (a difference fails the run).
+   postings and lots and the cross-BU flow from the clearing lines, which they must equal (a
+   difference fails the run).
 3. Reconcile: `verify_aggregates` (every day recomputed and compared).
 
 The measuring runs in a process of its own (`python bench/steps/dashboard.py measure`), on the
@@ -40,19 +43,32 @@ def ledger_figures(flt) -> dict:
         expired=Sum("points", filter=Q(kind=PostingKind.EXPIRE), default=0),
         members=Count("wallet", distinct=True, filter=Q(kind__in=settings.DASHBOARD_ACTIVE_MEMBER_KINDS)),
     )
+    from django.db.models import F
+
+    from settlement.flow_days import FLOW_KINDS
+    from settlement.models import ClearingLine
+
+    flows = (
+        ClearingLine.objects.filter(created_at__gte=start, created_at__lt=end, kind__in=FLOW_KINDS, redeemer__isnull=False)
+        .exclude(redeemer_id=F("issuer_id")).values_list("issuer_id", "redeemer_id").annotate(points=Sum("points"))
+        .order_by("issuer_id", "redeemer_id")
+    )
     credited = Lot.objects.filter(posting__occurred_at__lt=end).aggregate(s=Sum("amount", default=0))["s"]
     moved = LotMovement.objects.filter(posting__occurred_at__lt=end).aggregate(s=Sum("amount", default=0))["s"]
     return {
         "issued": totals["credited"] + totals["refunded"], "redeemed": -totals["spent"] - totals["cancelled"],
         "expired": -totals["expired"], "active_members": totals["members"], "liability_points": credited + moved,
+        "flows": [[issuer, redeemer, points] for issuer, redeemer, points in flows if points],
     }
 
 
 def aggregate_figures(flt) -> dict:
-    from settlement.dashboard.selectors import kpis
+    from settlement.dashboard.selectors import flows, kpis
 
     values = {kpi.code: kpi.value for kpi in kpis(flt)}
-    return {key: values[key] for key in ("issued", "redeemed", "expired", "active_members", "liability_points")}
+    figures = {key: values[key] for key in ("issued", "redeemed", "expired", "active_members", "liability_points")}
+    figures["flows"] = [[flow.issuer.pk, flow.redeemer.pk, flow.points] for flow in flows(flt)]
+    return figures
 
 
 def _timed(function, *args) -> tuple[float, object]:
@@ -69,15 +85,21 @@ def measure() -> dict:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from points.models import Entry, LedgerDay, LotFlowDay, MemberDay, Posting
+    from points.models import ActivityGap, Entry, LedgerDay, LotFlowDay, MemberDay, Posting
     from settlement.dashboard.selectors import DashboardFilter, dashboard
+    from settlement.models import ClearingLine, FlowDay
 
+    started = time.perf_counter()
+    call_command("record_clearing_lines", verbosity=0)
+    backfill_seconds = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     call_command("rebuild_aggregates", verbosity=0)
     build = {
         "seconds": round(time.perf_counter() - started, 2), "entries": Entry.objects.count(),
         "postings": Posting.objects.count(), "ledger_day_rows": LedgerDay.objects.count(),
         "lot_flow_rows": LotFlowDay.objects.count(), "member_day_rows": MemberDay.objects.count(),
+        "activity_gap_rows": ActivityGap.objects.count(), "flow_day_rows": FlowDay.objects.count(),
+        "clearing_lines": ClearingLine.objects.count(), "clearing_backfill_seconds": backfill_seconds,
     }
     today = timezone.localdate()
     windows = {
@@ -111,7 +133,9 @@ def markdown(figures: dict) -> list[str]:
     lines = [
         f"Built over {build['entries']:,} entries ({build['postings']:,} postings) in {build['seconds']} s: "
         f"{build['ledger_day_rows']:,} daily ledger rows, {build['lot_flow_rows']:,} lot-flow rows, "
-        f"{build['member_day_rows']:,} member-activity rows; reconciled to the ledger in {figures['reconcile_seconds']} s.",
+        f"{build['member_day_rows']:,} member-activity rows, {build.get('activity_gap_rows', 0):,} active-member gaps, "
+        f"{build.get('flow_day_rows', 0):,} daily flows (of {build.get('clearing_lines', 0):,} clearing lines); "
+        f"reconciled to the ledger in {figures['reconcile_seconds']} s.",
         "",
         "| window | whole page (s) | KPIs from aggregates (s) | same figures from the ledger (s) | speed-up |",
         "| --- | ---: | ---: | ---: | ---: |",

@@ -1,9 +1,10 @@
 """The dashboard's figures: KPIs with their definitions, time series and the cross-BU flow.
 
-Every ledger figure is read from the daily aggregates (points.models LedgerDay, LotFlowDay,
-MemberDay), whose day is the local day (group time zone) of the postings' `occurred_at`. The
-flow between business units is read from settlement's clearing lines booked in the window, the
-same rows as the settlement matrix (settlement.selectors.compute_lines).
+Every ledger figure is read from the daily aggregates (points.models LedgerDay, LotFlowDay and
+the active members' ActivityGap), whose day is the local day (group time zone) of the
+postings' `occurred_at`. The flow between business units is read from settlement's FlowDay
+(settlement.flow_days): the clearing lines booked in the window, the same rows as the
+settlement matrix (settlement.selectors.compute_lines), summed by day.
 """
 
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from django.utils.translation import gettext_lazy as _
 
 from mall.models import ORDERS_RETURNED, Order
 from members.models import BusinessUnit, Member
-from points.models import LedgerDay, LotFlowDay, MemberDay, PostingKind, Wallet
+from points.activity import active_members, active_members_by_period, activity_scope
+from points.models import LedgerDay, LotFlowDay, PostingKind, Wallet
 from points.timeutils import start_of_local_day
 from riskcontrol.selectors import risk_dashboard
-from settlement.models import ClearingKind, ClearingLine
+from settlement.models import FlowDay
 from settlement.selectors import clearing_rate, cny
 from tiers.models import MemberTier
 from tiers.selectors import active_programme
@@ -131,11 +133,8 @@ def liability(flt: DashboardFilter) -> tuple[int, Decimal]:
     return points, amount
 
 
-def active_members(flt: DashboardFilter) -> int:
-    return (
-        MemberDay.objects.filter(flt.days(), flt.scope(), kind__in=settings.DASHBOARD_ACTIVE_MEMBER_KINDS)
-        .values("wallet_id").distinct().count()
-    )
+def _activity_scope(flt: DashboardFilter) -> str | None:
+    return activity_scope(business_unit_id=flt.business_unit_id, bu_kind=flt.bu_kind, merchant_id=flt.merchant_id)
 
 
 def new_members(flt: DashboardFilter) -> int:
@@ -179,7 +178,8 @@ def kpis(flt: DashboardFilter) -> list[Kpi]:
             _("points redeemed (net)"), _("points issued (net)"), window),
         Kpi("breakage_rate", _("Breakage rate"), _rate(totals["expired"], issued), "%",
             _("points expired"), _("points issued (net)"), window),
-        Kpi("active_members", _("Active members"), active_members(flt), "members",
+        Kpi("active_members", _("Active members"),
+            active_members(scope=_activity_scope(flt), first=flt.first, last=flt.last), "members",
             _("distinct members with a posting of these kinds: %(kinds)s") % {"kinds": active_kinds}, "", window),
         Kpi("new_members", _("New members"), new_members(flt), "members",
             _("members enrolled (at the filtered business unit)"), "", window),
@@ -265,12 +265,9 @@ def series(flt: DashboardFilter) -> list[dict]:
             postings=Sum("postings", default=0),
         ).order_by("period")
     )
-    active = dict(
-        MemberDay.objects.filter(flt.days(), flt.scope(), kind__in=settings.DASHBOARD_ACTIVE_MEMBER_KINDS)
-        .annotate(period=bucket).values("period").annotate(n=Count("wallet_id", distinct=True))
-        .values_list("period", "n")
-    )
-    return [{**row, "period": _as_date(row["period"]), "active_members": active.get(row["period"], 0)} for row in ledger]
+    active = active_members_by_period(scope=_activity_scope(flt), first=flt.first, last=flt.last, bucket=flt.bucket)
+    return [{**row, "period": _as_date(row["period"]), "active_members": active.get(_as_date(row["period"]), 0)}
+            for row in ledger]
 
 
 def _as_date(value) -> date:
@@ -279,24 +276,21 @@ def _as_date(value) -> date:
 
 def flows(flt: DashboardFilter) -> list[Flow]:
     """Points earned at one business unit and redeemed at another, net of cancels, from the
-    clearing lines booked in the window: for a calendar month, the settlement matrix's cells."""
-    start, end = flt.instants()
-    lines = ClearingLine.objects.filter(
-        created_at__gte=start, created_at__lt=end, kind__in=[ClearingKind.REDEMPTION, ClearingKind.REVERSAL],
-        redeemer__isnull=False,
-    ).exclude(redeemer_id=F("issuer_id"))
+    daily flows of the clearing lines booked in the window: for a calendar month, the
+    settlement matrix's cells."""
+    cells = FlowDay.objects.filter(flt.days()).exclude(redeemer_id=F("issuer_id"))
     if flt.business_unit_id:
-        lines = lines.filter(Q(issuer_id=flt.business_unit_id) | Q(redeemer_id=flt.business_unit_id))
+        cells = cells.filter(Q(issuer_id=flt.business_unit_id) | Q(redeemer_id=flt.business_unit_id))
     if flt.bu_kind:
-        lines = lines.filter(Q(issuer__kind=flt.bu_kind) | Q(redeemer__kind=flt.bu_kind))
+        cells = cells.filter(Q(issuer__kind=flt.bu_kind) | Q(redeemer__kind=flt.bu_kind))
     if flt.merchant_id:
-        lines = lines.filter(merchant_id=flt.merchant_id)
-    cells = list(
-        lines.values_list("issuer_id", "redeemer_id").annotate(points=Sum("points"), amount=Sum("amount_cny"))
+        cells = cells.filter(merchant_id=flt.merchant_id)
+    sums = list(
+        cells.values_list("issuer_id", "redeemer_id").annotate(points=Sum("points"), amount=Sum("amount_cny"))
         .order_by("issuer_id", "redeemer_id")
     )
-    units = BusinessUnit.objects.in_bulk({bu for issuer, redeemer, *_rest in cells for bu in (issuer, redeemer)})
-    return [Flow(units[issuer], units[redeemer], points, amount) for issuer, redeemer, points, amount in cells if points]
+    units = BusinessUnit.objects.in_bulk({bu for issuer, redeemer, *_rest in sums for bu in (issuer, redeemer)})
+    return [Flow(units[issuer], units[redeemer], points, amount) for issuer, redeemer, points, amount in sums if points]
 
 
 def dashboard(flt: DashboardFilter) -> Dashboard:

@@ -1,5 +1,5 @@
 """Smoke test of the dashboard's benchmark step (bench/steps/dashboard.py) on a tiny generated
-ledger: it builds the aggregates, its figures from them equal the ledger's, and it renders."""
+ledger: it writes the clearing lines, builds the aggregates, its figures from them equal the ledger's, and it renders."""
 
 import json
 from io import StringIO
@@ -18,6 +18,7 @@ def test_the_dashboard_step_measures_equal_figures_and_renders(db):
     figures = dashboard.measure()
 
     assert figures["build"]["ledger_day_rows"] == LedgerDay.objects.count() > 0
+    assert figures["build"]["activity_gap_rows"] > 0 and figures["build"]["flow_day_rows"] > 0
     for read in figures["reads"].values():
         assert read["figures"]["liability_points"] > 0
     lines = dashboard.markdown(figures)
