@@ -164,6 +164,8 @@ class Member(models.Model):
                 name="member_organization_admin_has_organization",
             ),
         ]
+        # The dashboard's new members of a window, at one enrolling business unit or all.
+        indexes = [models.Index(fields=["enrolled_at", "enrolled_business_unit"], name="member_enrolled_at")]
 
     def __str__(self):
         return f"{self.name or self.phone} ({self.card_no})"

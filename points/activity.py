@@ -17,15 +17,16 @@ from datetime import date
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q, Sum, Value
+from django.db.models import F, Min, Q, Sum, Value
 from django.db.models.functions import Greatest, TruncMonth, TruncWeek
 
 from members.models import BusinessUnit, Merchant
 from points.models import ActivityGap, MemberDay
 
 WHOLE_GROUP = ""
-# Each scope's key as SQL over a member-day `m` and its business unit `b` (NULL: not in any).
-SCOPE_KEYS = ("''", "'bu:' || m.business_unit_id", "'bu_kind:' || b.kind", "'merchant:' || m.merchant_id")
+# Each scope: its key in SQL (as text) and the columns of a member-day that make it (NULL: none).
+SCOPES = (("''", ()), ("'bu:' || business_unit_id", ("business_unit_id",)), ("'bu_kind:' || bu_kind", ("bu_kind",)),
+          ("'merchant:' || merchant_id", ("merchant_id",)))
 
 
 def activity_scope(*, business_unit_id: int | None = None, bu_kind: str = "", merchant_id: int | None = None) -> str | None:
@@ -49,27 +50,38 @@ def activity_scope(*, business_unit_id: int | None = None, bu_kind: str = "", me
 
 def _gaps_select(since: date | None) -> tuple[str, list]:
     """SELECT scope, day, previous_day, members: the gaps of every day from `since` on (every
-    day when None), computed from MemberDay."""
+    day when None), computed from MemberDay. The active member-days are read once (`history`:
+    those of the members active since `since`, through the wallet's index), then each scope
+    numbers its own days with small integer keys, not text."""
     kinds = list(settings.DASHBOARD_ACTIVE_MEMBER_KINDS)
     marks = ", ".join(["%s"] * len(kinds))
     member_days, units = MemberDay._meta.db_table, BusinessUnit._meta.db_table
-    touched, touched_params, after, after_params = "", [], "", []
+    touched, params, after = "", [*kinds], ""
     if since is not None:
-        touched = f"AND m.wallet_id IN (SELECT wallet_id FROM {member_days} WHERE day >= %s AND kind IN ({marks}))"
-        touched_params = [since, *kinds]
-        after, after_params = "WHERE day >= %s", [since]
-    active = " UNION ".join(
-        f"SELECT {key} AS scope, m.wallet_id, m.day FROM {member_days} m LEFT JOIN {units} b ON b.id = m.business_unit_id "
-        f"WHERE m.kind IN ({marks}) {touched}"
-        for key in SCOPE_KEYS
+        recent = f"SELECT DISTINCT wallet_id FROM {member_days} WHERE day >= %s AND kind IN ({marks})"
+        # On PostgreSQL an array of the recent wallets, so that their history is read through
+        # the wallet's index rather than by a hash join over every member-day.
+        touched = (f"AND m.wallet_id = ANY(ARRAY({recent}))" if connection.vendor == "postgresql"
+                   else f"AND m.wallet_id IN ({recent})")
+        params += [since, *kinds]
+    history = (
+        f"SELECT m.wallet_id, m.day, m.business_unit_id, m.merchant_id, b.kind AS bu_kind FROM {member_days} m "
+        f"LEFT JOIN {units} b ON b.id = m.business_unit_id WHERE m.kind IN ({marks}) {touched}"
     )
+    scopes = " UNION ALL ".join(
+        f"SELECT {key} AS scope, day, LAG(day) OVER (PARTITION BY {', '.join(('wallet_id', *columns))} ORDER BY day)"
+        f" AS previous_day FROM (SELECT DISTINCT {', '.join(('wallet_id', *columns, 'day'))} FROM history"
+        f"{''.join(f' WHERE {column} IS NOT NULL' for column in columns)}) AS days"
+        for key, columns in SCOPES
+    )
+    if since is not None:
+        after = "WHERE day >= %s"
+        params.append(since)
     sql = (
-        "SELECT scope, day, previous_day, COUNT(*) AS members FROM ("
-        " SELECT scope, day, LAG(day) OVER (PARTITION BY scope, wallet_id ORDER BY day) AS previous_day"
-        f" FROM ({active}) AS active WHERE scope IS NOT NULL"
-        f") AS gaps {after} GROUP BY scope, day, previous_day"
+        f"WITH history AS ({history}) SELECT scope, day, previous_day, COUNT(*) AS members FROM ({scopes}) AS gaps "
+        f"{after} GROUP BY scope, day, previous_day"
     )
-    return sql, [*[*kinds, *touched_params] * len(SCOPE_KEYS), *after_params]
+    return sql, params
 
 
 def activity_recompute(*, since: date | None) -> None:
@@ -83,13 +95,15 @@ def activity_recompute(*, since: date | None) -> None:
             # One sort of every member-day when rebuilding everything: let it happen in memory.
             cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(
-            f"INSERT INTO {ActivityGap._meta.db_table} (scope, day, previous_day, members) {select}", params
+            f"INSERT INTO {ActivityGap._meta.db_table} (scope, day, previous_day, members) "
+            f"SELECT scope, day, previous_day, members FROM ({select}) AS fresh", params
         )
 
 
 def activity_mismatches(*, first: date, last: date) -> list[date]:
     """The days first..last whose stored gaps differ from those computed from MemberDay."""
-    select, params = _gaps_select(first)
+    earliest = MemberDay.objects.aggregate(day=Min("day"))["day"]
+    select, params = _gaps_select(None if earliest is None or first <= earliest else first)
     table = ActivityGap._meta.db_table
     stored = f"SELECT scope, day, previous_day, members FROM {table} WHERE day >= %s AND day <= %s"
     fresh = f"SELECT * FROM ({select}) AS fresh WHERE day <= %s"

@@ -147,6 +147,13 @@ class MemberTier(models.Model):
                 name="member_tier_override_has_end",
             ),
         ]
+        # The dashboard's members by tier: counted by earned level from the index alone, then the
+        # few manual tiers in force found through their own.
+        indexes = [
+            models.Index(fields=["programme", "level"], name="member_tier_by_level"),
+            models.Index(fields=["programme", "override_ends_at"], condition=Q(override_level__isnull=False),
+                         name="member_tier_overrides"),
+        ]
 
     def __str__(self):
         return f"{self.member} · {self.effective_level(None) or '-'}"

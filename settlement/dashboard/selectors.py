@@ -7,6 +7,7 @@ postings' `occurred_at`. The flow between business units is read from settlement
 settlement matrix (settlement.selectors.compute_lines), summed by day.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -25,7 +26,7 @@ from points.timeutils import start_of_local_day
 from riskcontrol.selectors import risk_dashboard
 from settlement.models import FlowDay
 from settlement.selectors import clearing_rate, cny
-from tiers.models import MemberTier
+from tiers.models import MemberTier, TierLevel
 from tiers.selectors import active_programme
 
 BUCKETS = ("day", "week", "month")
@@ -205,16 +206,17 @@ def members_by_tier() -> Ranking:
     programme = active_programme()
     if programme is None:
         return ranking
-    now = timezone.now()
-    overridden = Q(override_level__isnull=False, override_ends_at__gt=now)
-    counts: dict[str, int] = {}
-    rows = MemberTier.objects.filter(programme=programme)
-    for name, n in rows.filter(overridden).values_list("override_level__name").annotate(n=Count("id")):
-        counts[name] = counts.get(name, 0) + n
-    for name, n in rows.exclude(overridden).values_list("level__name").annotate(n=Count("id")):
-        name = name or str(_("no tier"))
-        counts[name] = counts.get(name, 0) + n
-    ranking.rows = sorted(((name, n, None) for name, n in counts.items()), key=lambda row: (-row[1], row[0]))
+    rows = MemberTier.objects.filter(programme=programme).order_by()
+    # Every member by the level earned (one index-only pass), then the few overrides in force
+    # moved from their earned level to the manual one.
+    by_level = Counter(dict(rows.values_list("level_id").annotate(n=Count("*"))))
+    overrides = rows.filter(override_level__isnull=False, override_ends_at__gt=timezone.now())
+    for earned, manual, n in overrides.values_list("level_id", "override_level_id").annotate(n=Count("*")):
+        by_level[earned] -= n
+        by_level[manual] += n
+    names = dict(TierLevel.objects.filter(pk__in=[pk for pk in by_level if pk]).values_list("pk", "name"))
+    ranking.rows = sorted(((names.get(pk) or str(_("no tier")), n, None) for pk, n in by_level.items() if n),
+                          key=lambda row: (-row[1], row[0]))
     return ranking
 
 

@@ -9,17 +9,18 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group
 from django.db.models import Count, Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 from openpyxl import load_workbook
 
 from points.aggregates import aggregates_rebuild_all
 from points.models import Lot, Posting, PostingKind, Wallet
 from points.services import points_adjust, points_spend, posting_reverse
-from settlement.dashboard.selectors import DashboardFilter, dashboard, kpis
+from settlement.dashboard.selectors import DashboardFilter, dashboard, kpis, members_by_tier
 from settlement.models import LineKind
 from settlement.selectors import cny, compute_lines
-from tests.factories import OperatorFactory, enrol_member
+from tests.factories import OperatorFactory, enrol_member, ladder
 from tests.settlement.helpers import earn, units
+from tiers.models import MemberTier
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/dashboard/"
@@ -156,3 +157,19 @@ def test_others_are_refused(client, ledger, who):
         assert b"1375" not in response.content
     if who == "anonymous":
         assert client.get(URL)["Location"].startswith("/admin/login/")
+
+
+def test_members_by_tier_count_a_manual_tier_while_it_lasts():
+    programme, levels = ladder(is_active=True)
+    now = timezone.now()
+    placed = [("silver", None, None), ("silver", "gold", now + timedelta(days=5)),
+              ("gold", None, None), ("silver", "gold", now - timedelta(days=1)), (None, None, None)]
+    for earned, manual, ends in placed:
+        MemberTier.objects.create(
+            member=enrol_member(), programme=programme, level=levels.get(earned), since=now, evaluated_at=now,
+            override_level=levels.get(manual), override_ends_at=ends,
+        )
+    # Silver: the plain one and the one whose manual gold ended; gold: the earned one and the manual one.
+    with translation.override("en"):
+        rows = members_by_tier().rows
+    assert rows == [("Gold", 2, None), ("Silver", 2, None), ("no tier", 1, None)]
