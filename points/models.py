@@ -887,8 +887,6 @@ class MemberDay(models.Model):
                 name="member_day_unique_cell",
             ),
         ]
-        # A wallet's days, for the active members' gaps (points.activity).
-        indexes = [models.Index(fields=["wallet", "day"], name="member_day_wallet_day")]
 
 
 class ActivityGap(models.Model):

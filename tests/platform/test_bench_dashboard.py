@@ -19,6 +19,7 @@ def test_the_dashboard_step_measures_equal_figures_and_renders(db):
 
     assert figures["build"]["ledger_day_rows"] == LedgerDay.objects.count() > 0
     assert figures["build"]["activity_gap_rows"] > 0 and figures["build"]["flow_day_rows"] > 0
+    assert figures["two_days_seconds"] > 0
     for read in figures["reads"].values():
         assert read["figures"]["liability_points"] > 0
     lines = dashboard.markdown(figures)
