@@ -83,13 +83,17 @@ def register_daily_aggregate(aggregate: DailyAggregate) -> None:
         _registered.append(aggregate)
 
 
+def _rebuild_whole(aggregate: DailyAggregate) -> None:
+    if span := aggregate.span():
+        aggregate.rebuild(*span)
+
+
 def daily_aggregate_rebuild(aggregate: DailyAggregate) -> None:
     """Rebuild every day of one registered aggregate alone (its source changed by other means
     than postings), under the watermark's lock."""
     with transaction.atomic():
         _watermark_locked()
-        if span := aggregate.span():
-            aggregate.rebuild(*span)
+        _rebuild_whole(aggregate)
 
 
 def _day(field: str) -> TruncDate:
@@ -254,8 +258,7 @@ def aggregates_rebuild_all() -> int:
         written = _rebuild_days(*span) if span else 0
         activity_recompute(since=None)
         for aggregate in _registered:
-            if own := aggregate.span():
-                aggregate.rebuild(*own)
+            _rebuild_whole(aggregate)
         mark.booked_before = now
         mark.save(update_fields=["booked_before", "updated_at"])
     return written
@@ -301,11 +304,9 @@ def aggregates_refresh(*, now: datetime | None = None) -> Refresh:
             activity_recompute(since=None if mark.booked_before is None else days[0])
         for aggregate in _registered:
             if mark.booked_before is None:
-                own = aggregate.span()
-                runs = [own] if own else []
-            else:
-                runs = _runs(sorted(aggregate.touched_days(mark.booked_before - lag)))
-            for first, last in runs:
+                _rebuild_whole(aggregate)
+                continue
+            for first, last in _runs(sorted(aggregate.touched_days(mark.booked_before - lag))):
                 aggregate.rebuild(first, last)
         mark.booked_before = now
         mark.save(update_fields=["booked_before", "updated_at"])
